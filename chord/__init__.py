@@ -1,0 +1,7 @@
+"""Pure Chord protocol core.
+
+Nothing in this package touches sockets, threads, clocks or randomness: peers are
+reached through :class:`chord.transport.Transport` and time is read through
+:class:`chord.transport.Clock`, so the same code runs over gRPC and inside the
+deterministic simulator (``chord.sim``).
+"""

@@ -1,0 +1,438 @@
+"""One Chord peer's state and the corrected maintenance protocol (Zave, TSE 2017).
+
+Two kinds of methods:
+
+* ``handle_*`` answer other peers. They read and write local state only and never
+  make a call of their own, so a server thread can never wait on the network, nor
+  on a call that comes back to this peer.
+* ``create`` / ``join`` / ``stabilize`` / ``fix_next_finger`` / ``check_predecessor``
+  / ``leave`` / ``lookup`` are driven by the owner of the node (the maintenance loop
+  or the simulator). They call other peers through the transport, and take the
+  state guard only around local reads and writes, never across a call.
+
+``guard`` is any context manager: a ``threading.Lock`` in a real peer, a no-op in
+the single-threaded simulator. State is kept in immutable tuples and replaced
+whole, so a reader never sees half an update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext, suppress
+from dataclasses import dataclass
+
+from chord.fingers import FingerTable
+from chord.ids import Ring, between, between_right
+from chord.lookup import LookupFailed, LookupResult, iterative_lookup
+from chord.node_ref import NodeRef
+from chord.successors import successor_list
+from chord.transport import (
+    Clock,
+    NotReady,
+    PeerState,
+    PeerUnreachable,
+    Refused,
+    StepAnswer,
+    Transport,
+)
+
+STEP_CANDIDATES = 4  # fallbacks offered per routing step, so one dead finger is not fatal
+
+
+class JoinFailed(Exception):
+    """Joining did not complete (seed unreachable, or every path to our place failed)."""
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """A consistent snapshot of one peer, for the REST API, tests and invariants."""
+
+    me: NodeRef
+    predecessor: NodeRef | None
+    successors: tuple[NodeRef, ...]
+    fingers: tuple[NodeRef | None, ...]
+    finger_starts: tuple[int, ...]
+    joined: bool
+    last_stabilized: float | None
+
+    @property
+    def successor(self) -> NodeRef:
+        return self.successors[0] if self.successors else self.me
+
+
+@dataclass
+class NodeHooks:
+    """Seams for the layers above the protocol (the storage engine hands keys off here)."""
+
+    before_leave: Callable[[NodeRef], None] | None = None  # called with the successor
+    on_neighbours_changed: Callable[[NodeState], None] | None = None
+
+
+class ChordNode:
+    def __init__(
+        self,
+        me: NodeRef,
+        ring: Ring,
+        transport: Transport,
+        clock: Clock,
+        successors: int = 8,
+        guard: AbstractContextManager[object] | None = None,
+        max_hops: int | None = None,
+        hooks: NodeHooks | None = None,
+    ) -> None:
+        if me.id != ring.hash(me.address):
+            raise ValueError(f"{me.address}: ID is not SHA-1 of the advertised address")
+        if successors < 1:
+            raise ValueError("successor list length must be at least 1")
+        self.me = me
+        self.ring = ring
+        self.transport = transport
+        self.clock = clock
+        self.r = successors
+        self.max_hops = max_hops if max_hops is not None else max(2 * ring.bits, 32)
+        self.hooks = hooks or NodeHooks()
+        self._guard: AbstractContextManager[object] = guard or nullcontext()
+        self._fingers = FingerTable(ring, me)
+        self._next_finger = 0
+        self._successors: tuple[NodeRef, ...] = ()
+        self._predecessor: NodeRef | None = None
+        self._challenger: NodeRef | None = None  # notified us but lost to a live predecessor
+        self._joined = False
+        self._last_stabilized: float | None = None
+
+    # ------------------------------------------------------------------ reads
+    @property
+    def successor(self) -> NodeRef:
+        successors = self._successors
+        return successors[0] if successors else self.me
+
+    @property
+    def joined(self) -> bool:
+        return self._joined
+
+    def state(self) -> NodeState:
+        with self._guard:
+            return NodeState(
+                me=self.me,
+                predecessor=self._predecessor,
+                successors=self._successors,
+                fingers=self._fingers.entries(),
+                finger_starts=self._fingers.starts,
+                joined=self._joined,
+                last_stabilized=self._last_stabilized,
+            )
+
+    def describe(self) -> str:
+        return self.me.describe(self.ring)
+
+    # ------------------------------------------------------ handlers (no RPCs)
+    def handle_step(self, key: int) -> StepAnswer:
+        """One routing step from local tables. Successor-list entries route too: if the
+        key falls before any of them, this peer already knows the owner exactly."""
+        self._require_joined()
+        with self._guard:
+            successors = self._successors
+            if not successors:
+                return StepAnswer(True, (self.me,), self.me)
+            previous = self.me
+            for index, node in enumerate(successors):
+                if between_right(previous.id, key, node.id):
+                    return StepAnswer(True, successors[index:], previous)
+                previous = node
+            closer = self._fingers.closest_preceding(key, successors, STEP_CANDIDATES)
+        return StepAnswer(False, closer)
+
+    def handle_state(self) -> PeerState:
+        self._require_joined()
+        with self._guard:
+            return PeerState(self.me, self._predecessor, self._successors)
+
+    def handle_join(self, joiner: NodeRef, bits: int) -> tuple[NodeRef, ...]:
+        """Admit ``joiner`` as our new successor: check who it claims to be, then hand it
+        our successor list to copy (the new peer must never know a single successor)."""
+        self._require_joined()
+        if bits != self.ring.bits:
+            raise Refused("ring-mismatch", f"this ring uses m={self.ring.bits} bits, not {bits}")
+        self._check_identity(joiner)
+        with self._guard:
+            successors = self._successors
+            for known in (self.me, *successors):
+                if known.id == joiner.id and known.address != joiner.address:
+                    raise Refused(
+                        "id-collision",
+                        f"ID {joiner.hex} is already in the ring at {known.address}",
+                    )
+        return (*successors, self.me)[: self.r]
+
+    def handle_notify(self, node: NodeRef) -> None:
+        """Rectify: accept ``node`` as predecessor if it is closer than the current one.
+        Otherwise remember it; check_predecessor replaces the current predecessor with
+        it only if the current one turns out dead (that ping is not done here: a
+        handler makes no calls)."""
+        self._require_joined()
+        self._check_identity(node)
+        if node == self.me:
+            return
+        with self._guard:
+            current = self._predecessor
+            adopted = current is None or between(current.id, node.id, self.me.id)
+            if adopted:
+                self._predecessor = node
+                self._challenger = None
+            elif node != current:
+                self._challenger = node
+        if adopted:
+            self._neighbours_changed()
+
+    def handle_leave(
+        self, leaving: NodeRef, predecessor: NodeRef | None, successors: tuple[NodeRef, ...]
+    ) -> None:
+        """A neighbour is leaving gracefully: forget it now rather than after a timeout.
+        Nothing it names is adopted unchecked: its predecessor only becomes our
+        challenger, which check_predecessor pings before adopting."""
+        with self._guard:
+            if self._predecessor == leaving:
+                self._predecessor = None
+                if predecessor is not None and predecessor != self.me:
+                    self._challenger = predecessor
+            self._successors = tuple(s for s in self._successors if s != leaving)
+            self._fingers.forget(leaving)
+        self._neighbours_changed()
+
+    def handle_ping(self) -> NodeRef:
+        self._require_joined()
+        return self.me
+
+    # ------------------------------------------- maintenance (makes RPCs)
+    def create(self) -> None:
+        with self._guard:
+            self._successors = ()
+            self._predecessor = None
+            self._joined = True
+        self._neighbours_changed()
+
+    def join(self, seed_address: str) -> None:
+        """Join through any member. Raises :class:`JoinFailed` (worth retrying) or
+        :class:`Refused` (this peer may not join: retrying will not help)."""
+        seed = self.transport.ping(NodeRef.for_address(self.ring, seed_address))
+        try:
+            found = iterative_lookup(
+                self.ring, self.me.id, [seed], self.transport.find_successor_step, self.max_hops
+            )
+        except LookupFailed as exc:
+            raise JoinFailed(str(exc)) from exc
+        predecessor = found.predecessor
+        if predecessor == self.me:
+            raise JoinFailed("the ring still routes to a previous run of this peer; retrying")
+        predecessor, copied = self._admission(predecessor)
+        # A restarted peer may find its own old entry at the head of the copied list.
+        chain = [node for node in copied if node != self.me]
+        with self._guard:
+            self._successors = successor_list(self.me, chain, self.r) or (predecessor,)
+            self._predecessor = predecessor
+            self._joined = True
+        self._notify_successor()
+        self._neighbours_changed()
+
+    def _admission(self, predecessor: NodeRef) -> tuple[NodeRef, tuple[NodeRef, ...]]:
+        """Ask our predecessor-to-be to admit us. The lookup named it from the
+        responder's view, which may be stale; if its own list shows a peer between it
+        and us, that peer is the real predecessor: ask it instead, so the copied list
+        is always ordered from our position."""
+        for _ in range(self.max_hops):
+            try:
+                copied = self.transport.join(predecessor, self.me, self.ring.bits)
+            except PeerUnreachable as exc:
+                raise JoinFailed(f"predecessor-to-be {predecessor.address} did not answer") from exc
+            closer = [
+                n for n in copied if n != self.me and between(predecessor.id, n.id, self.me.id)
+            ]
+            if not closer:
+                return predecessor, copied
+            predecessor = closer[-1]
+        raise JoinFailed("could not find our place in the ring; retrying")
+
+    def stabilize(self) -> None:
+        """Refresh the successor list from the first live successor, adopt a closer
+        successor if that peer knows one (only after it answers), then notify."""
+        for _ in range(self.r + 1):
+            head = self.successor
+            if head == self.me:
+                self._stabilize_alone()
+                return
+            try:
+                head_state = self.transport.get_state(head)
+            except PeerUnreachable:
+                self._drop_dead_successor(head)
+                continue
+            chain = [head, *head_state.successors]
+            candidate = head_state.predecessor
+            if candidate is not None and between(self.me.id, candidate.id, head.id):
+                try:
+                    candidate_state = self.transport.get_state(candidate)
+                except PeerUnreachable:
+                    pass
+                else:
+                    chain = [candidate, *candidate_state.successors]
+            self._adopt_successors(chain)
+            self._notify_successor()
+            return
+
+    def check_predecessor(self) -> None:
+        """Ping the predecessor; if it is dead, replace it by the last challenger if
+        that one answers, else forget it (the next notify fills it)."""
+        with self._guard:
+            current, challenger = self._predecessor, self._challenger
+        if current is not None and self._is_alive(current):
+            return
+        replacement = challenger if challenger is not None and self._is_alive(challenger) else None
+        with self._guard:
+            if self._predecessor == current:
+                self._predecessor = replacement
+                self._challenger = None
+                changed = current != replacement
+            else:
+                changed = False
+        if changed:
+            self._neighbours_changed()
+
+    def fix_next_finger(self) -> None:
+        """Refresh one finger (and every following finger with the same owner)."""
+        index = self._next_finger
+        start = self._fingers.starts[index]
+        try:
+            found = self.lookup(start)
+        except LookupFailed:
+            self._next_finger = (index + 1) % self.ring.bits
+            return
+        with self._guard:
+            self._next_finger = self._fingers.fill(index, found.owner, found.predecessor)
+
+    def fix_all_fingers(self) -> None:
+        """A full pass over the table: about log2(N) lookups, thanks to FingerTable.fill."""
+        self._next_finger = 0
+        for _ in range(self.ring.bits):
+            self.fix_next_finger()
+            if self._next_finger == 0:
+                return
+
+    def lookup(self, key: int) -> LookupResult:
+        """Find successor(key), starting from this peer's own tables (a local step)."""
+        return iterative_lookup(
+            self.ring,
+            key,
+            [self.me],
+            self._ask_step,
+            self.max_hops,
+            local=self.me,
+            on_dead=self._forget_finger,
+        )
+
+    def leave(self) -> None:
+        """Leave gracefully: stop routing, let storage hand keys off to the successor,
+        then tell both neighbours so they do not wait for a timeout."""
+        with self._guard:
+            if not self._joined:
+                return
+            self._joined = False
+            predecessor, successors = self._predecessor, self._successors
+        successor = successors[0] if successors else self.me
+        if self.hooks.before_leave is not None and successor != self.me:
+            self.hooks.before_leave(successor)
+        neighbours = [successor] if predecessor in (None, successor) else [successor, predecessor]
+        for neighbour in neighbours:
+            if neighbour is None or neighbour == self.me:
+                continue
+            with suppress(PeerUnreachable):  # if it is gone it will find out by itself
+                self.transport.leave(neighbour, self.me, predecessor, successors)
+
+    # ------------------------------------------------------------ internals
+    def _require_joined(self) -> None:
+        if not self._joined:
+            raise NotReady(f"{self.me.address} is not a ring member (joining or leaving)")
+
+    def _check_identity(self, node: NodeRef) -> None:
+        if node.id != self.ring.hash(node.address):
+            raise Refused(
+                "invalid-identity",
+                f"ID {node.hex} is not SHA-1 of the advertised address {node.address!r}",
+            )
+
+    def _ask_step(self, peer: NodeRef, key: int) -> StepAnswer:
+        if peer == self.me:
+            return self.handle_step(key)
+        return self.transport.find_successor_step(peer, key)
+
+    def _is_alive(self, peer: NodeRef) -> bool:
+        try:
+            return self.transport.ping(peer) == peer
+        except PeerUnreachable:
+            return False
+
+    def _forget_finger(self, peer: NodeRef) -> None:
+        with self._guard:
+            self._fingers.forget(peer)
+
+    def _adopt_successors(self, chain: list[NodeRef]) -> None:
+        successors = successor_list(self.me, chain, self.r)
+        with self._guard:
+            changed = successors != self._successors
+            self._successors = successors
+            self._last_stabilized = self.clock.now()
+        if changed:
+            self._neighbours_changed()
+
+    def _drop_dead_successor(self, dead: NodeRef) -> None:
+        with self._guard:
+            self._successors = tuple(s for s in self._successors if s != dead)
+            self._fingers.forget(dead)
+            if self._predecessor == dead:
+                self._predecessor = None
+            exhausted = not self._successors
+        if exhausted:
+            self._recover_successor(dead)
+        self._neighbours_changed()
+
+    def _recover_successor(self, dead: NodeRef) -> None:
+        """Every listed successor is dead (more simultaneous failures than the list
+        covers). Rather than declare ourselves alone, try any other peer we still
+        know, nearest first; stabilize then walks to the true successor."""
+        with self._guard:
+            known = {f for f in self._fingers.entries() if f is not None}
+            if self._predecessor is not None:
+                known.add(self._predecessor)
+        known -= {self.me, dead}
+        for peer in sorted(known, key=lambda n: self.ring.distance(self.me.id, n.id)):
+            try:
+                peer_state = self.transport.get_state(peer)
+            except PeerUnreachable:
+                self._forget_finger(peer)
+                continue
+            with self._guard:
+                self._successors = successor_list(self.me, [peer, *peer_state.successors], self.r)
+            return
+
+    def _stabilize_alone(self) -> None:
+        """A peer with no successor adopts whoever notified it (the second peer of a
+        ring), once that peer answers."""
+        with self._guard:
+            candidate = self._predecessor
+        if candidate is None or candidate == self.me:
+            return
+        try:
+            candidate_state = self.transport.get_state(candidate)
+        except PeerUnreachable:
+            return
+        self._adopt_successors([candidate, *candidate_state.successors])
+        self._notify_successor()
+
+    def _notify_successor(self) -> None:
+        head = self.successor
+        if head == self.me:
+            return
+        with suppress(PeerUnreachable):  # the next stabilize drops it
+            self.transport.notify(head, self.me)
+
+    def _neighbours_changed(self) -> None:
+        if self.hooks.on_neighbours_changed is not None:
+            self.hooks.on_neighbours_changed(self.state())

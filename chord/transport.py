@@ -1,0 +1,103 @@
+"""What the protocol core needs from the outside world: other peers and a clock.
+
+The real adapter (``services.grpc_transport``) speaks gRPC with a deadline on every
+call; the simulator's (``chord.sim.network``) calls other in-memory nodes directly.
+Either way a peer that does not answer in time raises :class:`PeerUnreachable`
+and is treated as dead by the caller, which is all Chord needs to know.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from chord.node_ref import NodeRef
+
+
+class PeerUnreachable(Exception):
+    """The peer did not answer (dead, timed out, not yet joined, or leaving)."""
+
+    def __init__(self, peer: NodeRef, reason: str = "") -> None:
+        super().__init__(f"{peer.address} unreachable{': ' + reason if reason else ''}")
+        self.peer = peer
+        self.reason = reason
+
+
+class Refused(Exception):
+    """A peer answered, and said no (bad identity, ID collision, ring mismatch).
+
+    ``code`` is a short machine-readable reason: ``invalid-identity``,
+    ``id-collision``, ``ring-mismatch``.
+    """
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+class NotReady(Exception):
+    """This peer is joining or leaving and must not be used for routing yet."""
+
+
+@dataclass(frozen=True)
+class StepAnswer:
+    """One peer's answer to "who owns key?", from its own tables only.
+
+    ``done``: ``nodes[0]`` owns the key, the rest are its successors, and
+    ``predecessor`` is the peer just before the key. Otherwise ``nodes`` are peers
+    strictly between the responder and the key, closest to the key first.
+    """
+
+    done: bool
+    nodes: tuple[NodeRef, ...]
+    predecessor: NodeRef | None = None
+
+
+@dataclass(frozen=True)
+class PeerState:
+    """What a peer tells others about its neighbourhood (one RPC for stabilize)."""
+
+    node: NodeRef
+    predecessor: NodeRef | None
+    successors: tuple[NodeRef, ...]
+
+
+class Transport(Protocol):
+    """Calls to other peers. Every method may raise :class:`PeerUnreachable`."""
+
+    def find_successor_step(self, peer: NodeRef, key: int) -> StepAnswer:
+        """Ask ``peer`` for one step of the lookup of ``key``."""
+        ...
+
+    def get_state(self, peer: NodeRef) -> PeerState:
+        """``peer``'s predecessor and successor list."""
+        ...
+
+    def join(self, peer: NodeRef, joiner: NodeRef, bits: int) -> tuple[NodeRef, ...]:
+        """Ask ``peer`` to admit ``joiner`` as its successor; may raise :class:`Refused`."""
+        ...
+
+    def notify(self, peer: NodeRef, node: NodeRef) -> None:
+        """Tell ``peer`` that ``node`` believes it is ``peer``'s predecessor."""
+        ...
+
+    def ping(self, peer: NodeRef) -> NodeRef:
+        """Liveness check; returns the identity the peer claims."""
+        ...
+
+    def leave(
+        self,
+        peer: NodeRef,
+        leaving: NodeRef,
+        predecessor: NodeRef | None,
+        successors: tuple[NodeRef, ...],
+    ) -> None:
+        """Tell ``peer`` that ``leaving`` is leaving the ring gracefully."""
+        ...
+
+
+class Clock(Protocol):
+    """Monotonic seconds. Real peers use the OS clock; the simulator a virtual one."""
+
+    def now(self) -> float: ...

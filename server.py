@@ -1,0 +1,158 @@
+"""Wires one peer: gRPC server, maintenance loop and REST API around a ChordNode.
+
+peer = Peer(settings)   # binds both ports (fails fast if either is taken)
+peer.start()            # creates a ring or joins one (bounded by join_timeout)
+...
+peer.stop()             # graceful leave, then both servers stop
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from chord.ids import Ring
+from chord.node import ChordNode, JoinFailed, NodeHooks, NodeState
+from chord.node_ref import NodeRef
+from chord.transport import PeerUnreachable, Refused
+from config.settings import Settings
+from services.api import create_app
+from services.grpc_server import BindError, GrpcServer
+from services.grpc_transport import GrpcTransport
+from services.http_server import ApiServer, HttpBindError
+from services.maintenance import Intervals, MaintenanceLoop
+
+log = logging.getLogger("chord.peer")
+
+
+class StartupError(RuntimeError):
+    """The peer cannot start: a port is taken, the seed is unreachable, or it was refused."""
+
+
+class MonotonicClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+
+class Peer:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ring = Ring(settings.bits)
+        self.me = NodeRef.for_address(self.ring, settings.address, settings.api_address)
+        self.transport = GrpcTransport(self.ring, timeout=settings.rpc_timeout)
+        self.node = ChordNode(
+            self.me,
+            self.ring,
+            self.transport,
+            MonotonicClock(),
+            successors=settings.successors,
+            guard=threading.RLock(),
+            hooks=NodeHooks(on_neighbours_changed=self._neighbours_changed),
+        )
+        self.maintenance = MaintenanceLoop(
+            self.node,
+            Intervals(
+                stabilize=settings.stabilize_interval,
+                fix_fingers=settings.fix_fingers_interval,
+                check_predecessor=settings.check_predecessor_interval,
+            ),
+            after_round=self._forget_unused_channels,
+        )
+        self._last_neighbours: tuple[NodeRef | None, NodeRef] | None = None
+        try:
+            Path(settings.resolved_data_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot create data directory {settings.resolved_data_dir}: {exc}"
+            ) from None
+        try:
+            self.grpc = GrpcServer(
+                self.node, settings.bind_address, settings.max_workers, settings.max_concurrent_rpcs
+            )
+            self.api = ApiServer(create_app(self.node), settings.host, settings.resolved_api_port)
+        except (BindError, HttpBindError) as exc:
+            self.transport.close()
+            raise StartupError(str(exc)) from None
+        self._stopped = False
+
+    @property
+    def short_id(self) -> str:
+        return self.ring.short(self.me.id)
+
+    def start(self) -> None:
+        self.grpc.start()
+        self.api.start()
+        try:
+            if self.settings.join is None:
+                self.node.create()
+                log.info("created a new ring as %s (m=%d)", self.me.address, self.ring.bits)
+            else:
+                self._join(self.settings.join)
+        except StartupError:
+            self.stop(graceful=False)
+            raise
+        self.grpc.set_serving(True)
+        self.maintenance.start()
+        log.info(
+            "gRPC on %s, REST on http://%s", self.settings.bind_address, self.settings.api_bind
+        )
+
+    def _join(self, seed: str) -> None:
+        """Retry until the join deadline: a seed that is still starting, or a ring that
+        is still settling, deserves a few more tries; a refusal does not."""
+        deadline = time.monotonic() + self.settings.join_timeout
+        delay = 0.1
+        while True:
+            try:
+                self.node.join(seed)
+                log.info(
+                    "joined the ring through %s; successor %s",
+                    seed,
+                    self.node.successor.describe(self.ring),
+                )
+                return
+            except Refused as exc:
+                raise StartupError(f"the ring refused this peer: {exc.detail}") from None
+            except (PeerUnreachable, JoinFailed) as exc:
+                if time.monotonic() + delay > deadline:
+                    raise StartupError(
+                        f"could not join the ring through {seed} within "
+                        f"{self.settings.join_timeout:g}s: {exc}"
+                    ) from None
+                log.debug("join attempt failed (%s); retrying", exc)
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def stop(self, graceful: bool = True) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self.maintenance.stop()
+        if graceful:
+            self.node.leave()
+            log.info("left the ring")
+        self.grpc.stop(grace=0.5)
+        self.api.stop()
+        self.transport.close()
+
+    def _neighbours_changed(self, state: NodeState) -> None:
+        """Log neighbour changes, and stabilize at once rather than at the next tick."""
+        neighbours = (state.predecessor, state.successor)
+        if neighbours == self._last_neighbours or not state.joined:
+            return
+        self._last_neighbours = neighbours
+        pred = state.predecessor.describe(self.ring) if state.predecessor else "unknown"
+        log.info(
+            "neighbours: predecessor %s, successor %s", pred, state.successor.describe(self.ring)
+        )
+        self.maintenance.kick()
+
+    def _forget_unused_channels(self) -> None:
+        state = self.node.state()
+        known = {n.address for n in (*state.successors, *state.fingers) if n is not None}
+        if state.predecessor is not None:
+            known.add(state.predecessor.address)
+        if len(self.transport.pool) > 2 * len(known) + 16:
+            self.transport.pool.retain(known)

@@ -1,0 +1,1 @@
+"""Adapters around the pure protocol core: gRPC, REST, maintenance loop, processes."""

@@ -1,0 +1,68 @@
+"""The peer's gRPC server: Chord service, standard health service, reflection.
+
+``maximum_concurrent_rpcs`` makes an overloaded peer answer RESOURCE_EXHAUSTED at
+once instead of queueing calls until every caller's deadline has passed.
+"""
+
+from __future__ import annotations
+
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from chord.node import ChordNode
+from proto import chord_pb2 as pb
+from proto import chord_pb2_grpc as pb_grpc
+from services.servicer import ChordServicer
+
+CHORD_SERVICE = pb.DESCRIPTOR.services_by_name["Chord"].full_name
+
+
+class BindError(RuntimeError):
+    """The gRPC port could not be bound (in use, or an address this host lacks)."""
+
+
+class GrpcServer:
+    def __init__(
+        self, node: ChordNode, bind_address: str, max_workers: int, max_concurrent_rpcs: int
+    ) -> None:
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+            maximum_concurrent_rpcs=max_concurrent_rpcs,
+            # Without this, two peers could silently share one port (SO_REUSEPORT)
+            # and "port already in use" would go unnoticed.
+            options=[("grpc.so_reuseport", 0)],
+        )
+        pb_grpc.add_ChordServicer_to_server(ChordServicer(node), self._server)
+        self.health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        reflection.enable_server_reflection(
+            (CHORD_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        )
+        self.set_serving(False)
+        try:
+            self.port = self._server.add_insecure_port(bind_address)
+        except RuntimeError as exc:
+            raise BindError(f"cannot listen for gRPC on {bind_address}: {exc}") from None
+        if self.port == 0:
+            raise BindError(
+                f"cannot listen for gRPC on {bind_address}: address in use or unavailable"
+            )
+
+    def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for service in ("", CHORD_SERVICE):
+            self.health.set(service, status)
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self, grace: float) -> None:
+        self.set_serving(False)
+        self._server.stop(grace).wait(grace + 1)

@@ -1,0 +1,151 @@
+"""The Transport protocol over gRPC: one channel per peer address, reused; a
+deadline on every call; failures mapped to PeerUnreachable / Refused."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+import grpc
+
+from chord.ids import Ring, to_hex
+from chord.node_ref import NodeRef
+from chord.transport import PeerState, PeerUnreachable, Refused, StepAnswer
+from proto import chord_pb2 as pb
+from proto import chord_pb2_grpc as pb_grpc
+from services.convert import BadReference, ref_from_pb, ref_to_pb, refs_from_pb
+
+T = TypeVar("T")
+
+# A restarted peer must be reachable again within about a second, not after
+# gRPC's default exponential backoff (up to two minutes).
+CHANNEL_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.enable_retries", 0),  # retrying is the protocol's decision, not the channel's
+]
+
+# Status codes that mean "the peer said no"; everything else means "no useful answer".
+REFUSAL_CODES = {
+    grpc.StatusCode.INVALID_ARGUMENT: "invalid-identity",
+    grpc.StatusCode.ALREADY_EXISTS: "id-collision",
+    grpc.StatusCode.FAILED_PRECONDITION: "ring-mismatch",
+    grpc.StatusCode.PERMISSION_DENIED: "permission-denied",
+    grpc.StatusCode.UNAUTHENTICATED: "unauthenticated",
+}
+
+EMPTY = pb.Empty()
+
+
+class ChannelPool:
+    """One channel and stub per address, created on first use and reused."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stubs: dict[str, tuple[grpc.Channel, pb_grpc.ChordStub]] = {}
+
+    def stub(self, address: str) -> pb_grpc.ChordStub:
+        with self._lock:
+            entry = self._stubs.get(address)
+            if entry is None:
+                channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+                entry = (channel, pb_grpc.ChordStub(channel))
+                self._stubs[address] = entry
+            return entry[1]
+
+    def retain(self, addresses: Iterable[str]) -> None:
+        """Close channels to peers we no longer know (bounded memory under churn)."""
+        keep = set(addresses)
+        with self._lock:
+            stale = [a for a in self._stubs if a not in keep]
+            closing = [self._stubs.pop(a)[0] for a in stale]
+        for channel in closing:
+            channel.close()
+
+    def __len__(self) -> int:
+        return len(self._stubs)
+
+    def close(self) -> None:
+        self.retain(())
+
+
+class GrpcTransport:
+    def __init__(self, ring: Ring, timeout: float, pool: ChannelPool | None = None) -> None:
+        self.ring = ring
+        self.timeout = timeout
+        self.pool = pool or ChannelPool()
+
+    def _call(
+        self, peer: NodeRef, method: str, request: object, convert: Callable[[object], T]
+    ) -> T:
+        stub = self.pool.stub(peer.address)
+        try:
+            reply = getattr(stub, method)(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
+            detail = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+            if code in REFUSAL_CODES:
+                raise Refused(REFUSAL_CODES[code], detail or code.name) from None
+            raise PeerUnreachable(peer, f"{code.name}: {detail}") from None
+        try:
+            return convert(reply)
+        except (BadReference, ValueError) as exc:
+            raise PeerUnreachable(peer, f"malformed reply: {exc}") from None
+
+    def find_successor_step(self, peer: NodeRef, key: int) -> StepAnswer:
+        def convert(reply: object) -> StepAnswer:
+            assert isinstance(reply, pb.StepReply)
+            predecessor = (
+                ref_from_pb(self.ring, reply.predecessor) if reply.HasField("predecessor") else None
+            )
+            return StepAnswer(reply.done, refs_from_pb(self.ring, reply.nodes), predecessor)
+
+        return self._call(peer, "FindSuccessorStep", pb.StepRequest(key=to_hex(key)), convert)
+
+    def get_state(self, peer: NodeRef) -> PeerState:
+        def convert(reply: object) -> PeerState:
+            assert isinstance(reply, pb.StateReply)
+            node = ref_from_pb(self.ring, reply.node)
+            predecessor = (
+                ref_from_pb(self.ring, reply.predecessor) if reply.HasField("predecessor") else None
+            )
+            return PeerState(node, predecessor, refs_from_pb(self.ring, reply.successors))
+
+        return self._call(peer, "GetState", EMPTY, convert)
+
+    def join(self, peer: NodeRef, joiner: NodeRef, bits: int) -> tuple[NodeRef, ...]:
+        request = pb.JoinRequest(joiner=ref_to_pb(joiner), bits=bits)
+        return self._call(peer, "Join", request, self._node_list)
+
+    def notify(self, peer: NodeRef, node: NodeRef) -> None:
+        self._call(peer, "Notify", pb.NotifyRequest(node=ref_to_pb(node)), lambda _: None)
+
+    def ping(self, peer: NodeRef) -> NodeRef:
+        def convert(reply: object) -> NodeRef:
+            assert isinstance(reply, pb.NodeRef)
+            return ref_from_pb(self.ring, reply)
+
+        return self._call(peer, "Ping", EMPTY, convert)
+
+    def leave(
+        self,
+        peer: NodeRef,
+        leaving: NodeRef,
+        predecessor: NodeRef | None,
+        successors: tuple[NodeRef, ...],
+    ) -> None:
+        request = pb.LeaveRequest(
+            leaving=ref_to_pb(leaving),
+            predecessor=ref_to_pb(predecessor) if predecessor is not None else None,
+            successors=[ref_to_pb(s) for s in successors],
+        )
+        self._call(peer, "Leave", request, lambda _: None)
+
+    def _node_list(self, reply: object) -> tuple[NodeRef, ...]:
+        assert isinstance(reply, pb.NodeList)
+        return refs_from_pb(self.ring, reply.nodes)
+
+    def close(self) -> None:
+        self.pool.close()

@@ -1,0 +1,279 @@
+"""Start and stop real peer processes on this machine.
+
+Used by ``run_node.py --local-ring``, the integration tests and the benchmarks,
+so all three exercise exactly the program a user runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chord.ids import Ring
+from chord.invariants import ideal_violations
+from chord.node_ref import NodeRef
+from chord.transport import PeerState, PeerUnreachable
+from services.grpc_transport import GrpcTransport
+
+ROOT = Path(__file__).resolve().parent.parent
+API_OFFSET = 10000
+
+
+def free_port(host: str = "127.0.0.1", avoid: Iterable[int] = ()) -> int:
+    """A port that is free now on ``host`` (and whose REST twin, port + 10000, is too)."""
+    avoid = set(avoid)
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            port = int(probe.getsockname()[1])
+        if (
+            port + API_OFFSET <= 65535
+            and port not in avoid
+            and port_is_free(host, port + API_OFFSET)
+        ):
+            return port
+    raise RuntimeError("no free port pair found")
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` passes; returns whether it held."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def http_json(url: str, timeout: float = 2.0, method: str = "GET") -> tuple[int, Any]:
+    request = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        try:
+            return exc.code, json.loads(body or b"null")
+        except ValueError:
+            return exc.code, body.decode(errors="replace")
+
+
+@dataclass
+class PeerProcess:
+    host: str
+    port: int
+    api_port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    ring: Ring
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def ref(self) -> NodeRef:
+        return NodeRef.for_address(self.ring, self.address, f"{self.host}:{self.api_port}")
+
+    @property
+    def short_id(self) -> str:
+        return self.ring.short(self.ref.id)
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def get(self, path: str, timeout: float = 2.0) -> tuple[int, Any]:
+        return http_json(self.api_url + path, timeout=timeout)
+
+
+@dataclass
+class LocalRing:
+    """A set of peer processes sharing one working directory; ``close()`` ends them all."""
+
+    workdir: Path
+    bits: int = 160
+    successors: int = 8
+    extra_args: Sequence[str] = (
+        "--stabilize-interval",
+        "0.2",
+        "--fix-fingers-interval",
+        "0.2",
+        "--check-predecessor-interval",
+        "0.3",
+        "--rpc-timeout",
+        "1",
+    )
+    env: dict[str, str] = field(default_factory=dict)
+    peers: list[PeerProcess] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.ring = Ring(self.bits)
+        self.transport = GrpcTransport(self.ring, timeout=2.0)
+
+    # -------------------------------------------------------------- processes
+    def spawn(
+        self,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        join: str | None = None,
+        args: Sequence[str] = (),
+    ) -> PeerProcess:
+        port = port or free_port(host, avoid=[p.port for p in self.peers])
+        api_port = port + API_OFFSET
+        data_dir = self.workdir / f"{host}_{port}"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        log_path = data_dir / "peer.log"
+        command = [
+            sys.executable, str(ROOT / "run_node.py"),
+            "--host", host, "--port", str(port), "--api-port", str(api_port),
+            "--data-dir", str(data_dir), "--no-menu",
+            "--bits", str(self.bits), "--successors", str(self.successors),
+            *self.extra_args, *args,
+        ]  # fmt: skip
+        if join is not None:
+            command += ["--join", join]
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env={**os.environ, **self.env},
+                start_new_session=True,  # Ctrl-C reaches the launcher, which stops peers in order
+            )
+        peer = PeerProcess(host, port, api_port, process, log_path, self.ring)
+        self.peers.append(peer)
+        return peer
+
+    def wait_ready(self, peer: PeerProcess, timeout: float = 30.0) -> None:
+        def ready() -> bool:
+            if not peer.running():
+                raise RuntimeError(
+                    f"peer {peer.address} exited with {peer.process.returncode}:\n{peer.log_tail()}"
+                )
+            with contextlib.suppress(OSError, ValueError):
+                return peer.get("/health", timeout=1.0)[0] == 200
+            return False
+
+        if not wait_for(ready, timeout):
+            raise TimeoutError(
+                f"peer {peer.address} not ready after {timeout}s:\n{peer.log_tail()}"
+            )
+
+    def start_peer(
+        self,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        join: str | None = None,
+        args: Sequence[str] = (),
+    ) -> PeerProcess:
+        peer = self.spawn(host, port, join, args)
+        self.wait_ready(peer)
+        return peer
+
+    def kill(self, peer: PeerProcess) -> None:
+        """kill -9: no goodbye, the ring has to notice by itself."""
+        with contextlib.suppress(ProcessLookupError):
+            peer.process.send_signal(signal.SIGKILL)
+        peer.process.wait(timeout=10)
+
+    def terminate(self, peer: PeerProcess, timeout: float = 15.0) -> int:
+        """SIGTERM: the peer leaves gracefully; returns its exit code."""
+        with contextlib.suppress(ProcessLookupError):
+            peer.process.send_signal(signal.SIGTERM)
+        try:
+            return peer.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill(peer)
+            raise
+
+    def live(self) -> list[PeerProcess]:
+        return [p for p in self.peers if p.running()]
+
+    def close(self) -> None:
+        """End every process this ring started: gracefully, then by force."""
+        for peer in self.live():
+            with contextlib.suppress(ProcessLookupError):
+                peer.process.send_signal(signal.SIGTERM)
+        for peer in self.peers:
+            try:
+                peer.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill(peer)
+        self.transport.close()
+
+    def __enter__(self) -> LocalRing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------- observation
+    def state(self, peer: PeerProcess) -> PeerState | None:
+        try:
+            return self.transport.get_state(peer.ref)
+        except PeerUnreachable:
+            return None
+
+    def ideal_problems(self, peers: Iterable[PeerProcess] | None = None) -> list[str]:
+        """What keeps the given peers (default: all running) from the Ideal ring."""
+        views = []
+        for peer in peers if peers is not None else self.live():
+            state = self.state(peer)
+            if state is None:
+                return [f"{peer.address} does not answer"]
+            views.append(_View(state.node, state.predecessor, state.successors))
+        return ideal_violations(views, self.successors)
+
+    def wait_ideal(self, timeout: float = 60.0, peers: Iterable[PeerProcess] | None = None) -> None:
+        chosen = list(peers) if peers is not None else None
+        problems: list[str] = []
+
+        def ideal() -> bool:
+            nonlocal problems
+            problems = self.ideal_problems(chosen)
+            return not problems
+
+        if not wait_for(ideal, timeout, interval=0.1):
+            raise TimeoutError(f"ring not ideal after {timeout}s: {problems[:5]}")
+
+
+@dataclass(frozen=True)
+class _View:
+    me: NodeRef
+    predecessor: NodeRef | None
+    successors: tuple[NodeRef, ...]
+    joined: bool = True

@@ -1,0 +1,122 @@
+"""Thin gRPC servicer: convert messages, call the node's handler, map errors.
+
+Handlers never make an outgoing call (see chord.node), so a server thread is
+only ever busy for the microseconds a local table read takes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+import grpc
+
+from chord.node import ChordNode
+from chord.transport import NotReady, Refused
+from proto import chord_pb2 as pb
+from proto import chord_pb2_grpc as pb_grpc
+from services.convert import BadReference, key_from_text, ref_from_pb, ref_to_pb, refs_to_pb
+
+T = TypeVar("T")
+log = logging.getLogger("chord.rpc")
+
+REFUSAL_STATUS = {
+    "invalid-identity": grpc.StatusCode.INVALID_ARGUMENT,
+    "id-collision": grpc.StatusCode.ALREADY_EXISTS,
+    "ring-mismatch": grpc.StatusCode.FAILED_PRECONDITION,
+}
+
+
+class ChordServicer(pb_grpc.ChordServicer):
+    def __init__(self, node: ChordNode) -> None:
+        self.node = node
+        self.ring = node.ring
+
+    def _guarded(self, context: grpc.ServicerContext, call: Callable[[], T]) -> T:
+        """Run a handler; whatever the caller sent, answer with a status, never crash."""
+        try:
+            return call()
+        except NotReady as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except Refused as exc:
+            log.warning("refused: %s", exc.detail)
+            context.abort(
+                REFUSAL_STATUS.get(exc.code, grpc.StatusCode.FAILED_PRECONDITION), exc.detail
+            )
+        except (BadReference, ValueError) as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        raise AssertionError("unreachable: context.abort raises")
+
+    def FindSuccessorStep(
+        self, request: pb.StepRequest, context: grpc.ServicerContext
+    ) -> pb.StepReply:
+        def step() -> pb.StepReply:
+            answer = self.node.handle_step(key_from_text(request.key))
+            reply = pb.StepReply(done=answer.done, nodes=refs_to_pb(answer.nodes))
+            if answer.predecessor is not None:
+                reply.predecessor.CopyFrom(ref_to_pb(answer.predecessor))
+            return reply
+
+        return self._guarded(context, step)
+
+    def GetState(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.StateReply:
+        def state() -> pb.StateReply:
+            peer = self.node.handle_state()
+            reply = pb.StateReply(
+                node=ref_to_pb(peer.node),
+                successors=refs_to_pb(peer.successors),
+                joined=True,
+                bits=self.ring.bits,
+            )
+            if peer.predecessor is not None:
+                reply.predecessor.CopyFrom(ref_to_pb(peer.predecessor))
+            return reply
+
+        return self._guarded(context, state)
+
+    def GetPredecessor(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.NodeList:
+        def predecessor() -> pb.NodeList:
+            known = self.node.handle_state().predecessor
+            return pb.NodeList(nodes=refs_to_pb([known] if known is not None else []))
+
+        return self._guarded(context, predecessor)
+
+    def GetSuccessorList(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.NodeList:
+        return self._guarded(
+            context, lambda: pb.NodeList(nodes=refs_to_pb(self.node.handle_state().successors))
+        )
+
+    def Join(self, request: pb.JoinRequest, context: grpc.ServicerContext) -> pb.NodeList:
+        def join() -> pb.NodeList:
+            joiner = ref_from_pb(self.ring, request.joiner)
+            admitted = self.node.handle_join(joiner, request.bits)
+            log.info("admitting %s", joiner.describe(self.ring))
+            return pb.NodeList(nodes=refs_to_pb(admitted))
+
+        return self._guarded(context, join)
+
+    def Notify(self, request: pb.NotifyRequest, context: grpc.ServicerContext) -> pb.Empty:
+        def notify() -> pb.Empty:
+            self.node.handle_notify(ref_from_pb(self.ring, request.node))
+            return pb.Empty()
+
+        return self._guarded(context, notify)
+
+    def Ping(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.NodeRef:
+        return self._guarded(context, lambda: ref_to_pb(self.node.handle_ping()))
+
+    def Leave(self, request: pb.LeaveRequest, context: grpc.ServicerContext) -> pb.Empty:
+        def leave() -> pb.Empty:
+            leaving = ref_from_pb(self.ring, request.leaving)
+            predecessor = (
+                ref_from_pb(self.ring, request.predecessor)
+                if request.HasField("predecessor")
+                else None
+            )
+            successors = tuple(ref_from_pb(self.ring, s) for s in request.successors)
+            self.node.handle_leave(leaving, predecessor, successors)
+            log.info("%s is leaving the ring", leaving.describe(self.ring))
+            return pb.Empty()
+
+        return self._guarded(context, leave)
