@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 MAX_BITS = 160  # SHA-1 digest size
 HEX_DIGITS = MAX_BITS // 4  # IDs are always shown as 40 hex chars, whatever m is
+_HEX_CHARS = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,10 @@ def from_hex(text: str) -> int:
     """Parse a 40-hex-digit identifier; raises ``ValueError`` on anything else."""
     if len(text) != HEX_DIGITS:
         raise ValueError(f"identifier must be {HEX_DIGITS} hex digits, got {len(text)} characters")
-    try:
-        value = int(text, 16)
-    except ValueError:
-        raise ValueError(f"identifier is not hexadecimal: {text!r}") from None
-    if text.lower() != text:
-        raise ValueError("identifier must be lowercase hex")
-    return value
+    # Check the characters ourselves: int(text, 16) also accepts a sign, a "0x"
+    # prefix, underscores and surrounding whitespace ("-000…1" would parse as -1).
+    if not set(text) <= _HEX_CHARS:
+        if set(text) <= _HEX_CHARS | set("ABCDEF"):
+            raise ValueError("identifier must be lowercase hex")
+        raise ValueError(f"identifier is not hexadecimal: {text!r}")
+    return int(text, 16)
