@@ -28,6 +28,11 @@ class Snapshot(Protocol):
 
 
 def _first_live(state: Snapshot, members: Mapping[NodeRef, Snapshot]) -> NodeRef | None:
+    """The first listed successor that is a member; an empty list means the peer
+    points at itself (a created peer that has not yet adopted anyone: Zave's
+    single-peer ring, whose succList is all ``me``). ``None``: every entry is dead."""
+    if not state.successors:
+        return state.me
     return next((s for s in state.successors if s in members), None)
 
 
