@@ -106,6 +106,7 @@ class Peer:
         delay = 0.1
         while True:
             try:
+                self._check_ring_bits(seed)
                 self.node.join(seed)
                 log.info(
                     "joined the ring through %s; successor %s",
@@ -124,6 +125,17 @@ class Peer:
                 log.debug("join attempt failed (%s); retrying", exc)
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+    def _check_ring_bits(self, seed: str) -> None:
+        """Refuse a ring with another m up front. Its references do not check out here
+        (an ID is SHA-1 mod 2^m), so joining would otherwise retry on "malformed reply"
+        until the deadline without saying why."""
+        bits = self.transport.ring_bits(NodeRef.for_address(self.ring, seed))
+        if bits and bits != self.ring.bits:
+            raise StartupError(
+                f"the ring at {seed} uses m={bits} identifier bits but this peer has "
+                f"m={self.ring.bits}; start it with --bits {bits}"
+            )
 
     def stop(self, graceful: bool = True) -> None:
         if self._stopped:

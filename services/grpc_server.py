@@ -6,6 +6,8 @@ once instead of queueing calls until every caller's deadline has passed.
 
 from __future__ import annotations
 
+import errno
+import socket
 from concurrent import futures
 
 import grpc
@@ -42,6 +44,9 @@ class GrpcServer:
             (CHORD_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
         self.set_serving(False)
+        problem = _bind_problem(bind_address)
+        if problem is not None:
+            raise BindError(f"cannot listen for gRPC on {bind_address}: {problem}")
         try:
             self.port = self._server.add_insecure_port(bind_address)
         except RuntimeError as exc:
@@ -66,3 +71,32 @@ class GrpcServer:
     def stop(self, grace: float) -> None:
         self.set_serving(False)
         self._server.stop(grace).wait(grace + 1)
+
+
+def _bind_problem(bind_address: str) -> str | None:
+    """Why gRPC could not bind ``bind_address`` ('Address already in use', ...), or None.
+
+    Probed with a plain socket first because grpc reports a failed bind only as
+    "Failed to bind ... set GRPC_VERBOSITY=debug", after printing its own log line to
+    stderr. Like grpc, the probe uses SO_REUSEADDR (so a restart is not blocked by
+    TIME_WAIT) and succeeds if any resolved address can be bound.
+    """
+    host, _, port = bind_address.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    try:
+        infos = socket.getaddrinfo(
+            host, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except (OSError, ValueError) as exc:
+        return str(exc)
+    problem = None
+    for family, kind, proto, _, address in infos:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+                probe.listen()
+            return None
+        except OSError as exc:
+            problem = problem or exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+    return problem

@@ -115,6 +115,16 @@ class GrpcTransport:
 
         return self._call(peer, "GetState", EMPTY, convert)
 
+    def ring_bits(self, peer: NodeRef) -> int:
+        """The m of the ring ``peer`` belongs to (0 if it does not say). Read without
+        converting any reference: with another m, the peer's IDs would not check out."""
+
+        def convert(reply: object) -> int:
+            assert isinstance(reply, pb.StateReply)
+            return int(reply.bits)
+
+        return self._call(peer, "GetState", EMPTY, convert)
+
     def join(self, peer: NodeRef, joiner: NodeRef, bits: int) -> tuple[NodeRef, ...]:
         request = pb.JoinRequest(joiner=ref_to_pb(joiner), bits=bits)
         return self._call(peer, "Join", request, self._node_list)
