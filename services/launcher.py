@@ -25,10 +25,10 @@ from chord.ids import Ring
 from chord.invariants import ideal_violations
 from chord.node_ref import NodeRef
 from chord.transport import PeerState, PeerUnreachable
+from config.settings import API_PORT_OFFSET
 from services.grpc_transport import GrpcTransport
 
 ROOT = Path(__file__).resolve().parent.parent
-API_OFFSET = 10000
 
 
 def free_port(host: str = "127.0.0.1", avoid: Iterable[int] = ()) -> int:
@@ -39,9 +39,9 @@ def free_port(host: str = "127.0.0.1", avoid: Iterable[int] = ()) -> int:
             probe.bind((host, 0))
             port = int(probe.getsockname()[1])
         if (
-            port + API_OFFSET <= 65535
+            port + API_PORT_OFFSET <= 65535
             and port not in avoid
-            and port_is_free(host, port + API_OFFSET)
+            and port_is_free(host, port + API_PORT_OFFSET)
         ):
             return port
     raise RuntimeError("no free port pair found")
@@ -151,7 +151,7 @@ class LocalRing:
         args: Sequence[str] = (),
     ) -> PeerProcess:
         port = port or free_port(host, avoid=[p.port for p in self.peers])
-        api_port = port + API_OFFSET
+        api_port = port + API_PORT_OFFSET
         data_dir = self.workdir / f"{host}_{port}"
         data_dir.mkdir(parents=True, exist_ok=True)
         log_path = data_dir / "peer.log"

@@ -5,24 +5,21 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
-import time
 from pathlib import Path
 from types import FrameType
 
 from tabulate import tabulate
 
-from config.settings import Settings
+from config.settings import API_PORT_OFFSET, Settings
 from services.launcher import LocalRing, PeerProcess, free_port, port_is_free, wait_for
-
-API_OFFSET = 10000
 
 
 def choose_ports(host: str, first: int, count: int) -> list[int]:
     """first, first+1, ... when they (and their REST twins) are free; else any free ones."""
     ports: list[int] = []
     candidate = first
-    while len(ports) < count and candidate + API_OFFSET <= 65535 and candidate < first + 100:
-        if port_is_free(host, candidate) and port_is_free(host, candidate + API_OFFSET):
+    while len(ports) < count and candidate + API_PORT_OFFSET <= 65535 and candidate < first + 100:
+        if port_is_free(host, candidate) and port_is_free(host, candidate + API_PORT_OFFSET):
             ports.append(candidate)
         candidate += 1
     while len(ports) < count:
@@ -84,5 +81,4 @@ def run_local_ring(count: int, settings: Settings) -> int:
                 code = ring.terminate(peer)
                 print(f"  {peer.short_id} {peer.address} left (exit {code})", flush=True)
         ring.close()
-    time.sleep(0)
     return 0

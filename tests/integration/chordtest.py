@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chord.ids import Ring, to_hex
+from config.settings import API_PORT_OFFSET
 from services.launcher import (
-    API_OFFSET,
     ROOT,
     LocalRing,
     PeerProcess,
@@ -48,7 +48,7 @@ def seeded_port(rng: random.Random, host: str) -> int:
     """A port chosen by ``rng`` that is free on ``host`` together with its REST twin."""
     for _ in range(50):
         port = rng.randint(*SEEDED_PORTS)
-        if port_is_free(host, port) and port_is_free(host, port + API_OFFSET):
+        if port_is_free(host, port) and port_is_free(host, port + API_PORT_OFFSET):
             return port
     return free_port(host)
 

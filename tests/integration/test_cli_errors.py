@@ -16,7 +16,8 @@ import pytest
 from chordtest import Finished, random_address, random_host, run_node, seeded_port
 
 from chord.ids import Ring
-from services.launcher import API_OFFSET, LocalRing, PeerProcess, free_port, port_is_free
+from config.settings import API_PORT_OFFSET
+from services.launcher import LocalRing, PeerProcess, free_port, port_is_free
 
 pytestmark = pytest.mark.integration
 
@@ -180,7 +181,7 @@ def colliding_address(
             if (
                 ring.hash(f"{host}:{port}") == target
                 and port_is_free(host, port)
-                and port_is_free(host, port + API_OFFSET)
+                and port_is_free(host, port + API_PORT_OFFSET)
             ):
                 return host, port
     raise AssertionError(f"no address found with ID {target} on a ring of 2^{ring.bits}")

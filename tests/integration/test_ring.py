@@ -29,7 +29,8 @@ from chordtest import (
 )
 
 from chord.ids import Ring, to_hex
-from services.launcher import API_OFFSET, ROOT, LocalRing, PeerProcess, wait_for
+from config.settings import API_PORT_OFFSET
+from services.launcher import ROOT, LocalRing, PeerProcess, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -230,7 +231,9 @@ def test_ancestor_positional_form(
             process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
             )
-        peer = PeerProcess(host, port, port + API_OFFSET, process, data_dir / "peer.log", ring.ring)
+        peer = PeerProcess(
+            host, port, port + API_PORT_OFFSET, process, data_dir / "peer.log", ring.ring
+        )
         ring.peers.append(peer)  # so the fixture's ring.close() stops it
         ring.wait_ready(peer)
         peers.append(peer)
