@@ -3,9 +3,10 @@ successor lists carry correctness, fingers only make lookups short)."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
 
-from chord.ids import Ring, between, between_right
+from chord.ids import Ring, between_right
 from chord.node_ref import NodeRef
 
 
@@ -17,6 +18,7 @@ class FingerTable:
         self.me = me
         self.starts: tuple[int, ...] = tuple(ring.finger_start(me.id, i) for i in range(ring.bits))
         self._entries: list[NodeRef | None] = [None] * ring.bits
+        self.version = 0  # bumped on every change, so routing indexes know when to rebuild
 
     def entries(self) -> tuple[NodeRef | None, ...]:
         return tuple(self._entries)
@@ -31,29 +33,94 @@ class FingerTable:
         bits = self.ring.bits
         i = index
         while True:
-            self._entries[i] = owner
+            if self._entries[i] != owner:
+                self._entries[i] = owner
+                self.version += 1
             i += 1
             if i == bits or not between_right(owner_predecessor.id, self.starts[i], owner.id):
                 return i % bits
 
     def forget(self, peer: NodeRef) -> None:
         """Drop a peer found dead or gone; lookups fall back to other entries."""
-        self._entries = [None if entry == peer else entry for entry in self._entries]
+        if peer in self._entries:
+            self._entries = [None if entry == peer else entry for entry in self._entries]
+            self.version += 1
+
+    def set_all(self, entries: Iterable[NodeRef | None]) -> None:
+        """Install a whole table (the simulator's ideal start)."""
+        table = list(entries)
+        if len(table) != self.ring.bits:
+            raise ValueError(f"a finger table has {self.ring.bits} entries, got {len(table)}")
+        self._entries = table
+        self.version += 1
 
     def closest_preceding(
         self, key: int, extra: Iterable[NodeRef], limit: int
     ) -> tuple[NodeRef, ...]:
-        """Up to ``limit`` known peers strictly in (me, key), closest to ``key`` first.
+        """Up to ``limit`` known peers strictly in (me, key), closest to ``key`` first."""
+        index = RoutingIndex(self.ring, self.me, tuple(extra), self._entries)
+        return index.closest_preceding(key, limit)
 
-        Strictness is what the ancestor got wrong: a peer outside the open interval
-        can hand the key straight back and loop forever.
+
+class RoutingIndex:
+    """Every peer one node knows (fingers and successors), sorted by clockwise distance
+    from it, so a routing step is two binary searches instead of a scan of m fingers.
+    Rebuilt only when the successor list or the finger table changes."""
+
+    __slots__ = ("distances", "me", "nodes", "size", "successor_distances", "successors")
+
+    def __init__(
+        self,
+        ring: Ring,
+        me: NodeRef,
+        successors: tuple[NodeRef, ...],
+        fingers: Iterable[NodeRef | None],
+    ) -> None:
+        self.me = me
+        self.size = ring.size
+        self.successors = successors
+        # Successor lists are ordered (Zave's OrderedSuccessorLists), so these ascend.
+        self.successor_distances = [(s.id - me.id) % self.size for s in successors]
+        known: dict[NodeRef, int] = {}
+        previous = None
+        for node in (*fingers, *successors):
+            # Fingers come in long runs of the same peer: skip repeats cheaply.
+            if node is not previous and node is not None and node != me:
+                known[node] = (node.id - me.id) % self.size
+            previous = node
+        self.nodes = sorted(known, key=known.__getitem__)
+        self.distances = [known[node] for node in self.nodes]
+
+    def route(
+        self, key: int, limit: int
+    ) -> tuple[int | None, tuple[NodeRef, ...], tuple[NodeRef, ...]]:
+        """One routing decision for ``key``.
+
+        Returns ``(0, (), ())`` when the key lies in (me, successor]: this peer is the
+        key's predecessor and knows the owner. Otherwise ``(None, closer, fallback)``:
+        up to ``limit`` known peers strictly in (me, key), closest to the key first,
+        and, if the key falls deeper inside the successor list, the entries from its
+        owner on. Strictness is what the ancestor got wrong: a peer outside the open
+        interval can hand the key straight back and loop forever.
+
+        Only the key's immediate predecessor names the owner: an answer read from a
+        deeper list entry would be as stale as that entry (a joiner reaches the r-th
+        list behind it only after r stabilizations), so deeper entries are offered as
+        candidates and as a fallback, never as the answer.
         """
-        seen: set[NodeRef] = set()
-        candidates: list[NodeRef] = []
-        for node in (*self._entries, *extra):
-            if node is None or node in seen or not between(self.me.id, node.id, key):
-                continue
-            seen.add(node)
-            candidates.append(node)
-        candidates.sort(key=lambda node: self.ring.distance(node.id, key))
-        return tuple(candidates[:limit])
+        distance = (key - self.me.id) % self.size
+        fallback: tuple[NodeRef, ...] = ()
+        if distance:  # a key equal to our own ID is routed like any key we do not hold
+            i = bisect_left(self.successor_distances, distance)
+            if i == 0 and self.successors:
+                return 0, (), ()
+            if i < len(self.successors):
+                fallback = self.successors[i:]
+        end = bisect_left(self.distances, distance or self.size)  # (me, me): all but me
+        return None, tuple(reversed(self.nodes[max(0, end - limit) : end])), fallback
+
+    def closest_preceding(self, key: int, limit: int) -> tuple[NodeRef, ...]:
+        """Up to ``limit`` known peers strictly in (me, key), closest to ``key`` first."""
+        distance = (key - self.me.id) % self.size or self.size
+        end = bisect_left(self.distances, distance)
+        return tuple(reversed(self.nodes[max(0, end - limit) : end]))

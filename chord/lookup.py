@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from heapq import heappop, heappush
 
-from chord.ids import Ring, between
+from chord.ids import Ring
 from chord.node_ref import NodeRef
 from chord.transport import PeerUnreachable, StepAnswer
 
@@ -41,6 +42,7 @@ def iterative_lookup(
     max_hops: int,
     local: NodeRef | None = None,
     on_dead: Callable[[NodeRef], None] | None = None,
+    confirm: Callable[[NodeRef], bool] | None = None,
 ) -> LookupResult:
     """Find successor(key) starting from the peers in ``start``.
 
@@ -48,17 +50,28 @@ def iterative_lookup(
     ``local``, which is not counted as a hop). Candidates are kept in a pool and
     the one closest before the key is always asked next; when it is dead the next
     closest is tried, so one dead finger costs one timeout, not the lookup.
+
+    With ``confirm`` (a liveness check), the owner named by the final answer is
+    checked and, if dead, the next peer of its successor list is taken instead; each
+    dead one counts as a timeout. Without it the owner is reported as named.
     """
-    pool: dict[NodeRef, int] = {}
+    size = ring.size
+    # Candidates in a heap by clockwise distance to the key (the closest is asked next);
+    # ``seen`` holds the IDs ever queued, so no peer is queued or asked twice.
+    heap: list[tuple[int, int, NodeRef]] = []
+    seen: set[int] = set()
     for node in start:
-        pool.setdefault(node, ring.distance(node.id, key))
-    tried: set[NodeRef] = set()
+        if node.id not in seen:
+            seen.add(node.id)
+            heappush(heap, ((key - node.id) % size, len(seen), node))
     hops = timeouts = 0
-    while pool:
-        peer = min(pool, key=pool.__getitem__)
-        del pool[peer]
-        tried.add(peer)
-        if peer != local and hops + timeouts >= max_hops:
+    local_id = local.id if local is not None else -1  # ints compare faster than refs
+    # The fallback offered by the responder closest to the key: (its distance, it, list).
+    fallback: tuple[int, NodeRef, tuple[NodeRef, ...]] | None = None
+    while heap:
+        remaining, _, peer = heappop(heap)
+        remote = peer.id != local_id
+        if remote and hops + timeouts >= max_hops:
             raise LookupFailed(f"hop cap {max_hops} reached for key {key:x}")
         try:
             answer = ask(peer, key)
@@ -67,14 +80,45 @@ def iterative_lookup(
             if on_dead is not None:
                 on_dead(peer)
             continue
-        if peer != local:
+        if remote:
             hops += 1
         if answer.done and answer.nodes:
             predecessor = answer.predecessor or peer
-            return LookupResult(key, answer.nodes[0], answer.nodes, predecessor, hops, timeouts)
+            nodes = answer.nodes
+            if confirm is not None:
+                # The responder's list may still name a peer that just died: take the
+                # first one that answers, as a client about to use the owner would.
+                live = next((i for i, n in enumerate(nodes) if n == local or confirm(n)), None)
+                if live is None:
+                    timeouts += len(nodes)
+                    # The peer just before the key may know live peers further on.
+                    before = answer.predecessor
+                    if before is not None and before.id not in seen and before != peer:
+                        seen.add(before.id)
+                        heappush(heap, ((key - before.id) % size or size, len(seen), before))
+                    continue
+                timeouts += live  # dead peers skipped: the live predecessor is unchanged
+                nodes = nodes[live:]
+            return LookupResult(key, nodes[0], nodes, predecessor, hops, timeouts)
+        if answer.fallback and (fallback is None or remaining < fallback[0]):
+            fallback = (remaining, peer, answer.fallback)
+        # Only strict progress is accepted: a candidate must lie strictly between the
+        # peer that named it and the key (closer to the key, and not the key's own
+        # position as seen from a peer sitting on it), so no answer can send us back.
+        limit = remaining or size
         for node in answer.nodes:
-            # Only strict progress is accepted: a candidate must lie between the
-            # peer that named it and the key, so no answer can send us backwards.
-            if node not in tried and between(peer.id, node.id, key):
-                pool.setdefault(node, ring.distance(node.id, key))
+            distance = (key - node.id) % size
+            if 0 < distance < limit and node.id not in seen:
+                seen.add(node.id)
+                heappush(heap, (distance, len(seen), node))
+    if fallback is not None:
+        # Every peer known to precede the key is dead: the live owner is the first
+        # live peer after the key in the list of the responder closest to it.
+        _, responder, nodes = fallback
+        live = 0
+        if confirm is not None:
+            live = next((i for i, n in enumerate(nodes) if n.id == local_id or confirm(n)), -1)
+            timeouts += len(nodes) if live < 0 else live
+        if live >= 0:
+            return LookupResult(key, nodes[live], nodes[live:], responder, hops, timeouts)
     raise LookupFailed(f"no live peer could route key {key:x} ({timeouts} unreachable)")

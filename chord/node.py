@@ -21,8 +21,8 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
 
-from chord.fingers import FingerTable
-from chord.ids import Ring, between, between_right
+from chord.fingers import FingerTable, RoutingIndex
+from chord.ids import Ring, between
 from chord.lookup import LookupFailed, LookupResult, iterative_lookup
 from chord.node_ref import NodeRef
 from chord.successors import successor_list
@@ -36,11 +36,19 @@ from chord.transport import (
     Transport,
 )
 
-STEP_CANDIDATES = 4  # fallbacks offered per routing step, so one dead finger is not fatal
+# Closer peers offered per routing step. With 8, a lookup survives even half the ring
+# failing at once (4 left ~10 % of lookups stranded in the failures experiment at p = 0.5).
+STEP_CANDIDATES = 8
 
 
 class JoinFailed(Exception):
     """Joining did not complete (seed unreachable, or every path to our place failed)."""
+
+
+class _PredecessorDead(Exception):
+    def __init__(self, peer: NodeRef) -> None:
+        super().__init__(f"predecessor-to-be {peer.address} did not answer")
+        self.peer = peer
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,8 @@ class ChordNode:
         self._challenger: NodeRef | None = None  # notified us but lost to a live predecessor
         self._joined = False
         self._last_stabilized: float | None = None
+        self._index = RoutingIndex(ring, me, (), ())
+        self._index_version = -1  # fingers.version the index was built from
 
     # ------------------------------------------------------------------ reads
     @property
@@ -129,18 +139,17 @@ class ChordNode:
     def handle_step(self, key: int) -> StepAnswer:
         """One routing step from local tables. Successor-list entries route too: if the
         key falls before any of them, this peer already knows the owner exactly."""
-        self._require_joined()
+        if not self._joined:
+            self._require_joined()
         with self._guard:
-            successors = self._successors
-            if not successors:
-                return StepAnswer(True, (self.me,), self.me)
-            previous = self.me
-            for index, node in enumerate(successors):
-                if between_right(previous.id, key, node.id):
-                    return StepAnswer(True, successors[index:], previous)
-                previous = node
-            closer = self._fingers.closest_preceding(key, successors, STEP_CANDIDATES)
-        return StepAnswer(False, closer)
+            index = self._routing_index()
+        successors = index.successors
+        if not successors:
+            return StepAnswer(True, (self.me,), self.me)
+        owner, closer, fallback = index.route(key, STEP_CANDIDATES)
+        if owner is None:
+            return StepAnswer(False, closer, fallback=fallback)
+        return StepAnswer(True, successors, self.me)
 
     def handle_state(self) -> PeerState:
         self._require_joined()
@@ -215,18 +224,26 @@ class ChordNode:
         """Join through any member. Raises :class:`JoinFailed` (worth retrying) or
         :class:`Refused` (this peer may not join: retrying will not help)."""
         seed = self.transport.ping(NodeRef.for_address(self.ring, seed_address))
-        try:
-            found = iterative_lookup(
-                self.ring, self.me.id, [seed], self.transport.find_successor_step, self.max_hops
-            )
-        except LookupFailed as exc:
-            raise JoinFailed(str(exc)) from exc
-        predecessor = found.predecessor
-        if predecessor == self.me:
-            raise JoinFailed("the ring still routes to a previous run of this peer; retrying")
-        predecessor, copied = self._admission(predecessor)
-        # A restarted peer may find its own old entry at the head of the copied list.
-        chain = [node for node in copied if node != self.me]
+        predecessor = self._find_predecessor(self.me.id, seed)
+        dead: set[int] = set()
+        for _ in range(self.max_hops):
+            if predecessor == self.me:
+                raise JoinFailed("the ring still routes to a previous run of this peer; retrying")
+            try:
+                predecessor, copied = self._admission(predecessor, dead)
+                break
+            except _PredecessorDead as gone:
+                # It crashed and its neighbours have not noticed yet: the peer before
+                # it is our predecessor-to-be (or is closer to it).
+                dead.add(gone.peer.id)
+                predecessor = self._find_predecessor(gone.peer.id, seed)
+        else:
+            raise JoinFailed("could not find a live predecessor; retrying")
+        # Entries before us in the copied list are peers found dead on the way, and a
+        # restarted peer may find its own old entry at the head of the list.
+        chain = [
+            n for n in copied if n != self.me and not between(predecessor.id, n.id, self.me.id)
+        ]
         with self._guard:
             self._successors = successor_list(self.me, chain, self.r) or (predecessor,)
             self._predecessor = predecessor
@@ -234,18 +251,31 @@ class ChordNode:
         self._notify_successor()
         self._neighbours_changed()
 
-    def _admission(self, predecessor: NodeRef) -> tuple[NodeRef, tuple[NodeRef, ...]]:
+    def _find_predecessor(self, key: int, seed: NodeRef) -> NodeRef:
+        try:
+            found = iterative_lookup(
+                self.ring, key, [seed], self.transport.find_successor_step, self.max_hops
+            )
+        except LookupFailed as exc:
+            raise JoinFailed(str(exc)) from exc
+        return found.predecessor
+
+    def _admission(
+        self, predecessor: NodeRef, dead: set[int]
+    ) -> tuple[NodeRef, tuple[NodeRef, ...]]:
         """Ask our predecessor-to-be to admit us. The lookup named it from the
-        responder's view, which may be stale; if its own list shows a peer between it
-        and us, that peer is the real predecessor: ask it instead, so the copied list
-        is always ordered from our position."""
+        responder's view, which may be stale; if its own list shows a live peer between
+        it and us, that peer is the real predecessor: ask it instead, so the copied list
+        is always ordered from our position. Raises _PredecessorDead for a dead one."""
         for _ in range(self.max_hops):
             try:
                 copied = self.transport.join(predecessor, self.me, self.ring.bits)
-            except PeerUnreachable as exc:
-                raise JoinFailed(f"predecessor-to-be {predecessor.address} did not answer") from exc
+            except PeerUnreachable:
+                raise _PredecessorDead(predecessor) from None
             closer = [
-                n for n in copied if n != self.me and between(predecessor.id, n.id, self.me.id)
+                n
+                for n in copied
+                if n != self.me and n.id not in dead and between(predecessor.id, n.id, self.me.id)
             ]
             if not closer:
                 return predecessor, copied
@@ -316,8 +346,15 @@ class ChordNode:
             if self._next_finger == 0:
                 return
 
-    def lookup(self, key: int) -> LookupResult:
-        """Find successor(key), starting from this peer's own tables (a local step)."""
+    def lookup(
+        self, key: int, *, forget_dead: bool = True, confirm_owner: bool = False
+    ) -> LookupResult:
+        """Find successor(key), starting from this peer's own tables (a local step).
+
+        ``forget_dead``: drop fingers found dead on the way (off to measure a network
+        whose repair is stopped). ``confirm_owner``: ping the owner named by the last
+        step and fall back along its successor list if it is dead.
+        """
         return iterative_lookup(
             self.ring,
             key,
@@ -325,7 +362,8 @@ class ChordNode:
             self._ask_step,
             self.max_hops,
             local=self.me,
-            on_dead=self._forget_finger,
+            on_dead=self._forget_finger if forget_dead else None,
+            confirm=self._is_alive if confirm_owner else None,
         )
 
     def leave(self) -> None:
@@ -346,7 +384,31 @@ class ChordNode:
             with suppress(PeerUnreachable):  # if it is gone it will find out by itself
                 self.transport.leave(neighbour, self.me, predecessor, successors)
 
+    def bootstrap(
+        self,
+        predecessor: NodeRef | None,
+        successors: tuple[NodeRef, ...],
+        fingers: tuple[NodeRef | None, ...],
+    ) -> None:
+        """Start from a known state instead of joining: the simulator's fast path to the
+        ideal ring at large N (see chord.sim.network.SimNetwork.build_ideal)."""
+        with self._guard:
+            self._predecessor = predecessor
+            self._successors = successor_list(self.me, successors, self.r)
+            self._fingers.set_all(fingers)
+            self._joined = True
+
     # ------------------------------------------------------------ internals
+    def _routing_index(self) -> RoutingIndex:
+        """The routing index for the current successors and fingers (call under guard).
+        Successor lists are replaced whole, so identity tells whether they changed."""
+        index = self._index
+        if index.successors is not self._successors or self._index_version != self._fingers.version:
+            index = RoutingIndex(self.ring, self.me, self._successors, self._fingers.entries())
+            self._index = index
+            self._index_version = self._fingers.version
+        return index
+
     def _require_joined(self) -> None:
         if not self._joined:
             raise NotReady(f"{self.me.address} is not a ring member (joining or leaving)")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from chord.ids import Ring, to_hex
 
 
-@dataclass(frozen=True, order=False)
+@dataclass(frozen=True, eq=False)
 class NodeRef:
     """A peer: its identifier, advertised gRPC address and advertised REST address.
 
@@ -19,6 +19,16 @@ class NodeRef:
     id: int
     address: str
     api: str = field(default="", compare=False)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, NodeRef):
+            return NotImplemented
+        return self.id == other.id and self.address == other.address
+
+    def __hash__(self) -> int:
+        # Refs are hashed on every routing step: the ID alone is a fine hash (equal
+        # refs have equal IDs) and much cheaper than hashing an (id, address) tuple.
+        return hash(self.id)
 
     @classmethod
     def for_address(cls, ring: Ring, address: str, api: str = "") -> NodeRef:

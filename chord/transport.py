@@ -52,6 +52,10 @@ class StepAnswer:
     done: bool
     nodes: tuple[NodeRef, ...]
     predecessor: NodeRef | None = None
+    # Not done, but the key falls inside the responder's successor list: the entries
+    # from the owner on (its view, possibly stale). The caller uses them only if every
+    # closer peer turns out dead.
+    fallback: tuple[NodeRef, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,12 @@ class GrpcTransport:
             predecessor = (
                 ref_from_pb(self.ring, reply.predecessor) if reply.HasField("predecessor") else None
             )
-            return StepAnswer(reply.done, refs_from_pb(self.ring, reply.nodes), predecessor)
+            return StepAnswer(
+                reply.done,
+                refs_from_pb(self.ring, reply.nodes),
+                predecessor,
+                refs_from_pb(self.ring, reply.fallback),
+            )
 
         return self._call(peer, "FindSuccessorStep", pb.StepRequest(key=to_hex(key)), convert)
 

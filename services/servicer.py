@@ -53,7 +53,11 @@ class ChordServicer(pb_grpc.ChordServicer):
     ) -> pb.StepReply:
         def step() -> pb.StepReply:
             answer = self.node.handle_step(key_from_text(request.key))
-            reply = pb.StepReply(done=answer.done, nodes=refs_to_pb(answer.nodes))
+            reply = pb.StepReply(
+                done=answer.done,
+                nodes=refs_to_pb(answer.nodes),
+                fallback=refs_to_pb(answer.fallback),
+            )
             if answer.predecessor is not None:
                 reply.predecessor.CopyFrom(ref_to_pb(answer.predecessor))
             return reply

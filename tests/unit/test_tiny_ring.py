@@ -268,18 +268,35 @@ def test_empty_finger_table_offers_only_extra_peers() -> None:
     assert ids_of(table.closest_preceding(50, (refs[20],), 4)) == [20]
 
 
-def test_handle_step_answers_from_successor_list_then_fingers(five_r2: SimNetwork) -> None:
+def test_handle_step_names_the_owner_only_as_the_keys_predecessor(five_r2: SimNetwork) -> None:
     node9 = by_id(five_r2)[9]  # successors 20, 21; fingers 20 x4, 41 x2
-    answer = node9.handle_step(20)
+    answer = node9.handle_step(20)  # in (9, 20]: 9 is the key's predecessor
     assert answer.done and ids_of(answer.nodes) == [20, 21]
     assert answer.predecessor is not None and answer.predecessor.id == 9
+    assert answer.fallback == ()
+    # Deeper in the successor list: 20 is asked next (it answers from its own, fresher
+    # list); the list's view of the owner comes along only as a fallback.
     answer = node9.handle_step(21)
-    assert answer.done and ids_of(answer.nodes) == [21]
-    assert answer.predecessor is not None and answer.predecessor.id == 20
+    assert not answer.done and ids_of(answer.nodes) == [20]
+    assert ids_of(answer.fallback) == [21]
     answer = node9.handle_step(50)  # beyond the list: closest known peers before 50
     assert not answer.done and ids_of(answer.nodes) == [41, 21, 20]
+    assert answer.fallback == ()
     answer = node9.handle_step(9)  # its own ID: owned by itself, reached round the ring
     assert not answer.done and ids_of(answer.nodes) == [41, 21, 20]
+
+
+def test_fallback_finds_the_live_owner_when_every_closer_peer_is_dead() -> None:
+    """The peer before a key still lists its crashed successor: once every peer known
+    to precede the key is found dead, the lookup takes the first live peer after it.
+    (r = 3, so 9 still lists a live successor, 41: the operating assumption holds.)"""
+    net = build_ring(list(ADDRESSES), r=3)
+    nodes = by_id(net)
+    net.crash(nodes[20].me.address)
+    net.crash(nodes[21].me.address)
+    result = nodes[9].lookup(21, confirm_owner=True)
+    assert result.owner.id == 41
+    assert result.timeouts >= 2
 
 
 # ------------------------------------------------------------------ lookups
@@ -497,18 +514,23 @@ def test_leaving_twice_is_harmless(five_r2: SimNetwork) -> None:
 # -------------------------------------------------------------- dead peers
 def test_lookup_routes_around_a_dead_finger(five_r2: SimNetwork) -> None:
     """Node 9 knows 41 only as a finger. With 41 crashed and no maintenance run, the
-    lookup of 50 asks 41 first (closest before 50), times out, falls back to 21, whose
-    successor list (41, 61) says 61 owns 50: correct, since 41 is gone."""
+    lookup of 50 asks 41 first (closest before 50) and times out. 21 is next: it is not
+    50's predecessor by its own list (41, 61), so it names only 41 (already found dead)
+    and offers 61 as a fallback. 20, the last live candidate, knows nothing closer, so
+    the fallback is taken: 61, correct, since 41 is gone."""
     nodes = by_id(five_r2)
     five_r2.crash(A41)
     timeouts_before = five_r2.counters.timeouts
     result = nodes[9].lookup(50)
     assert result.owner.id == 61
     assert result.timeouts == 1
-    assert result.hops == 1  # only 21 answered
+    assert result.hops == 2  # 21 and 20 answered
     assert five_r2.counters.timeouts == timeouts_before + 1
     assert nodes[41].me not in nodes[9].state().fingers  # the dead finger was dropped
-    assert nodes[9].lookup(50).timeouts == 0  # and is not tried again
+    # 21 still lists 41 until it stabilizes, so the next lookup meets it once more.
+    assert nodes[9].lookup(50).owner.id == 61
+    five_r2.run_maintenance_round()
+    assert nodes[9].lookup(50).timeouts == 0
 
 
 def test_lookup_may_name_a_dead_owner_until_maintenance(five_r2: SimNetwork) -> None:

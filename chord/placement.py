@@ -1,0 +1,25 @@
+"""Where keys live: successor(key) and the peers after it.
+
+Pure functions over a sorted list of peer IDs, shared by the storage layer's
+replica placement, the simulator's ground truth and the load-balance experiment.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Sequence
+
+
+def successor_index(sorted_ids: Sequence[int], key: int) -> int:
+    """Index in ``sorted_ids`` of successor(key): the first ID >= key, wrapping to 0."""
+    if not sorted_ids:
+        raise ValueError("an empty ring owns nothing")
+    i = bisect_left(sorted_ids, key)
+    return i if i < len(sorted_ids) else 0
+
+
+def replica_indexes(sorted_ids: Sequence[int], key: int, copies: int) -> list[int]:
+    """successor(key) and the next ``copies - 1`` distinct peers (fewer in a small ring)."""
+    first = successor_index(sorted_ids, key)
+    count = min(copies, len(sorted_ids))
+    return [(first + k) % len(sorted_ids) for k in range(count)]
