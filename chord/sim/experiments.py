@@ -301,10 +301,10 @@ def churn(
         timeouts: list[int] = []
         failed = made = 0
         while made < lookups:
-            moment, _, kind, node = heappop(run.queue)
+            moment, _, kind, target = heappop(run.queue)
             net.clock.advance_to(moment)
-            if kind == "maintain" and node is not None:
-                run.maintain(node)
+            if kind == "maintain" and target is not None:
+                run.maintain(target)
             elif kind == "join":
                 run.join()
                 run.schedule(run.rng.expovariate(rate), "join")
