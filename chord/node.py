@@ -141,8 +141,9 @@ class ChordNode:
         key falls before any of them, this peer already knows the owner exactly."""
         if not self._joined:
             self._require_joined()
-        with self._guard:
-            index = self._routing_index()
+        # No guard: the index is rebuilt from immutable snapshots (successors are replaced
+        # whole, fingers copied in one call), and routing only needs a recent view.
+        index = self._routing_index()
         successors = index.successors
         if not successors:
             return StepAnswer(True, (self.me,), self.me)
@@ -400,7 +401,7 @@ class ChordNode:
 
     # ------------------------------------------------------------ internals
     def _routing_index(self) -> RoutingIndex:
-        """The routing index for the current successors and fingers (call under guard).
+        """The routing index for the current successors and fingers.
         Successor lists are replaced whole, so identity tells whether they changed."""
         index = self._index
         if index.successors is not self._successors or self._index_version != self._fingers.version:

@@ -9,7 +9,7 @@ and is treated as dead by the caller, which is all Chord needs to know.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from chord.node_ref import NodeRef
 
@@ -40,8 +40,7 @@ class NotReady(Exception):
     """This peer is joining or leaving and must not be used for routing yet."""
 
 
-@dataclass(frozen=True)
-class StepAnswer:
+class StepAnswer(NamedTuple):
     """One peer's answer to "who owns key?", from its own tables only.
 
     ``done``: ``nodes[0]`` owns the key, the rest are its successors, and

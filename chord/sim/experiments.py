@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import math
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from heapq import heappop, heappush
+from typing import TypeVar
 
 from chord.ids import MAX_BITS, Ring
 from chord.invariants import violations
@@ -29,6 +30,16 @@ from chord.transport import PeerUnreachable
 
 Row = dict[str, float | int]
 Progress = Callable[[str], None]
+T = TypeVar("T")
+R = TypeVar("R")
+# How independent tasks are run: the built-in map, or a process pool's (the CLI's
+# --workers). Tasks are fixed and each seeds its own stream: output is the same.
+MapTasks = Callable[[Callable[[T], R], Sequence[T]], Iterable[R]]
+
+
+def _serial_map(function: Callable[[T], R], tasks: Sequence[T]) -> Iterable[R]:
+    return map(function, tasks)
+
 
 PATH_LENGTH_SIZES = tuple(2**k for k in range(3, 15))
 FAIL_FRACTIONS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
@@ -76,37 +87,100 @@ def _ideal_network(
 
 
 # ---------------------------------------------------------------- path length
+# Each size's lookups are cut into at most this many tasks (each rebuilds the ring, so
+# not more), of at least PATH_MIN_CHUNK lookups. Fixed, so results do not depend on
+# how many workers run them.
+PATH_MAX_TASKS = 4
+PATH_MIN_CHUNK = 50_000
+
+
+def _path_length_chunk(task: tuple[int, int, int, int, int]) -> list[int]:
+    """Hop counts of ``lookups`` lookups on the ideal ring of ``size`` peers (one task)."""
+    size, successors, seed, chunk, lookups = task
+    _, nodes = _ideal_network(size, successors, SimRandom(seed).fork(size))
+    rng = SimRandom(seed).fork(size).fork(chunk + 1)
+    histogram = [0] * 64
+    for _ in range(lookups):
+        histogram[nodes[rng.randrange(size)].lookup(rng.getrandbits(MAX_BITS)).hops] += 1
+    return histogram
+
+
 def path_length(
     sizes: Sequence[int] = PATH_LENGTH_SIZES,
     successors: int = 8,
     seed: int = 1,
     lookups_per_node: int = 100,
     progress: Progress = _quiet,
+    map_tasks: MapTasks = _serial_map,
 ) -> ExperimentResult:
     """N peers in the ideal state, 100·N lookups of random keys from random peers."""
+    tasks = []
+    for size in sizes:
+        total = lookups_per_node * size
+        chunks = max(1, min(PATH_MAX_TASKS, total // PATH_MIN_CHUNK))
+        for chunk in range(chunks):
+            tasks.append(
+                (size, successors, seed, chunk, total // chunks + (chunk < total % chunks))
+            )
+    histograms: dict[int, list[int]] = {size: [0] * 64 for size in sizes}
+    for task, histogram in zip(tasks, map_tasks(_path_length_chunk, tasks), strict=True):
+        merged = histograms[task[0]]
+        for length, count in enumerate(histogram):
+            merged[length] += count
+        progress(f"path-length: {task[0]} peers, chunk {task[3]} done")
     rows: list[Row] = []
     for size in sizes:
-        rng = SimRandom(seed).fork(size)
-        _, nodes = _ideal_network(size, successors, rng)
-        hops = sorted(
-            nodes[rng.randrange(size)].lookup(rng.getrandbits(MAX_BITS)).hops
-            for _ in range(lookups_per_node * size)
-        )
-        rows.append(
-            {
-                "nodes": size,
-                "mean": _mean(hops),
-                "p1": percentile(hops, 1),
-                "p99": percentile(hops, 99),
-            }
-        )
-        progress(f"path-length: {size} peers done")
+        lengths = [h for h, count in enumerate(histograms[size]) for _ in range(count)]
+        rows.append({
+            "nodes": size,
+            "mean": _mean(lengths),
+            "p1": percentile(lengths, 1),
+            "p99": percentile(lengths, 99),
+        })  # fmt: skip
     params = {"sizes": list(sizes), "successors": successors, "seed": seed,
               "lookups_per_node": lookups_per_node}  # fmt: skip
     return ExperimentResult("path-length", params, rows)
 
 
 # ------------------------------------------------------------------- failures
+def _failures_task(task: tuple[int, int, int, int, float, int]) -> Row:
+    nodes, successors, seed, index, fraction, lookups = task
+    rng = SimRandom(seed)
+    net, all_nodes = _ideal_network(nodes, successors, rng.fork(0))
+    crash_rng = rng.fork(index + 1)
+    net.crash_fraction(fraction, crash_rng)
+    live = [n for n in all_nodes if n.me.address in net.alive]
+    live_ids = [n.me.id for n in live]
+    paths: list[int] = []
+    timeouts: list[int] = []
+    failed = 0
+    for _ in range(lookups):
+        start = live[crash_rng.randrange(len(live))]
+        key = crash_rng.getrandbits(MAX_BITS)
+        try:
+            found = start.lookup(key, forget_dead=False, confirm_owner=True)
+        except LookupFailed:
+            failed += 1
+            continue
+        paths.append(found.hops)
+        timeouts.append(found.timeouts)
+        if found.owner.id != live_ids[successor_index(live_ids, key)]:
+            failed += 1
+    paths.sort()
+    timeouts.sort()
+    return {
+        "fail_fraction": fraction,
+        "mean_path": _mean(paths),
+        "path_p1": percentile(paths, 1) if paths else 0,
+        "path_p99": percentile(paths, 99) if paths else 0,
+        "mean_timeouts": _mean(timeouts),
+        "timeouts_p1": percentile(timeouts, 1) if timeouts else 0,
+        "timeouts_p99": percentile(timeouts, 99) if timeouts else 0,
+        "failed": failed,
+        "lookups": lookups,
+    }
+
+
 def failures(
     nodes: int = 1000,
     successors: int = 20,
@@ -114,48 +188,18 @@ def failures(
     fractions: Sequence[float] = FAIL_FRACTIONS,
     lookups: int = 10_000,
     progress: Progress = _quiet,
+    map_tasks: MapTasks = _serial_map,
 ) -> ExperimentResult:
     """A stable ring, stabilization stopped, a fraction p of peers failing at once,
     then lookups of random keys from random live peers. A lookup fails unless it
     returns the key's true live successor. Nothing is repaired during the lookups:
-    peers do not even forget the dead fingers they run into."""
-    rows: list[Row] = []
-    for index, fraction in enumerate(fractions):
-        rng = SimRandom(seed)
-        net, all_nodes = _ideal_network(nodes, successors, rng.fork(0))
-        crash_rng = rng.fork(index + 1)
-        net.crash_fraction(fraction, crash_rng)
-        live = [n for n in all_nodes if n.me.address in net.alive]
-        live_ids = [n.me.id for n in live]
-        paths: list[int] = []
-        timeouts: list[int] = []
-        failed = 0
-        for _ in range(lookups):
-            start = live[crash_rng.randrange(len(live))]
-            key = crash_rng.getrandbits(MAX_BITS)
-            try:
-                found = start.lookup(key, forget_dead=False, confirm_owner=True)
-            except LookupFailed:
-                failed += 1
-                continue
-            paths.append(found.hops)
-            timeouts.append(found.timeouts)
-            if found.owner.id != live_ids[successor_index(live_ids, key)]:
-                failed += 1
-        paths.sort()
-        timeouts.sort()
-        rows.append({
-            "fail_fraction": fraction,
-            "mean_path": _mean(paths),
-            "path_p1": percentile(paths, 1) if paths else 0,
-            "path_p99": percentile(paths, 99) if paths else 0,
-            "mean_timeouts": _mean(timeouts),
-            "timeouts_p1": percentile(timeouts, 1) if timeouts else 0,
-            "timeouts_p99": percentile(timeouts, 99) if timeouts else 0,
-            "failed": failed,
-            "lookups": lookups,
-        })  # fmt: skip
-        progress(f"failures: p={fraction} done")
+    peers do not even forget the dead fingers they run into. Each lookup confirms
+    the owner it is given (a client would contact it) and falls back past dead ones."""
+    tasks = [(nodes, successors, seed, i, p, lookups) for i, p in enumerate(fractions)]
+    rows = []
+    for row in map_tasks(_failures_task, tasks):
+        rows.append(row)
+        progress(f"failures: p={row['fail_fraction']} done")
     params = {"nodes": nodes, "successors": successors, "seed": seed,
               "fractions": list(fractions), "lookups": lookups}  # fmt: skip
     return ExperimentResult("failures", params, rows)

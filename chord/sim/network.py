@@ -124,7 +124,11 @@ class SimNetwork:
     def target(self, peer: NodeRef) -> ChordNode:
         self.counters.messages += 1
         node = self.nodes.get(peer.address)
-        if node is None or peer.address not in self.alive or node.me != peer:
+        if (
+            node is None
+            or peer.address not in self.alive
+            or (node.me is not peer and node.me != peer)
+        ):
             self.counters.timeouts += 1
             raise PeerUnreachable(peer, "no answer")
         return node

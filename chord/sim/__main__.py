@@ -1,0 +1,171 @@
+"""``python -m chord.sim EXPERIMENT``: the Chord paper's experiments on the real core.
+
+    python -m chord.sim path-length                     # N = 2^3 .. 2^14
+    python -m chord.sim path-length --nodes 64 128 --json
+    python -m chord.sim failures --nodes 1000 --successors 20 --plot failures.png
+    python -m chord.sim load-balance
+    python -m chord.sim churn --rates 0.05 0.4 --lookups 2000
+
+Same seed and parameters, same output, byte for byte, whatever --workers is:
+work is cut into fixed tasks that each seed their own random stream, and the
+worker processes only decide where the tasks run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
+
+from tabulate import tabulate
+
+from chord.sim import experiments as ex
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+EXPERIMENTS = ("path-length", "failures", "load-balance", "churn")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m chord.sim",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("experiment", choices=EXPERIMENTS)
+    parser.add_argument(
+        "--nodes", type=int, nargs="+", metavar="N",
+        help="peers (path-length: a list of sizes; default 2^3..2^14; failures and churn: "
+        "1000; load-balance: 10000)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--successors",
+        type=int,
+        metavar="R",
+        help="successor list length (default: 8 for path-length, else 20)",
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--plot", metavar="FILE.png", help="write the main figure (matplotlib)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes to spread independent tasks over (default: CPU count)",
+    )
+    parser.add_argument(
+        "--lookups",
+        type=int,
+        help="failures / churn: lookups per setting (default 10000); "
+        "path-length: lookups per peer (default 100)",
+    )
+    parser.add_argument("--fractions", type=float, nargs="+", help="failures: fractions failing")
+    parser.add_argument("--rates", type=float, nargs="+", help="churn: join and leave rates, 1/s")
+    parser.add_argument(
+        "--check-every",
+        type=float,
+        default=100.0,
+        help="churn: check Zave's invariants every this many simulated seconds",
+    )
+    parser.add_argument("--keys", type=int, nargs="+", help="load-balance: key counts")
+    parser.add_argument(
+        "--virtual", type=int, nargs="+", help="load-balance: virtual peers per real peer"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    return parser  # fmt: skip
+
+
+def single(values: Sequence[int] | None, default: int, parser: argparse.ArgumentParser) -> int:
+    if values is None:
+        return default
+    if len(values) != 1:
+        parser.error("this experiment takes one --nodes value")
+    return values[0]
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ex.ExperimentResult:
+    def progress(message: str) -> None:
+        if not args.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    workers = args.workers or multiprocessing.cpu_count()
+    pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 else None
+
+    def map_tasks(function: Callable[[T], R], tasks: Sequence[T]) -> Iterable[R]:
+        if pool is None:
+            return map(function, tasks)
+        return pool.imap(function, tasks)
+
+    try:
+        if args.experiment == "path-length":
+            return ex.path_length(
+                sizes=args.nodes or ex.PATH_LENGTH_SIZES,
+                successors=args.successors or 8,
+                seed=args.seed,
+                lookups_per_node=args.lookups or 100,
+                progress=progress,
+                map_tasks=map_tasks,
+            )
+        if args.experiment == "failures":
+            return ex.failures(
+                nodes=single(args.nodes, 1000, parser),
+                successors=args.successors or 20,
+                seed=args.seed,
+                fractions=args.fractions or ex.FAIL_FRACTIONS,
+                lookups=args.lookups or 10_000,
+                progress=progress,
+                map_tasks=map_tasks,
+            )
+        if args.experiment == "load-balance":
+            return ex.load_balance(
+                nodes=single(args.nodes, 10_000, parser),
+                seed=args.seed,
+                key_counts=args.keys or ex.LOAD_KEYS,
+                virtual_nodes=args.virtual or ex.VIRTUAL_NODES,
+                progress=progress,
+            )
+        return ex.churn(
+            nodes=single(args.nodes, 1000, parser),
+            successors=args.successors or 20,
+            seed=args.seed,
+            rates=args.rates or ex.CHURN_RATES,
+            lookups=args.lookups or 10_000,
+            check_every=args.check_every,
+            progress=progress,
+        )
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name in ("nodes", "keys", "virtual"):
+        if any(v < 1 for v in getattr(args, name) or ()):
+            parser.error(f"--{name} values must be positive")
+    if args.successors is not None and args.successors < 1:
+        parser.error("--successors must be at least 1")
+    try:
+        result = run(args, parser)
+    except ex.InvariantViolated as exc:
+        print(f"python -m chord.sim: invariant violated: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(result.to_json())
+    else:
+        rows = result.rows
+        print(tabulate([list(r.values()) for r in rows], headers=list(rows[0]) if rows else []))
+    if args.plot:
+        from chord.sim.plot import plot
+
+        plot(result, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
