@@ -72,10 +72,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--keys", type=int, nargs="+", help="load-balance: key counts")
     parser.add_argument(
+        "--virtual-keys",
+        type=int,
+        default=1_000_000,
+        help="load-balance: keys for the virtual-peer rows",
+    )
+    parser.add_argument(
         "--virtual", type=int, nargs="+", help="load-balance: virtual peers per real peer"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return parser  # fmt: skip
+
+
+def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Reject what would crash, hang or silently mean something else (exit 2)."""
+    for name in ("nodes", "keys", "virtual"):
+        if any(v < 1 for v in getattr(args, name) or ()):
+            parser.error(f"--{name} values must be positive")
+    for name in ("successors", "workers", "lookups", "virtual_keys"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if any(not 0 <= p < 1 for p in args.fractions or ()):
+        parser.error("--fractions must lie in [0, 1): someone has to survive")
+    if any(not 0 < r <= 100 for r in args.rates or ()):
+        parser.error("--rates must be positive (per second, at most 100)")
+    if not 0 < args.check_every < float("inf"):
+        parser.error("--check-every must be a positive number of seconds")
 
 
 def single(values: Sequence[int] | None, default: int, parser: argparse.ArgumentParser) -> int:
@@ -92,7 +115,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ex.Experim
             print(message, file=sys.stderr, flush=True)
 
     workers = args.workers or multiprocessing.cpu_count()
-    pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 else None
+    parallel = args.experiment in ("path-length", "failures")  # the ones made of tasks
+    pool = multiprocessing.get_context("fork").Pool(workers) if parallel and workers > 1 else None
 
     def map_tasks(function: Callable[[T], R], tasks: Sequence[T]) -> Iterable[R]:
         if pool is None:
@@ -105,7 +129,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ex.Experim
                 sizes=args.nodes or ex.PATH_LENGTH_SIZES,
                 successors=args.successors or 8,
                 seed=args.seed,
-                lookups_per_node=args.lookups or 100,
+                lookups_per_node=100 if args.lookups is None else args.lookups,
                 progress=progress,
                 map_tasks=map_tasks,
             )
@@ -115,7 +139,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ex.Experim
                 successors=args.successors or 20,
                 seed=args.seed,
                 fractions=args.fractions or ex.FAIL_FRACTIONS,
-                lookups=args.lookups or 10_000,
+                lookups=10_000 if args.lookups is None else args.lookups,
                 progress=progress,
                 map_tasks=map_tasks,
             )
@@ -125,6 +149,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ex.Experim
                 seed=args.seed,
                 key_counts=args.keys or ex.LOAD_KEYS,
                 virtual_nodes=args.virtual or ex.VIRTUAL_NODES,
+                virtual_keys=args.virtual_keys,
                 progress=progress,
             )
         return ex.churn(
@@ -132,7 +157,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ex.Experim
             successors=args.successors or 20,
             seed=args.seed,
             rates=args.rates or ex.CHURN_RATES,
-            lookups=args.lookups or 10_000,
+            lookups=10_000 if args.lookups is None else args.lookups,
             check_every=args.check_every,
             progress=progress,
         )
@@ -145,11 +170,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ex.Experim
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    for name in ("nodes", "keys", "virtual"):
-        if any(v < 1 for v in getattr(args, name) or ()):
-            parser.error(f"--{name} values must be positive")
-    if args.successors is not None and args.successors < 1:
-        parser.error("--successors must be at least 1")
+    validate(args, parser)
     try:
         result = run(args, parser)
     except ex.InvariantViolated as exc:

@@ -293,11 +293,28 @@ class _Churn:
         self.admit(node)
 
     def fail(self) -> None:
-        """A peer leaves by failing: no goodbye, as in the paper."""
-        index = self.rng.randrange(len(self.members))
-        node = self.members.pop(index)
-        self.member_ids.pop(index)
-        self.net.crash(node.me.address)
+        """A peer leaves by failing: no goodbye, as in the paper. The victim is drawn
+        among peers whose failure keeps the operating assumption of the note: no member
+        may be left without a live successor (a few redraws, else no failure now)."""
+        for _ in range(8):
+            index = self.rng.randrange(len(self.members))
+            if self._failure_is_survivable(index):
+                node = self.members.pop(index)
+                self.member_ids.pop(index)
+                self.net.crash(node.me.address)
+                return
+
+    def _failure_is_survivable(self, index: int) -> bool:
+        victim = self.members[index].me
+        alive = self.net.alive
+        for back in range(1, self.net.successors + 1):  # only these can list the victim
+            peer = self.members[index - back]
+            if peer.me == victim:
+                break
+            listed = peer.state().successors
+            if victim in listed and not any(s != victim and s.address in alive for s in listed):
+                return False
+        return True
 
     def lookup(self) -> tuple[int, int, bool] | None:
         node = self.members[self.rng.randrange(len(self.members))]

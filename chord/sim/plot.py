@@ -57,6 +57,5 @@ def plot(result: ExperimentResult, path: str) -> None:
         axes.set_title("Lookups under churn")
     axes.grid(alpha=0.3)
     axes.legend(loc="upper left")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(figure)

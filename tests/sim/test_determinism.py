@@ -210,11 +210,6 @@ def test_bad_input_exits_2_with_a_message(args: list[str], message: str) -> None
     assert outcome.stdout == b""
 
 
-@pytest.mark.xfail(
-    reason="CLI does not validate these yet: --lookups 0 silently means the default, "
-    "--lookups -1 and --fractions 1.5 crash with a traceback, --rates 0 divides by zero",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "args",
     [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from itertools import pairwise
 
 import pytest
 
@@ -104,8 +105,17 @@ def test_failures_without_failures_are_clean(failures: ex.ExperimentResult) -> N
 
 def test_failures_timeouts_grow_with_p(failures: ex.ExperimentResult) -> None:
     timeouts = [row["mean_timeouts"] for row in failures.rows]
-    assert all(a < b for a, b in zip(timeouts, timeouts[1:], strict=False)), timeouts
+    assert all(a < b for a, b in pairwise(timeouts)), timeouts
     assert timeouts[-1] > 1  # half the ring is dead: lookups do meet dead peers
+
+
+def test_failures_paths_stay_short(failures: ex.ExperimentResult) -> None:
+    """Dead peers cost timeouts, not detours: when the key's predecessor is dead the
+    lookup takes the fallback owner at once instead of asking every peer it ever
+    heard of (before that fix, p99 at p = 0.1 was 64 hops on 100 peers)."""
+    for row in failures.rows:
+        assert row["mean_path"] <= math.log2(100), row
+        assert row["path_p99"] <= 2 * math.log2(100), row
 
 
 def test_failures_percentiles_bracket_means(failures: ex.ExperimentResult) -> None:

@@ -137,4 +137,3 @@ def test_lookups_agree_between_the_two_builds() -> None:
         results = [net.nodes[start].lookup(key) for net in nets]
         assert results[0].owner == results[1].owner
         assert results[0].hops == results[1].hops
-
