@@ -3,6 +3,8 @@ a dev dependency, imported only here)."""
 
 from __future__ import annotations
 
+import math
+
 from chord.sim.experiments import ExperimentResult
 
 
@@ -20,6 +22,7 @@ def plot(result: ExperimentResult, path: str) -> None:
         low = [r["mean"] - r["p1"] for r in rows]
         high = [r["p99"] - r["mean"] for r in rows]
         axes.errorbar(x, mean, yerr=[low, high], fmt="o-", capsize=4, label="mean, 1st-99th pct")
+        axes.plot(x, [0.5 * math.log2(n) for n in x], "--", color="grey", label="½·log2 N (paper)")
         axes.set_xscale("log", base=2)
         axes.set_xlabel("number of peers")
         axes.set_ylabel("path length (hops)")
