@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=100.0,
         help="churn: check Zave's invariants every this many simulated seconds",
     )
+    parser.add_argument(
+        "--graceful",
+        action="store_true",
+        help="churn: departing peers leave gracefully instead of failing",
+    )
     parser.add_argument("--keys", type=int, nargs="+", help="load-balance: key counts")
     parser.add_argument(
         "--virtual-keys",
@@ -159,6 +164,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ex.Experim
             rates=args.rates or ex.CHURN_RATES,
             lookups=10_000 if args.lookups is None else args.lookups,
             check_every=args.check_every,
+            graceful=args.graceful,
             progress=progress,
         )
     finally:

@@ -258,6 +258,7 @@ class _Churn:
     rate: float
     stabilize_range: tuple[float, float]
     check_every: float
+    graceful: bool = False
     members: list[ChordNode] = field(default_factory=list)
     member_ids: list[int] = field(default_factory=list)
     queue: list[tuple[float, int, str, ChordNode | None]] = field(default_factory=list)
@@ -293,14 +294,17 @@ class _Churn:
         self.admit(node)
 
     def fail(self) -> None:
-        """A peer leaves by failing: no goodbye, as in the paper. The victim is drawn
-        among peers whose failure keeps the operating assumption of the note: no member
-        may be left without a live successor (a few redraws, else no failure now)."""
+        """A peer departs: by failing, with no goodbye, as in the paper, or (graceful)
+        by leaving, telling its neighbours first. A failing victim is drawn among peers
+        whose failure keeps the operating assumption of the note: no member may be left
+        without a live successor (a few redraws, else no failure now)."""
         for _ in range(8):
             index = self.rng.randrange(len(self.members))
-            if self._failure_is_survivable(index):
+            if self.graceful or self._failure_is_survivable(index):
                 node = self.members.pop(index)
                 self.member_ids.pop(index)
+                if self.graceful:
+                    node.leave()
                 self.net.crash(node.me.address)
                 return
 
@@ -342,9 +346,11 @@ def churn(
     lookups: int = 10_000,
     stabilize_range: tuple[float, float] = (15.0, 45.0),
     check_every: float = 100.0,
+    graceful: bool = False,
     progress: Progress = _quiet,
 ) -> ExperimentResult:
-    """Peers join and fail as Poisson processes at ``rate`` per second each, every
+    """Peers join and fail (``graceful``: leave) as Poisson processes at ``rate`` per
+    second each, every
     peer stabilizes at uniform random intervals, and lookups arrive at 1 per second
     until ``lookups`` have been made. Zave's invariants are checked every
     ``check_every`` simulated seconds; a violation aborts with InvariantViolated."""
@@ -352,7 +358,7 @@ def churn(
     for index, rate in enumerate(rates):
         rng = SimRandom(seed).fork(index)
         net, initial = _ideal_network(nodes, successors, rng.fork(0))
-        run = _Churn(net, rng.fork(1), rate, stabilize_range, check_every)
+        run = _Churn(net, rng.fork(1), rate, stabilize_range, check_every, graceful)
         for node in initial:
             run.admit(node)
         for kind, interval in (("join", rate), ("fail", rate), ("lookup", 1.0)):
@@ -400,5 +406,5 @@ def churn(
         progress(f"churn: rate {rate}/s done at t={net.clock.now():.0f}s, {len(run.members)} peers")
     params = {"nodes": nodes, "successors": successors, "seed": seed, "rates": list(rates),
               "lookups": lookups, "stabilize_range": list(stabilize_range),
-              "check_every": check_every}  # fmt: skip
+              "check_every": check_every, "graceful": graceful}  # fmt: skip
     return ExperimentResult("churn", params, rows)
