@@ -11,16 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
 
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from chord.ids import Ring, between
+from chord.ids import Ring
 from chord.invariants import ideal_violations, violations
 from chord.node import ChordNode, JoinFailed, NodeState
-from chord.node_ref import NodeRef
 from chord.sim.network import SimNetwork
+from tests.support.assumptions import crash_allowed, principals
 
 RING = Ring(8)
 R = 3
@@ -74,20 +73,6 @@ operation_lists = st.lists(
 )
 
 
-def principals(states: Sequence[NodeState]) -> set[NodeRef]:
-    """Members that no member's extended successor list [me] + succList skips over:
-    no consecutive pair (x, y) of any such list has the member strictly between."""
-    members = {state.me for state in states if state.joined}
-    skipped: set[NodeRef] = set()
-    for state in states:
-        if not state.joined:
-            continue
-        extended = [state.me, *state.successors]
-        for x, y in pairwise(extended):
-            skipped |= {v for v in members if between(x.id, v.id, y.id)}
-    return members - skipped
-
-
 def true_successor(ids: Sequence[int], key: int) -> int:
     """successor(key) computed straight from the member IDs."""
     return next((i for i in sorted(ids) if i >= key), min(ids))
@@ -133,27 +118,8 @@ class Run:
         self.log.append(f"join {self.describe(node)} via {self.describe(seed)}")
 
     def crash_allowed(self, victim: ChordNode) -> bool:
-        """Zave's operating assumption for failures:
-
-        * more than r + 1 members before the crash, and afterwards every member still
-          has a live entry in its successor list (the note's assumption), and
-        * afterwards at least r + 1 members are *principal*, skipped by no member's successor
-          list. This is the other half of the invariant behind Zave's proof (the Coq
-          proof of her protocol in uwplse/verdi calls the pair ``zave_invariant``).
-          While the ring is still forming, members > r + 1 does not imply it, and a
-          crash can then leave a wrongly ordered ring: see
-          test_crash_refused_while_too_few_principals.
-        """
-        members = self.members()
-        if len(members) <= R + 1:
-            return False
-        after = [m.state() for m in members if m is not victim]
-        live = {state.me for state in after}
-        for state in after:
-            # An empty list means "I am alone": the peer points at itself, still live.
-            if state.successors and not any(s in live for s in state.successors):
-                return False
-        return len(principals(after)) >= R + 1
+        """Zave's operating assumption (tests/support/assumptions.py explains both halves)."""
+        return crash_allowed(self.members(), victim, R)
 
     def crash(self, pick: int) -> None:
         allowed = [m for m in self.members() if self.crash_allowed(m)]

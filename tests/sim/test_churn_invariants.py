@@ -26,7 +26,7 @@ from chord.placement import successor_index
 from chord.sim import experiments as ex
 from chord.sim.rng import SimRandom
 from chord.successors import successor_list
-from tests.sim.assumptions import crash_allowed
+from tests.support.assumptions import crash_allowed
 
 FAST = (1.0, 3.0)  # stabilize every 1-3 s: many maintenance steps between churn events
 PAPER = (15.0, 45.0)  # the paper's: 5-20 joins and failures per stabilization period

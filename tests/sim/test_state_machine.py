@@ -26,7 +26,7 @@ from chord.node import ChordNode, JoinFailed, NodeState
 from chord.placement import successor_index
 from chord.sim.network import SimNetwork
 from chord.sim.rng import SimRandom
-from tests.sim.assumptions import crash_allowed
+from tests.support.assumptions import crash_allowed
 
 RING = Ring(16)
 R = 3

@@ -1,9 +1,12 @@
-"""Zave's operating assumption for failures, shared by the simulator tests.
+"""Zave's operating assumption for failures, shared by the property and simulator tests.
 
-The same rule as ``Run.crash_allowed`` in tests/property/test_protocol.py (which
-explains where each half comes from), written over a plain list of members and an
-explicit successor-list length so that it fits any SimNetwork, not only that
-file's Ring(8), r = 3 setup.
+A peer may fail only if that leaves every member a live successor AND at least r + 1
+*principal* members (skipped by no member's successor list). The first half is the
+note's assumption; the second is the other half of the invariant behind Zave's proof
+(the Coq proof of her protocol in uwplse/verdi calls the pair ``zave_invariant``).
+While the ring is still forming, "more than r + 1 members" does not imply it, and a
+crash can then leave a wrongly ordered ring: see
+tests/property/test_protocol.py::test_crash_refused_while_too_few_principals.
 """
 
 from __future__ import annotations
