@@ -18,13 +18,22 @@ from chord.node import ChordNode, JoinFailed, NodeHooks, NodeState
 from chord.node_ref import NodeRef
 from chord.transport import PeerUnreachable, Refused
 from config.settings import Settings
+from proto.files_pb2 import DESCRIPTOR as FILES_DESCRIPTOR
+from proto.files_pb2_grpc import add_FilesServicer_to_server
 from services.api import create_app
+from services.file_client import FileClient
+from services.file_servicer import FilesServicer
 from services.grpc_server import BindError, GrpcServer
 from services.grpc_transport import GrpcTransport
 from services.http_server import ApiServer, HttpBindError
 from services.maintenance import Intervals, MaintenanceLoop
+from services.replication import Replicator
+from services.storage import StorageEngine, StorageError
 
 log = logging.getLogger("chord.peer")
+MIB = 1 << 20
+CHANNEL_IDLE_SECONDS = 1200.0  # longer than any transfer (transfer_timeout is 600 s)
+FILES_SERVICE = FILES_DESCRIPTOR.services_by_name["Files"].full_name
 
 
 class StartupError(RuntimeError):
@@ -59,6 +68,7 @@ class Peer:
                 check_predecessor=settings.check_predecessor_interval,
             ),
             after_round=self._forget_unused_channels,
+            extra_steps=[("replicate", settings.repair_interval, self._replicate)],
         )
         self._last_neighbours: tuple[NodeRef | None, NodeRef] | None = None
         try:
@@ -67,13 +77,40 @@ class Peer:
             raise StartupError(
                 f"cannot create data directory {settings.resolved_data_dir}: {exc}"
             ) from None
+        quota = settings.quota_mib * MIB if settings.quota_mib is not None else None
+        try:
+            self.storage = StorageEngine(Path(settings.resolved_data_dir) / "files", quota)
+        except (OSError, StorageError) as exc:
+            self.transport.close()
+            raise StartupError(f"cannot open file storage: {exc}") from None
+        self.files = FileClient(
+            self.ring,
+            lambda key: self.node.lookup(key, confirm_owner=True),
+            self.transport.pool,
+            replicas=settings.replicas,
+            write_quorum=settings.write_quorum,
+            rpc_timeout=settings.rpc_timeout,
+        )
+        self.replicator = Replicator(self.node, self.storage, self.files, settings.replicas)
+        self.node.hooks.before_leave = self.replicator.hand_off
+        files_service = FilesServicer(self.storage, self.ring)
         try:
             self.grpc = GrpcServer(
-                self.node, settings.bind_address, settings.max_workers, settings.max_concurrent_rpcs
+                self.node,
+                settings.bind_address,
+                settings.max_workers,
+                settings.max_concurrent_rpcs,
+                services=[
+                    (
+                        FILES_SERVICE,
+                        lambda server: add_FilesServicer_to_server(files_service, server),
+                    )
+                ],
             )
             self.api = ApiServer(create_app(self.node), settings.host, settings.resolved_api_port)
         except (BindError, HttpBindError) as exc:
             self.transport.close()
+            self.storage.close()
             raise StartupError(str(exc)) from None
         self._stopped = False
 
@@ -148,6 +185,7 @@ class Peer:
         self.grpc.stop(grace=0.5)
         self.api.stop()
         self.transport.close()
+        self.storage.close()
 
     def _neighbours_changed(self, state: NodeState) -> None:
         """Log neighbour changes, and stabilize at once rather than at the next tick."""
@@ -161,10 +199,14 @@ class Peer:
         )
         self.maintenance.kick()
 
+    def _replicate(self) -> None:
+        if self.node.joined:
+            self.replicator.run_once()
+
     def _forget_unused_channels(self) -> None:
         state = self.node.state()
         known = {n.address for n in (*state.successors, *state.fingers) if n is not None}
         if state.predecessor is not None:
             known.add(state.predecessor.address)
         if len(self.transport.pool) > 2 * len(known) + 16:
-            self.transport.pool.retain(known)
+            self.transport.pool.retain(known, idle=CHANNEL_IDLE_SECONDS)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Sequence
 
+from chord.node_ref import NodeRef
+
 
 def successor_index(sorted_ids: Sequence[int], key: int) -> int:
     """Index in ``sorted_ids`` of successor(key): the first ID >= key, wrapping to 0."""
@@ -23,3 +25,16 @@ def replica_indexes(sorted_ids: Sequence[int], key: int, copies: int) -> list[in
     first = successor_index(sorted_ids, key)
     count = min(copies, len(sorted_ids))
     return [(first + k) % len(sorted_ids) for k in range(count)]
+
+
+def holders_of(owner_and_successors: Sequence[NodeRef], copies: int) -> tuple[NodeRef, ...]:
+    """The peers that hold a key: its owner and the next ``copies - 1`` distinct peers,
+    from a lookup's answer (owner first, then its successors as the responder knows them).
+    Fewer in a ring of fewer peers."""
+    holders: list[NodeRef] = []
+    for node in owner_and_successors:
+        if node not in holders:
+            holders.append(node)
+            if len(holders) == copies:
+                break
+    return tuple(holders)

@@ -45,6 +45,13 @@ _VALUE_FLAGS: dict[str, tuple[str, str]] = {
     "join_timeout": ("SECONDS", "give up joining after this long (default 15.0)"),
     "max_workers": ("N", "gRPC server threads (default 16)"),
     "max_concurrent_rpcs": ("N", "concurrent RPCs before RESOURCE_EXHAUSTED (default 64)"),
+    "replicas": ("K", "copies of every file, owner included (default 3, <= successors)"),
+    "write_quorum": (
+        "W",
+        "holders that must store an upload before it is acknowledged (default K)",
+    ),
+    "quota_mib": ("MIB", "disk this peer may fill with files, in MiB (default unlimited)"),
+    "repair_interval": ("SECONDS", "period of anti-entropy and migration rounds (default 5.0)"),
 }
 
 LOCAL_RING_MAX = 64

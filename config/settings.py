@@ -59,6 +59,10 @@ class Settings:
     join_timeout: float = 15.0  # give up joining after this long
     max_workers: int = 16  # gRPC server threads
     max_concurrent_rpcs: int = 64  # beyond this gRPC answers RESOURCE_EXHAUSTED
+    replicas: int = 3  # k: copies of every file (owner + k-1 successors), <= successors
+    write_quorum: int | None = None  # holders that must store an upload before it is acked; k
+    quota_mib: int | None = None  # disk this peer may fill with files, MiB; None = unlimited
+    repair_interval: float = 5.0  # seconds between anti-entropy / migration rounds
 
     @property
     def advertised_host(self) -> str:
@@ -190,6 +194,9 @@ _INT_RANGES: dict[str, tuple[int, int | None]] = {
     "successors": (1, 64),
     "max_workers": (2, None),
     "max_concurrent_rpcs": (2, None),
+    "replicas": (1, 16),
+    "write_quorum": (1, 16),
+    "quota_mib": (1, None),
 }
 
 
@@ -239,6 +246,17 @@ def validate(settings: Settings, sources: Mapping[str, str] | None = None) -> Se
             value = getattr(settings, field.name)
             if not (math.isfinite(value) and value > 0):
                 fail(field.name, f"must be a finite number of seconds > 0, got {value!r}")
+    if settings.replicas > settings.successors:
+        fail(
+            "replicas",
+            f"must be <= successors ({settings.successors}): a file's holders are its owner "
+            f"and the owner's successor list, got {settings.replicas}",
+        )
+    if settings.write_quorum is not None and settings.write_quorum > settings.replicas:
+        fail(
+            "write_quorum",
+            f"must be <= replicas ({settings.replicas}), got {settings.write_quorum}",
+        )
     if settings.max_concurrent_rpcs < settings.max_workers:
         fail(
             "max_concurrent_rpcs",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Callable, Sequence
 from concurrent import futures
 
 import grpc
@@ -28,8 +29,14 @@ class BindError(RuntimeError):
 
 class GrpcServer:
     def __init__(
-        self, node: ChordNode, bind_address: str, max_workers: int, max_concurrent_rpcs: int
+        self,
+        node: ChordNode,
+        bind_address: str,
+        max_workers: int,
+        max_concurrent_rpcs: int,
+        services: Sequence[tuple[str, Callable[[grpc.Server], None]]] = (),
     ) -> None:
+        """``services``: more (full name, register function) pairs served beside Chord."""
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
             maximum_concurrent_rpcs=max_concurrent_rpcs,
@@ -38,10 +45,13 @@ class GrpcServer:
             options=[("grpc.so_reuseport", 0)],
         )
         pb_grpc.add_ChordServicer_to_server(ChordServicer(node), self._server)
+        for _, register in services:
+            register(self._server)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        names = (CHORD_SERVICE, *(name for name, _ in services))
         reflection.enable_server_reflection(
-            (CHORD_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+            (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
         self.set_serving(False)
         problem = _bind_problem(bind_address)

@@ -4,6 +4,7 @@ deadline on every call; failures mapped to PeerUnreachable / Refused."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -45,22 +46,35 @@ class ChannelPool:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._stubs: dict[str, tuple[grpc.Channel, pb_grpc.ChordStub]] = {}
+        self._used: dict[str, float] = {}  # last use, so cleanup spares channels in use
 
-    def stub(self, address: str) -> pb_grpc.ChordStub:
+    def _entry(self, address: str) -> tuple[grpc.Channel, pb_grpc.ChordStub]:
         with self._lock:
+            self._used[address] = time.monotonic()
             entry = self._stubs.get(address)
             if entry is None:
                 channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
                 entry = (channel, pb_grpc.ChordStub(channel))
                 self._stubs[address] = entry
-            return entry[1]
+            return entry
 
-    def retain(self, addresses: Iterable[str]) -> None:
-        """Close channels to peers we no longer know (bounded memory under churn)."""
+    def stub(self, address: str) -> pb_grpc.ChordStub:
+        return self._entry(address)[1]
+
+    def channel(self, address: str) -> grpc.Channel:
+        """The peer's one channel, for the other services it serves (files)."""
+        return self._entry(address)[0]
+
+    def retain(self, addresses: Iterable[str], idle: float = 0.0) -> None:
+        """Close channels to peers we no longer know and have not used for ``idle``
+        seconds (bounded memory under churn, without cutting a transfer in flight)."""
         keep = set(addresses)
+        cutoff = time.monotonic() - idle
         with self._lock:
-            stale = [a for a in self._stubs if a not in keep]
+            stale = [a for a in self._stubs if a not in keep and self._used.get(a, 0.0) <= cutoff]
             closing = [self._stubs.pop(a)[0] for a in stale]
+            for address in stale:
+                self._used.pop(address, None)
         for channel in closing:
             channel.close()
 

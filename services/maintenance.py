@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from chord.node import ChordNode
@@ -32,10 +32,14 @@ class MaintenanceLoop:
         node: ChordNode,
         intervals: Intervals,
         after_round: Callable[[], None] | None = None,
+        extra_steps: Sequence[tuple[str, float, Callable[[], None]]] = (),
     ) -> None:
+        """``extra_steps``: more (name, interval, step) run on the same thread, such as
+        the storage layer's anti-entropy."""
         self.node = node
         self.intervals = intervals
         self.after_round = after_round
+        self.extra_steps = list(extra_steps)
         self._stop = threading.Event()
         self._kick = threading.Event()
         self._thread = threading.Thread(target=self._run, name="maintenance", daemon=True)
@@ -58,6 +62,7 @@ class MaintenanceLoop:
             ("stabilize", self.intervals.stabilize, self.node.stabilize),
             ("check_predecessor", self.intervals.check_predecessor, self.node.check_predecessor),
             ("fix_fingers", self.intervals.fix_fingers, self.node.fix_next_finger),
+            *self.extra_steps,
         ]
         due = {name: 0.0 for name, _, _ in steps}
         while not self._stop.is_set():

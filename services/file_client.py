@@ -1,0 +1,448 @@
+"""File operations available from any peer (and from any client process).
+
+A file named X lives whole on its *holders*: successor(SHA-1(X)) and the next k-1
+distinct peers. put streams the bytes once from the caller to all holders at the same
+time (a bounded queue per holder, so memory stays at a few MiB whatever the size) and
+returns when ``write_quorum`` of them have made it durable. get pulls chunk ranges from
+different holders in parallel and checks every chunk's SHA-256 before yielding it.
+
+Versions give the conflict rule: uploading a name that exists stores the *same* version
+again, which a holder accepts only for identical bytes (idempotent) and otherwise
+refuses (Conflict); overwrite stores version + 1. Deletes store a tombstone version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent import futures
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from chord.ids import Ring, from_hex, to_hex
+from chord.lookup import LookupResult, iterative_lookup
+from chord.node_ref import NodeRef
+from chord.placement import holders_of
+from chord.transport import PeerUnreachable
+from proto import files_pb2 as fpb
+from proto import files_pb2_grpc as fpb_grpc
+from services.grpc_transport import ChannelPool, GrpcTransport
+from services.storage import FileRecord, StorageEngine
+
+PIECE = 1 << 20  # bytes per gRPC message: the measured sweet spot
+QUEUE_DEPTH = 4  # pieces buffered per holder during a put
+SEGMENT_CHUNKS = 4  # chunks per parallel download task
+WHOLE_RING = to_hex(0)
+
+
+class FileError(Exception):
+    """Base of what file operations raise; ``code`` suits an HTTP status later."""
+
+    code = "file-error"
+
+
+class NotFound(FileError):
+    code = "not-found"
+
+
+class Conflict(FileError):
+    code = "conflict"
+
+
+class NoSpace(FileError):
+    code = "no-space"
+
+
+class Unavailable(FileError):
+    """No live holder (or fewer than the write quorum) could do it."""
+
+    code = "unavailable"
+
+
+class ChecksumMismatch(FileError):
+    code = "checksum-mismatch"
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    name: str
+    key: int
+    version: int
+    size: int
+    sha256: str
+    chunk_size: int
+    chunk_hashes: tuple[str, ...]
+    deleted: bool
+    damaged: bool = False
+
+    @classmethod
+    def from_pb(cls, meta: fpb.FileMeta) -> FileInfo:
+        return cls(
+            meta.name, from_hex(meta.key), meta.version, meta.size, meta.sha256,
+            meta.chunk_size, tuple(meta.chunk_hashes), meta.deleted, meta.damaged,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PutResult:
+    info: FileInfo
+    holders: tuple[NodeRef, ...]  # the ones that acknowledged
+    hops: int
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    name: str
+    key: int
+    found: bool
+    owner: NodeRef
+    replicas: tuple[NodeRef, ...]  # holders after the owner that hold the newest version
+    hops: int
+    info: FileInfo | None
+
+
+def _status(exc: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
+    if isinstance(exc, grpc.Call):
+        return exc.code(), exc.details() or ""
+    return grpc.StatusCode.UNKNOWN, str(exc)
+
+
+class FileClient:
+    def __init__(
+        self,
+        ring: Ring,
+        lookup: Callable[[int], LookupResult],
+        pool: ChannelPool,
+        *,
+        replicas: int = 3,
+        write_quorum: int | None = None,
+        rpc_timeout: float = 5.0,
+        transfer_timeout: float = 600.0,
+    ) -> None:
+        self.ring = ring
+        self.lookup = lookup
+        self.pool = pool
+        self.replicas = replicas
+        self.write_quorum = write_quorum
+        self.rpc_timeout = rpc_timeout
+        self.transfer_timeout = transfer_timeout
+
+    def _stub(self, peer: NodeRef) -> fpb_grpc.FilesStub:
+        return fpb_grpc.FilesStub(self.pool.channel(peer.address))
+
+    # ----------------------------------------------------------------- locate
+    def locate(
+        self, name: str, copies: int | None = None
+    ) -> tuple[int, LookupResult, tuple[NodeRef, ...]]:
+        key = self.ring.hash(name)
+        found = self.lookup(key)
+        return key, found, holders_of(found.successors, copies or self.replicas)
+
+    def stat_all(self, name: str, holders: Iterable[NodeRef]) -> dict[NodeRef, FileInfo | None]:
+        """What each reachable holder has for ``name`` (None: nothing); unreachable ones omitted."""
+        answers: dict[NodeRef, FileInfo | None] = {}
+        for peer in holders:
+            try:
+                meta = self._stub(peer).Stat(fpb.NameRequest(name=name), timeout=self.rpc_timeout)
+                answers[peer] = FileInfo.from_pb(meta)
+            except grpc.RpcError as exc:
+                if _status(exc)[0] == grpc.StatusCode.NOT_FOUND:
+                    answers[peer] = None
+        return answers
+
+    @staticmethod
+    def newest(answers: dict[NodeRef, FileInfo | None]) -> FileInfo | None:
+        known = [info for info in answers.values() if info is not None]
+        return max(known, key=lambda info: (info.version, not info.damaged)) if known else None
+
+    # -------------------------------------------------------------------- put
+    def put(
+        self,
+        name: str,
+        data: Iterable[bytes],
+        *,
+        size: int | None = None,
+        replicas: int | None = None,
+        overwrite: bool = False,
+    ) -> PutResult:
+        copies = replicas or self.replicas
+        key, found, holders = self.locate(name, copies)
+        current = self.newest(self.stat_all(name, holders))
+        if current is None:
+            version = 1
+        elif current.deleted or overwrite:
+            version = current.version + 1
+        else:
+            version = current.version  # accepted only for identical bytes: else Conflict
+        quorum = min(self.write_quorum or copies, len(holders))
+        acked, problems = self._fan_out(name, key, version, holders, data, size)
+        if len(acked) < quorum:
+            codes = {code for code, _ in problems.values()}
+            detail = "; ".join(f"{p.address}: {d}" for p, (_, d) in problems.items())
+            if grpc.StatusCode.ALREADY_EXISTS in codes:
+                raise Conflict(f"{name!r} already exists with other content (use overwrite)")
+            if grpc.StatusCode.RESOURCE_EXHAUSTED in codes:
+                raise NoSpace(f"a holder of {name!r} is full: {detail}")
+            if grpc.StatusCode.DATA_LOSS in codes:
+                raise ChecksumMismatch(f"{name!r} arrived damaged: {detail}")
+            raise Unavailable(f"{len(acked)} of {quorum} holders stored {name!r}: {detail}")
+        info = next(iter(acked.values()))
+        return PutResult(info, tuple(p for p in holders if p in acked), found.hops)
+
+    def _fan_out(
+        self,
+        name: str,
+        key: int,
+        version: int,
+        holders: tuple[NodeRef, ...],
+        data: Iterable[bytes],
+        size: int | None,
+    ) -> tuple[dict[NodeRef, FileInfo], dict[NodeRef, tuple[grpc.StatusCode, str]]]:
+        """Stream ``data`` to every holder at once; each gets its own bounded queue and
+        sending thread, so one slow or dead holder never stalls the others."""
+        feeds: dict[NodeRef, queue.Queue[fpb.StoreRequest | None]] = {
+            peer: queue.Queue(QUEUE_DEPTH) for peer in holders
+        }
+        results: dict[NodeRef, FileInfo] = {}
+        problems: dict[NodeRef, tuple[grpc.StatusCode, str]] = {}
+        finished: dict[NodeRef, threading.Event] = {peer: threading.Event() for peer in holders}
+
+        def send(peer: NodeRef) -> None:
+            def requests() -> Iterator[fpb.StoreRequest]:
+                while (message := feeds[peer].get()) is not None:
+                    yield message
+
+            try:
+                meta = self._stub(peer).Store(requests(), timeout=self.transfer_timeout)
+                results[peer] = FileInfo.from_pb(meta)
+            except grpc.RpcError as exc:
+                problems[peer] = _status(exc)
+            finally:
+                finished[peer].set()
+
+        header = fpb.StoreHeader(
+            name=name, key=to_hex(key), version=version, size=size or 0, size_known=size is not None
+        )
+        threads = []
+        for index, peer in enumerate(holders):
+            role = "primary" if index == 0 else "replica"
+            thread = threading.Thread(target=send, args=(peer,), daemon=True)
+            thread.start()
+            threads.append(thread)
+            first = fpb.StoreHeader()
+            first.CopyFrom(header)
+            first.role = role
+            feeds[peer].put(fpb.StoreRequest(header=first))
+
+        def deliver(message: fpb.StoreRequest | None) -> None:
+            for peer in holders:
+                while not finished[peer].is_set():  # a holder that failed stops being fed
+                    try:
+                        feeds[peer].put(message, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+
+        digest = hashlib.sha256()
+        total = 0
+        for block in data:
+            for start in range(0, len(block), PIECE):
+                piece = block[start : start + PIECE]
+                digest.update(piece)
+                total += len(piece)
+                deliver(fpb.StoreRequest(data=piece))
+        deliver(fpb.StoreRequest(trailer=fpb.StoreTrailer(sha256=digest.hexdigest(), size=total)))
+        deliver(None)
+        for thread in threads:
+            thread.join(self.transfer_timeout)
+        return results, problems
+
+    # -------------------------------------------------------------------- get
+    def stat(self, name: str) -> tuple[FileInfo, list[NodeRef], LookupResult]:
+        """The newest live version and the holders that have it, owner first."""
+        _, found, holders = self.locate(name)
+        answers = self.stat_all(name, holders)
+        newest = self.newest(answers)
+        if newest is None or newest.deleted:
+            if not answers:
+                raise Unavailable(f"no holder of {name!r} answered")
+            raise NotFound(f"{name!r} is not in the ring")
+        having = [
+            p for p, info in answers.items() if info is not None and info.version == newest.version
+        ]
+        return newest, having, found
+
+    def get(
+        self, name: str, offset: int = 0, length: int | None = None
+    ) -> tuple[FileInfo, Iterator[bytes]]:
+        """The newest version's bytes [offset, offset + length), verified chunk by chunk.
+        Chunk ranges are fetched from the holders in parallel, a few segments ahead."""
+        info, having, _ = self.stat(name)
+        end = info.size if length is None else min(info.size, offset + length)
+        if not 0 <= offset <= info.size or end < offset:
+            raise ValueError(f"range {offset}+{length} is outside {info.size} bytes")
+        return info, self._stream(info, having, offset, end)
+
+    def _stream(
+        self, info: FileInfo, having: list[NodeRef], offset: int, end: int
+    ) -> Iterator[bytes]:
+        if end == offset:
+            return
+        first_chunk, last_chunk = offset // info.chunk_size, (end - 1) // info.chunk_size
+        segments = [
+            (c, min(c + SEGMENT_CHUNKS, last_chunk + 1))
+            for c in range(first_chunk, last_chunk + 1, SEGMENT_CHUNKS)
+        ]
+        with futures.ThreadPoolExecutor(max_workers=len(having)) as pool:
+            pending: list[futures.Future[bytes]] = []
+            for index, (low, high) in enumerate(segments):
+                pending.append(pool.submit(self._fetch_segment, info, having, index, low, high))
+                if len(pending) > len(having):
+                    yield from self._trim(pending.pop(0).result(), info, offset, end)
+            for task in pending:
+                yield from self._trim(task.result(), info, offset, end)
+
+    @staticmethod
+    def _trim(segment: bytes, info: FileInfo, offset: int, end: int) -> Iterator[bytes]:
+        # The segment starts at a chunk boundary recorded in its first 8 bytes.
+        start = int.from_bytes(segment[:8], "big")
+        body = memoryview(segment)[8:]
+        low, high = max(offset, start), min(end, start + len(body))
+        if high > low:
+            yield bytes(body[low - start : high - start])
+
+    def _fetch_segment(
+        self, info: FileInfo, having: list[NodeRef], index: int, low: int, high: int
+    ) -> bytes:
+        """Chunks [low, high) from the holder this segment is assigned to, or from the
+        others in turn if it fails; each chunk's SHA-256 is checked."""
+        start = low * info.chunk_size
+        length = min(info.size, high * info.chunk_size) - start
+        problems = []
+        for attempt in range(len(having)):
+            peer = having[(index + attempt) % len(having)]
+            try:
+                body = self._fetch_range(peer, info, start, length)
+            except (grpc.RpcError, ChecksumMismatch) as exc:
+                problems.append(f"{peer.address}: {exc}")
+                continue
+            for chunk in range(low, high):
+                piece = body[(chunk - low) * info.chunk_size : (chunk - low + 1) * info.chunk_size]
+                if hashlib.sha256(piece).hexdigest() != info.chunk_hashes[chunk]:
+                    problems.append(f"{peer.address}: chunk {chunk} failed its checksum")
+                    break
+            else:
+                return start.to_bytes(8, "big") + body
+        raise Unavailable(f"no holder served chunks {low}-{high - 1} of {info.name!r}: {problems}")
+
+    def _fetch_range(self, peer: NodeRef, info: FileInfo, start: int, length: int) -> bytes:
+        request = fpb.FetchRequest(
+            name=info.name, version=info.version, offset=start, length=length
+        )
+        parts = []
+        for reply in self._stub(peer).Fetch(request, timeout=self.transfer_timeout):
+            if reply.WhichOneof("part") == "data":
+                parts.append(reply.data)
+        body = b"".join(parts)
+        if len(body) != length:
+            raise ChecksumMismatch(f"expected {length} bytes, got {len(body)}")
+        return body
+
+    # ---------------------------------------------------------- search / delete
+    def search(self, name: str) -> SearchResult:
+        key, found, holders = self.locate(name)
+        answers = self.stat_all(name, holders)
+        newest = self.newest(answers)
+        live = newest is not None and not newest.deleted
+        having = tuple(
+            p for p, info in answers.items()
+            if live and info is not None and newest is not None and info.version == newest.version
+        )  # fmt: skip
+        return SearchResult(
+            name, key, live, found.owner, tuple(p for p in having if p != found.owner),
+            found.hops, newest if live else None,
+        )  # fmt: skip
+
+    def delete(self, name: str) -> FileInfo:
+        key, _, holders = self.locate(name)
+        newest = self.newest(self.stat_all(name, holders))
+        if newest is None or newest.deleted:
+            raise NotFound(f"{name!r} is not in the ring")
+        request = fpb.DeleteRequest(name=name, key=to_hex(key), version=newest.version + 1)
+        done: list[FileInfo] = []
+        for index, peer in enumerate(holders):
+            request.role = "primary" if index == 0 else "replica"
+            try:
+                done.append(
+                    FileInfo.from_pb(self._stub(peer).Delete(request, timeout=self.rpc_timeout))
+                )
+            except grpc.RpcError:
+                continue  # anti-entropy spreads the tombstone to it later
+        if not done:
+            raise Unavailable(f"no holder of {name!r} answered")
+        return done[0]
+
+    def list_peer(self, peer: NodeRef) -> list[FileInfo]:
+        """Everything ``peer`` holds (primary and replica), tombstones included."""
+        request = fpb.RangeRequest(start=WHOLE_RING, end=WHOLE_RING)
+        stream = self._stub(peer).ListRange(request, timeout=self.transfer_timeout)
+        return [FileInfo.from_pb(meta) for meta in stream]
+
+    # ------------------------------------------------------- peer-to-peer copies
+    def push(self, engine: StorageEngine, record: FileRecord, peer: NodeRef, role: str) -> FileInfo:
+        """Send our copy of ``record`` (bytes, or its tombstone) to ``peer``."""
+        stub = self._stub(peer)
+        if record.deleted:
+            request = fpb.DeleteRequest(
+                name=record.name, key=to_hex(record.key), version=record.version, role=role
+            )
+            return FileInfo.from_pb(stub.Delete(request, timeout=self.rpc_timeout))
+
+        def requests() -> Iterator[fpb.StoreRequest]:
+            yield fpb.StoreRequest(
+                header=fpb.StoreHeader(
+                    name=record.name, key=to_hex(record.key), version=record.version,
+                    role=role, size=record.size, size_known=True,
+                )
+            )  # fmt: skip
+            for piece in engine.read(record):
+                yield fpb.StoreRequest(data=piece)
+            yield fpb.StoreRequest(trailer=fpb.StoreTrailer(sha256=record.sha256, size=record.size))
+
+        return FileInfo.from_pb(stub.Store(requests(), timeout=self.transfer_timeout))
+
+    def pull(self, peer: NodeRef, info: FileInfo, engine: StorageEngine, role: str) -> FileRecord:
+        """Copy ``peer``'s version ``info`` into our own storage (bytes or tombstone)."""
+        if info.deleted:
+            return engine.delete(info.name, info.key, info.version, role=role)
+        request = fpb.FetchRequest(name=info.name, version=info.version, to_end=True)
+        with engine.writer(info.name, info.key, info.version, role=role, expected_size=info.size,
+                           expected_sha256=info.sha256) as writer:  # fmt: skip
+            for reply in self._stub(peer).Fetch(request, timeout=self.transfer_timeout):
+                if reply.WhichOneof("part") == "data":
+                    writer.write(reply.data)
+            return writer.commit()
+
+
+def remote_client(
+    ring: Ring, transport: GrpcTransport, entry: NodeRef, **options: Any
+) -> FileClient:
+    """A FileClient for a process outside the ring: lookups start at ``entry`` and are
+    driven from here, one step RPC per hop, confirming the owner they find."""
+
+    def alive(peer: NodeRef) -> bool:
+        try:
+            return transport.ping(peer) == peer
+        except PeerUnreachable:
+            return False
+
+    def lookup(key: int) -> LookupResult:
+        return iterative_lookup(
+            ring, key, [entry], transport.find_successor_step, 2 * ring.bits, confirm=alive
+        )
+
+    return FileClient(ring, lookup, transport.pool, **options)

@@ -1,0 +1,191 @@
+"""Keeping k copies of every file on the right peers: anti-entropy, migration, hand-off.
+
+Runs on the maintenance loop (never in a request handler). Each round:
+
+1. Anti-entropy for this peer's primary range (predecessor, me]: compare a digest of the
+   range with each of the first k-1 successors (cheap when equal, which is the common
+   case); where it differs, list the range there and reconcile file by file: push what we
+   have newer (bytes or tombstones, so deletes stay deleted), pull what they have newer.
+   This restores k copies after crashes, fills a joiner's new range from its successor,
+   and catches a restarted peer up.
+2. Migration: files held outside the primary range are checked against a lookup (one
+   per owner range). If this peer is no longer among a file's k holders, it makes sure
+   every holder has the version, then drops its own copy.
+
+It also keeps replication health: for each primary file, how many holders have the
+newest version; below k it is degraded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import grpc
+
+from chord.ids import between_right, to_hex
+from chord.lookup import LookupFailed
+from chord.node import ChordNode
+from chord.node_ref import NodeRef
+from chord.placement import holders_of
+from proto import files_pb2 as fpb
+from services.file_client import FileClient, FileInfo
+from services.storage import FileRecord, StorageEngine, StorageError
+
+log = logging.getLogger("chord.replication")
+
+
+@dataclass(frozen=True)
+class Health:
+    name: str
+    version: int
+    copies: int  # holders (this one included) with the newest version
+    wanted: int
+
+
+def _newer(theirs: FileInfo | None, mine: FileRecord | None) -> bool:
+    """Should we copy theirs? Theirs is newer, or ours is missing or damaged."""
+    if theirs is None or theirs.damaged:
+        return False
+    if mine is None or mine.damaged:
+        return mine is None or theirs.version >= mine.version
+    return theirs.version > mine.version
+
+
+def _behind(theirs: FileInfo | None, mine: FileRecord | None) -> bool:
+    """Should we send ours? Theirs is older, missing, or a damaged copy of ours."""
+    if mine is None or mine.damaged:
+        return False
+    if theirs is None or theirs.version < mine.version:
+        return True
+    return theirs.damaged and theirs.version == mine.version
+
+
+class Replicator:
+    def __init__(
+        self, node: ChordNode, engine: StorageEngine, files: FileClient, copies: int
+    ) -> None:
+        self.node = node
+        self.engine = engine
+        self.files = files
+        self.copies = copies
+        self._health: dict[str, Health] = {}
+        self._lock = threading.Lock()
+
+    def health(self) -> list[Health]:
+        with self._lock:
+            return sorted(self._health.values(), key=lambda h: h.name)
+
+    def degraded(self) -> list[Health]:
+        return [h for h in self.health() if h.copies < h.wanted]
+
+    # ------------------------------------------------------------------ round
+    def run_once(self) -> None:
+        state = self.node.state()
+        if not state.joined or state.predecessor is None:
+            return
+        start, end = state.predecessor.id, self.node.me.id
+        replicas = holders_of(state.successors, self.copies - 1)
+        copies: dict[str, int] = {}
+        for peer in replicas:
+            self._reconcile(peer, start, end, copies)
+        self._record_health(start, end, replicas, copies)
+        self._migrate(start, end)
+
+    def _reconcile(self, peer: NodeRef, start: int, end: int, copies: dict[str, int]) -> None:
+        request = fpb.RangeRequest(start=to_hex(start), end=to_hex(end))
+        stub = self.files._stub(peer)
+        timeout = self.files.rpc_timeout
+        try:
+            if stub.Digest(request, timeout=timeout).digest == self.engine.digest(start, end):
+                for record in self.engine.in_range(start, end):
+                    copies[record.name] = copies.get(record.name, 0) + 1
+                return
+            theirs = {
+                m.name: FileInfo.from_pb(m)
+                for m in stub.ListRange(request, timeout=self.files.transfer_timeout)
+            }
+        except grpc.RpcError:
+            return  # unreachable: stabilize will replace it, and the next round retries
+        mine = {r.name: r for r in self.engine.in_range(start, end)}
+        for name in sorted(set(mine) | set(theirs)):
+            try:
+                if _newer(theirs.get(name), mine.get(name)):
+                    info = theirs[name]
+                    mine[name] = self.files.pull(peer, info, self.engine, role="primary")
+                    log.info("pulled %s v%d from %s", name, info.version, peer.address)
+                elif _behind(theirs.get(name), mine.get(name)):
+                    self.files.push(self.engine, mine[name], peer, role="replica")
+                    log.info("pushed %s v%d to %s", name, mine[name].version, peer.address)
+                if name in mine and not mine[name].damaged:
+                    copies[name] = copies.get(name, 0) + 1
+            except (grpc.RpcError, StorageError) as exc:
+                log.warning("could not reconcile %s with %s: %s", name, peer.address, exc)
+
+    def _record_health(
+        self, start: int, end: int, replicas: tuple[NodeRef, ...], copies: dict[str, int]
+    ) -> None:
+        health: dict[str, Health] = {}
+        for record in self.engine.in_range(start, end):
+            if record.deleted:
+                continue
+            own = 0 if record.damaged else 1
+            health[record.name] = Health(
+                record.name, record.version, own + copies.get(record.name, 0), self.copies
+            )
+        with self._lock:
+            self._health = health
+
+    # -------------------------------------------------------------- migration
+    def _migrate(self, start: int, end: int) -> None:
+        """Hand off and drop files this peer no longer has to hold."""
+        outside = [r for r in self.engine.records(include_deleted=True)
+                   if not between_right(start, r.key, end)]  # fmt: skip
+        covered: list[tuple[int, int, tuple[NodeRef, ...]]] = []  # (low, high, holders)
+        for record in outside:
+            holders = next(
+                (h for low, high, h in covered if between_right(low, record.key, high)), None
+            )
+            if holders is None:
+                try:
+                    found = self.node.lookup(record.key, confirm_owner=True)
+                except LookupFailed:
+                    continue
+                holders = holders_of(found.successors, self.copies)
+                covered.append((found.predecessor.id, found.owner.id, holders))
+            if self.node.me in holders:
+                if record.role != "replica":
+                    self.engine.set_role(record.name, "replica")
+                continue
+            if self._all_hold(record, holders):
+                self.engine.drop(record.name)
+                log.info("dropped %s: now held by %s", record.name,
+                         ", ".join(h.address for h in holders))  # fmt: skip
+
+    def _all_hold(self, record: FileRecord, holders: tuple[NodeRef, ...]) -> bool:
+        """Every holder has this version (or newer), pushing ours where it is missing."""
+        answers = self.files.stat_all(record.name, holders)
+        if len(answers) < len(holders):
+            return False  # someone did not answer: keep our copy for now
+        for index, peer in enumerate(holders):
+            info = answers[peer]
+            if info is not None and info.version >= record.version:
+                continue
+            if record.damaged:
+                return False
+            try:
+                role = "primary" if index == 0 else "replica"
+                self.files.push(self.engine, record, peer, role=role)
+            except (grpc.RpcError, StorageError):
+                return False
+        return True
+
+    # --------------------------------------------------------------- hand-off
+    def hand_off(self, successor: NodeRef) -> None:
+        """Before a graceful leave: make sure the successor has our primary range."""
+        state = self.node.state()
+        if state.predecessor is None or successor == self.node.me:
+            return
+        copies: dict[str, int] = {}
+        self._reconcile(successor, state.predecessor.id, self.node.me.id, copies)
