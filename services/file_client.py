@@ -35,7 +35,7 @@ from services.storage import FileRecord, StorageEngine
 
 PIECE = 1 << 20  # bytes per gRPC message: the measured sweet spot
 QUEUE_DEPTH = 4  # pieces buffered per holder during a put
-SEGMENT_CHUNKS = 4  # chunks per parallel download task
+SEGMENT_CHUNKS = 8  # chunks per parallel download task (8 MiB: read-ahead stays bounded)
 WHOLE_RING = to_hex(0)
 
 
@@ -105,6 +105,17 @@ class SearchResult:
     info: FileInfo | None
 
 
+def holders_found(found: LookupResult, copies: int) -> tuple[NodeRef, ...]:
+    """The key's holders from a lookup's answer: the owner and the next copies-1 peers.
+    The answer is the successor list of the key's predecessor, and a successor list
+    never names its own peer: in a ring of at most ``copies`` peers that predecessor is
+    a holder too, and only it can be missing."""
+    holders = holders_of(found.successors, copies)
+    if len(holders) < copies:
+        holders = holders_of((*found.successors, found.predecessor), copies)
+    return holders
+
+
 def _status(exc: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, grpc.Call):
         return exc.code(), exc.details() or ""
@@ -140,7 +151,7 @@ class FileClient:
     ) -> tuple[int, LookupResult, tuple[NodeRef, ...]]:
         key = self.ring.hash(name)
         found = self.lookup(key)
-        return key, found, holders_of(found.successors, copies or self.replicas)
+        return key, found, holders_found(found, copies or self.replicas)
 
     def stat_all(self, name: str, holders: Iterable[NodeRef]) -> dict[NodeRef, FileInfo | None]:
         """What each reachable holder has for ``name`` (None: nothing); unreachable ones omitted."""
@@ -298,7 +309,7 @@ class FileClient:
             for c in range(first_chunk, last_chunk + 1, SEGMENT_CHUNKS)
         ]
         with futures.ThreadPoolExecutor(max_workers=len(having)) as pool:
-            pending: list[futures.Future[bytes]] = []
+            pending: list[futures.Future[list[bytes]]] = []
             for index, (low, high) in enumerate(segments):
                 pending.append(pool.submit(self._fetch_segment, info, having, index, low, high))
                 if len(pending) > len(having):
@@ -307,50 +318,63 @@ class FileClient:
                 yield from self._trim(task.result(), info, offset, end)
 
     @staticmethod
-    def _trim(segment: bytes, info: FileInfo, offset: int, end: int) -> Iterator[bytes]:
-        # The segment starts at a chunk boundary recorded in its first 8 bytes.
-        start = int.from_bytes(segment[:8], "big")
-        body = memoryview(segment)[8:]
-        low, high = max(offset, start), min(end, start + len(body))
-        if high > low:
-            yield bytes(body[low - start : high - start])
+    def _trim(chunks: list[bytes], info: FileInfo, offset: int, end: int) -> Iterator[bytes]:
+        """The parts of whole chunks that fall inside [offset, end); whole chunks are
+        passed on as they are (no copy). ``chunks[0]`` is preceded by its index."""
+        index = int.from_bytes(chunks[0], "big")
+        for position, chunk in enumerate(chunks[1:]):
+            start = (index + position) * info.chunk_size
+            low, high = max(offset, start), min(end, start + len(chunk))
+            if high - low == len(chunk):
+                yield chunk
+            elif high > low:
+                yield chunk[low - start : high - start]
 
     def _fetch_segment(
         self, info: FileInfo, having: list[NodeRef], index: int, low: int, high: int
-    ) -> bytes:
+    ) -> list[bytes]:
         """Chunks [low, high) from the holder this segment is assigned to, or from the
-        others in turn if it fails; each chunk's SHA-256 is checked."""
+        others in turn if it fails; each chunk's SHA-256 is checked as it arrives."""
         start = low * info.chunk_size
         length = min(info.size, high * info.chunk_size) - start
         problems = []
         for attempt in range(len(having)):
             peer = having[(index + attempt) % len(having)]
             try:
-                body = self._fetch_range(peer, info, start, length)
+                chunks = self._fetch_chunks(peer, info, low, start, length)
             except (grpc.RpcError, ChecksumMismatch) as exc:
                 problems.append(f"{peer.address}: {exc}")
                 continue
-            for chunk in range(low, high):
-                piece = body[(chunk - low) * info.chunk_size : (chunk - low + 1) * info.chunk_size]
-                if hashlib.sha256(piece).hexdigest() != info.chunk_hashes[chunk]:
-                    problems.append(f"{peer.address}: chunk {chunk} failed its checksum")
-                    break
-            else:
-                return start.to_bytes(8, "big") + body
+            return [low.to_bytes(8, "big"), *chunks]
         raise Unavailable(f"no holder served chunks {low}-{high - 1} of {info.name!r}: {problems}")
 
-    def _fetch_range(self, peer: NodeRef, info: FileInfo, start: int, length: int) -> bytes:
+    def _fetch_chunks(
+        self, peer: NodeRef, info: FileInfo, low: int, start: int, length: int
+    ) -> list[bytes]:
+        """Whole chunks from ``low`` on, each verified against its SHA-256. A holder
+        sends one message per chunk; a chunk split over messages is joined first."""
         request = fpb.FetchRequest(
             name=info.name, version=info.version, offset=start, length=length
         )
-        parts = []
+        chunks: list[bytes] = []
+        partial: list[bytes] = []
+        received = 0
         for reply in self._stub(peer).Fetch(request, timeout=self.transfer_timeout):
-            if reply.WhichOneof("part") == "data":
-                parts.append(reply.data)
-        body = b"".join(parts)
-        if len(body) != length:
-            raise ChecksumMismatch(f"expected {length} bytes, got {len(body)}")
-        return body
+            if reply.WhichOneof("part") != "data":
+                continue
+            partial.append(reply.data)
+            received += len(reply.data)
+            expected = min(info.chunk_size, length - (len(chunks) * info.chunk_size))
+            if sum(len(p) for p in partial) < expected:
+                continue
+            chunk = partial[0] if len(partial) == 1 else b"".join(partial)
+            partial = []
+            if hashlib.sha256(chunk).hexdigest() != info.chunk_hashes[low + len(chunks)]:
+                raise ChecksumMismatch(f"chunk {low + len(chunks)} failed its checksum")
+            chunks.append(chunk)
+        if received != length or partial:
+            raise ChecksumMismatch(f"expected {length} bytes, got {received}")
+        return chunks
 
     # ---------------------------------------------------------- search / delete
     def search(self, name: str) -> SearchResult:

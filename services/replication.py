@@ -30,7 +30,7 @@ from chord.node import ChordNode
 from chord.node_ref import NodeRef
 from chord.placement import holders_of
 from proto import files_pb2 as fpb
-from services.file_client import FileClient, FileInfo
+from services.file_client import FileClient, FileInfo, holders_found
 from services.storage import FileRecord, StorageEngine, StorageError
 
 log = logging.getLogger("chord.replication")
@@ -71,6 +71,7 @@ class Replicator:
         self.files = files
         self.copies = copies
         self._health: dict[str, Health] = {}
+        self._scrubbed = ""  # name the last scrub stopped at
         self._lock = threading.Lock()
 
     def health(self) -> list[Health]:
@@ -92,6 +93,25 @@ class Replicator:
             self._reconcile(peer, start, end, copies)
         self._record_health(start, end, replicas, copies)
         self._migrate(start, end)
+        self._scrub()
+
+    def _scrub(self, budget: int = 8 << 20) -> None:
+        """Re-verify a few held copies per round (round robin, about ``budget`` bytes), so
+        corruption that no read touches is still found, marked damaged and repaired."""
+        records = [r for r in self.engine.records() if not r.damaged]
+        records.sort(key=lambda r: r.name)
+        after = [r for r in records if r.name > self._scrubbed] or records
+        spent = 0
+        for record in after:
+            if spent and spent + record.size > budget:
+                break
+            try:
+                if not self.engine.verify(record):
+                    log.warning("scrub found %s damaged", record.name)
+            except StorageError:
+                pass
+            self._scrubbed = record.name
+            spent += max(record.size, 1)
 
     def _reconcile(self, peer: NodeRef, start: int, end: int, copies: dict[str, int]) -> None:
         request = fpb.RangeRequest(start=to_hex(start), end=to_hex(end))
@@ -152,9 +172,9 @@ class Replicator:
                     found = self.node.lookup(record.key, confirm_owner=True)
                 except LookupFailed:
                     continue
-                holders = holders_of(found.successors, self.copies)
+                holders = holders_found(found, self.copies)
                 covered.append((found.predecessor.id, found.owner.id, holders))
-            if self.node.me in holders:
+            if self.node.me in holders or self._skipped_me(holders):
                 if record.role != "replica":
                     self.engine.set_role(record.name, "replica")
                 continue
@@ -162,6 +182,15 @@ class Replicator:
                 self.engine.drop(record.name)
                 log.info("dropped %s: now held by %s", record.name,
                          ", ".join(h.address for h in holders))  # fmt: skip
+
+    def _skipped_me(self, holders: tuple[NodeRef, ...]) -> bool:
+        """The lookup's answer leaves this live peer out although it is one of the key's
+        k successors: it names fewer than k peers, or our ID lies between its owner and
+        its last holder. The responder's successor list predates us (we just joined or
+        restarted); dropping now would only have our copy sent back a moment later."""
+        if len(holders) < self.copies:
+            return True
+        return len(holders) > 1 and between_right(holders[0].id, self.node.me.id, holders[-1].id)
 
     def _all_hold(self, record: FileRecord, holders: tuple[NodeRef, ...]) -> bool:
         """Every holder has this version (or newer), pushing ours where it is missing."""
