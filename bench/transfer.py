@@ -31,7 +31,7 @@ from services.file_client import FileClient, remote_client
 from services.launcher import LocalRing, PeerProcess, wait_for
 
 MIB = 1 << 20
-MALLOC = {"MALLOC_MMAP_THRESHOLD_": "67108864", "MALLOC_TRIM_THRESHOLD_": "268435456"}
+MALLOC = {"MALLOC_MMAP_THRESHOLD_": "67108864", "MALLOC_TRIM_THRESHOLD_": "16777216"}
 RECEIVER = """
 import socket, sys
 listener = socket.create_server(("127.0.0.1", 0))
