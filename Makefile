@@ -13,10 +13,12 @@ PROTOS := $(wildcard proto/*.proto)
 PB2 := $(PROTOS:.proto=_pb2.py) $(PROTOS:.proto=_pb2.pyi) $(PROTOS:.proto=_pb2_grpc.py)
 
 # glibc malloc tuning: keep 1 MiB gRPC message buffers off mmap (roughly doubles throughput
-# of big messages here), and give freed memory back above 16 MiB: measured with
-# bench.transfer, a 256 MiB trim threshold raised peak RSS with no throughput gain.
+# of big messages here), give freed memory back above 16 MiB, and use one malloc arena:
+# measured with bench.transfer, per-thread arenas each kept freed transfer buffers
+# (peak RSS 157 MiB on a 1 GiB upload, 85 MiB with one arena) at no throughput cost.
 export MALLOC_MMAP_THRESHOLD_ := 67108864
 export MALLOC_TRIM_THRESHOLD_ := 16777216
+export MALLOC_ARENA_MAX := 1
 
 .PHONY: help install run lint test bench clean
 
