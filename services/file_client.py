@@ -23,7 +23,7 @@ from typing import Any
 
 import grpc
 
-from chord.ids import Ring, from_hex, to_hex
+from chord.ids import Ring, between_right, from_hex, to_hex
 from chord.lookup import LookupResult, iterative_lookup
 from chord.node_ref import NodeRef
 from chord.placement import holders_of
@@ -470,3 +470,24 @@ def remote_client(
         )
 
     return FileClient(ring, lookup, transport.pool, **options)
+
+
+def list_ring(
+    client: FileClient, transport: GrpcTransport, entry: NodeRef, limit: int = 100_000
+) -> list[tuple[NodeRef, FileInfo]]:
+    """Every live file in the ring with its owner: walk the ring from ``entry`` along
+    successor pointers, asking each peer for the files it holds as primary."""
+    files: list[tuple[NodeRef, FileInfo]] = []
+    peer, seen = entry, set()
+    while peer.id not in seen and len(seen) < limit:
+        seen.add(peer.id)
+        state = transport.get_state(peer)
+        for record in client.list_peer(peer):
+            key_range_start = state.predecessor.id if state.predecessor else peer.id
+            owned = between_right(key_range_start, record.key, peer.id)
+            if owned and not record.deleted:
+                files.append((peer, record))
+        if not state.successors:
+            break
+        peer = state.successors[0]
+    return sorted(files, key=lambda pair: pair[1].name)

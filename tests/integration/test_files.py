@@ -55,6 +55,7 @@ from services.file_client import (
     NotFound,
     PutResult,
     Unavailable,
+    list_ring,
 )
 from services.launcher import LocalRing, PeerProcess, wait_for
 
@@ -154,6 +155,11 @@ def test_files_live_on_their_k_successors_and_read_back_through_every_peer(
         f"{len(cr.corpus)} files x {len(peers)} entry peers read back in "
         f"{time.monotonic() - started:.1f}s"
     )
+    # Walking the ring from any peer lists every file once, with its owner.
+    listed = list_ring(client, cr.ring.transport, peers[-1].ref)
+    assert sorted(info.name for _, info in listed) == sorted(cr.corpus)
+    for owner, info in listed:
+        assert owner == expected_holders(cr.ring, peers, info.name)[0].ref
 
 
 def _wait_repaired(
