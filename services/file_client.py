@@ -478,7 +478,8 @@ def list_ring(
     """Every live file in the ring with its owner: walk the ring from ``entry`` along
     successor pointers, asking each peer for the files it holds as primary."""
     files: list[tuple[NodeRef, FileInfo]] = []
-    peer, seen = entry, set()
+    peer = entry
+    seen: set[int] = set()
     while peer.id not in seen and len(seen) < limit:
         seen.add(peer.id)
         state = transport.get_state(peer)
