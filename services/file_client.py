@@ -362,8 +362,9 @@ class FileClient:
         for reply in self._stub(peer).Fetch(request, timeout=self.transfer_timeout):
             if reply.WhichOneof("part") != "data":
                 continue
-            partial.append(reply.data)
-            received += len(reply.data)
+            data = reply.data  # each access of a bytes field may copy it: read it once
+            partial.append(data)
+            received += len(data)
             expected = min(info.chunk_size, length - (len(chunks) * info.chunk_size))
             if sum(len(p) for p in partial) < expected:
                 continue
