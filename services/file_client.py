@@ -142,7 +142,7 @@ class FileClient:
         self.rpc_timeout = rpc_timeout
         self.transfer_timeout = transfer_timeout
 
-    def _stub(self, peer: NodeRef) -> fpb_grpc.FilesStub:
+    def stub(self, peer: NodeRef) -> fpb_grpc.FilesStub:
         return fpb_grpc.FilesStub(self.pool.channel(peer.address))
 
     # ----------------------------------------------------------------- locate
@@ -158,7 +158,7 @@ class FileClient:
         answers: dict[NodeRef, FileInfo | None] = {}
         for peer in holders:
             try:
-                meta = self._stub(peer).Stat(fpb.NameRequest(name=name), timeout=self.rpc_timeout)
+                meta = self.stub(peer).Stat(fpb.NameRequest(name=name), timeout=self.rpc_timeout)
                 answers[peer] = FileInfo.from_pb(meta)
             except grpc.RpcError as exc:
                 if _status(exc)[0] == grpc.StatusCode.NOT_FOUND:
@@ -228,7 +228,7 @@ class FileClient:
                     yield message
 
             try:
-                meta = self._stub(peer).Store(requests(), timeout=self.transfer_timeout)
+                meta = self.stub(peer).Store(requests(), timeout=self.transfer_timeout)
                 results[peer] = FileInfo.from_pb(meta)
             except grpc.RpcError as exc:
                 problems[peer] = _status(exc)
@@ -359,7 +359,7 @@ class FileClient:
         chunks: list[bytes] = []
         partial: list[bytes] = []
         received = 0
-        for reply in self._stub(peer).Fetch(request, timeout=self.transfer_timeout):
+        for reply in self.stub(peer).Fetch(request, timeout=self.transfer_timeout):
             if reply.WhichOneof("part") != "data":
                 continue
             data = reply.data  # each access of a bytes field may copy it: read it once
@@ -403,7 +403,7 @@ class FileClient:
             request.role = "primary" if index == 0 else "replica"
             try:
                 done.append(
-                    FileInfo.from_pb(self._stub(peer).Delete(request, timeout=self.rpc_timeout))
+                    FileInfo.from_pb(self.stub(peer).Delete(request, timeout=self.rpc_timeout))
                 )
             except grpc.RpcError:
                 continue  # anti-entropy spreads the tombstone to it later
@@ -414,13 +414,13 @@ class FileClient:
     def list_peer(self, peer: NodeRef) -> list[FileInfo]:
         """Everything ``peer`` holds (primary and replica), tombstones included."""
         request = fpb.RangeRequest(start=WHOLE_RING, end=WHOLE_RING)
-        stream = self._stub(peer).ListRange(request, timeout=self.transfer_timeout)
+        stream = self.stub(peer).ListRange(request, timeout=self.transfer_timeout)
         return [FileInfo.from_pb(meta) for meta in stream]
 
     # ------------------------------------------------------- peer-to-peer copies
     def push(self, engine: StorageEngine, record: FileRecord, peer: NodeRef, role: str) -> FileInfo:
         """Send our copy of ``record`` (bytes, or its tombstone) to ``peer``."""
-        stub = self._stub(peer)
+        stub = self.stub(peer)
         if record.deleted:
             request = fpb.DeleteRequest(
                 name=record.name, key=to_hex(record.key), version=record.version, role=role
@@ -447,7 +447,7 @@ class FileClient:
         request = fpb.FetchRequest(name=info.name, version=info.version, to_end=True)
         with engine.writer(info.name, info.key, info.version, role=role, expected_size=info.size,
                            expected_sha256=info.sha256) as writer:  # fmt: skip
-            for reply in self._stub(peer).Fetch(request, timeout=self.transfer_timeout):
+            for reply in self.stub(peer).Fetch(request, timeout=self.transfer_timeout):
                 if reply.WhichOneof("part") == "data":
                     writer.write(reply.data)
             return writer.commit()

@@ -115,7 +115,7 @@ class Replicator:
 
     def _reconcile(self, peer: NodeRef, start: int, end: int, copies: dict[str, int]) -> None:
         request = fpb.RangeRequest(start=to_hex(start), end=to_hex(end))
-        stub = self.files._stub(peer)
+        stub = self.files.stub(peer)
         timeout = self.files.rpc_timeout
         try:
             if stub.Digest(request, timeout=timeout).digest == self.engine.digest(start, end):

@@ -290,7 +290,7 @@ def test_a_crashed_peer_restarts_with_its_files(corpus_ring: CorpusRing) -> None
 def _fetch_status(client: FileClient, peer: PeerProcess, name: str) -> str:
     """What ``peer`` answers to a Fetch of ``name``: 'served N B' or a status code."""
     try:
-        replies = client._stub(peer.ref).Fetch(fpb.FetchRequest(name=name, to_end=True), timeout=5)
+        replies = client.stub(peer.ref).Fetch(fpb.FetchRequest(name=name, to_end=True), timeout=5)
         return f"served {sum(len(r.data) for r in replies)} B"
     except grpc.RpcError as exc:
         return str(exc.code().name)
@@ -439,7 +439,7 @@ def test_a_full_peer_refuses_cleanly(
         for name in big:
             info = client.stat_all(name, [full.ref])[full.ref]
             assert info is None, f"[seed {seed}] {where}: the full peer has {info}"
-        usage = client._stub(full.ref).GetUsage(fpb.Empty2(), timeout=5)
+        usage = client.stub(full.ref).GetUsage(fpb.Empty2(), timeout=5)
         assert (usage.used, usage.files) == (len(small), 1), f"{where}: {usage}"
         for peer in peers:
             assert wait_for(lambda p=peer: not tmp_entries(p), 5), (
