@@ -33,7 +33,7 @@ FAST_FILES = (*LocalRing.extra_args, "--repair-interval", "0.3", "--replicas", s
 def make_corpus(rng: random.Random, small: int, prefix: str = "") -> dict[str, bytes]:
     """``small`` files of 0 B .. 64 KiB (log-spread) plus the edge sizes around the 1 MiB
     chunk and a few multi-chunk files. Names include spaces, slashes and non-ASCII."""
-    sizes = [0, 1, MIB - 1, MIB, MIB + 1, 2 * MIB + 12345, 3 * MIB + 7]
+    sizes = [0, 1, MIB - 1, MIB, MIB + 1, 2 * MIB + 12345, 3 * MIB + 7, 8 * MIB]
     sizes += [int(2 ** rng.uniform(0, 16)) for _ in range(small)]
     styles = ["doc-{}.txt", "photos/2024/img {}.jpg", "données/é-{}.bin", "a b/{}"]
     corpus = {}

@@ -116,7 +116,7 @@ def corpus_ring(
         peers = build_ring(ring, rng, 8, seed)
         wait_ideal(ring, seed, timeout=40)
         built = time.monotonic()
-        corpus = make_corpus(rng, small=60)
+        corpus = make_corpus(rng, small=192)  # 200 files, as the issue asks
         upload(ring, rng, corpus, peers)  # each through a random peer, acked by all k
         print(
             f"8 peers up in {built - started:.1f}s; {len(corpus)} files "
