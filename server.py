@@ -17,7 +17,7 @@ from chord.ids import Ring
 from chord.node import ChordNode, JoinFailed, NodeHooks, NodeState
 from chord.node_ref import NodeRef
 from chord.transport import PeerUnreachable, Refused
-from config.settings import Settings
+from config.settings import API_PORT_OFFSET, Settings
 from proto.files_pb2 import DESCRIPTOR as FILES_DESCRIPTOR
 from proto.files_pb2_grpc import add_FilesServicer_to_server
 from services.api import create_app
@@ -38,6 +38,12 @@ FILES_SERVICE = FILES_DESCRIPTOR.services_by_name["Files"].full_name
 
 class StartupError(RuntimeError):
     """The peer cannot start: a port is taken, the seed is unreachable, or it was refused."""
+
+
+def _is_http1(reason: str) -> bool:
+    """gRPC's words for a peer address where an HTTP/1.x server (say, a REST port)
+    answers: retrying that until the join deadline would only delay the real advice."""
+    return "http1.x server" in reason or "Failed parsing HTTP/2" in reason
 
 
 class MonotonicClock:
@@ -154,6 +160,12 @@ class Peer:
             except Refused as exc:
                 raise StartupError(f"the ring refused this peer: {exc.detail}") from None
             except (PeerUnreachable, JoinFailed) as exc:
+                if isinstance(exc, PeerUnreachable) and _is_http1(exc.reason):
+                    raise StartupError(
+                        f"{seed} is not a Chord peer: it answers HTTP/1.x, not gRPC. Is it a "
+                        "REST port? A peer's gRPC port is its REST port minus "
+                        f"{API_PORT_OFFSET} unless set otherwise."
+                    ) from None
                 if time.monotonic() + delay > deadline:
                     raise StartupError(
                         f"could not join the ring through {seed} within "

@@ -110,6 +110,11 @@ def test_seed_that_is_not_a_chord_peer(
     assert done.returncode != 0
     assert seed in message, message
     assert done.seconds < 2 + STARTUP_SLACK, f"took {done.seconds:.1f}s"
+    if kind != "silent-tcp":
+        # An HTTP/1.x answer is final: said at once (no retrying until the join deadline),
+        # with the likely mix-up named.
+        assert "not a Chord peer" in message and "REST port" in message, message
+        assert done.seconds < STARTUP_SLACK, f"took {done.seconds:.1f}s"
     if kind == "peer-rest-port":
         assert peer.running() and peer.get("/health")[0] == 200
 
