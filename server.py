@@ -99,7 +99,7 @@ class Peer:
         )
         self.replicator = Replicator(self.node, self.storage, self.files, settings.replicas)
         self.node.hooks.before_leave = self.replicator.hand_off
-        files_service = FilesServicer(self.storage, self.ring)
+        files_service = FilesServicer(self.storage, self.ring, self.replicator.health_rows)
         try:
             self.grpc = GrpcServer(
                 self.node,

@@ -411,6 +411,12 @@ class FileClient:
             raise Unavailable(f"no holder of {name!r} answered")
         return done[0]
 
+    def health(self, peer: NodeRef) -> list[tuple[str, int, int, int]]:
+        """(name, version, copies, wanted) for each file ``peer`` is primary for; copies
+        below wanted means degraded (until the peer's anti-entropy repairs it)."""
+        reply = self.stub(peer).Health(fpb.Empty2(), timeout=self.rpc_timeout)
+        return [(f.name, f.version, f.copies, f.wanted) for f in reply.files]
+
     def list_peer(self, peer: NodeRef) -> list[FileInfo]:
         """Everything ``peer`` holds (primary and replica), tombstones included."""
         request = fpb.RangeRequest(start=WHOLE_RING, end=WHOLE_RING)

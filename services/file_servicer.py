@@ -8,7 +8,7 @@ call to another peer.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 import grpc
@@ -47,10 +47,15 @@ def meta_to_pb(record: FileRecord) -> fpb.FileMeta:
     )
 
 
+# (name, version, copies, wanted) of each primary file, from the replicator's last round.
+HealthSource = Callable[[], Sequence[tuple[str, int, int, int]]]
+
+
 class FilesServicer(fpb_grpc.FilesServicer):
-    def __init__(self, engine: StorageEngine, ring: Ring) -> None:
+    def __init__(self, engine: StorageEngine, ring: Ring, health: HealthSource = tuple) -> None:
         self.engine = engine
         self.ring = ring
+        self.health = health
 
     def _key_of(self, name: str, key_hex: str) -> int:
         key = from_hex(key_hex)
@@ -175,3 +180,10 @@ class FilesServicer(fpb_grpc.FilesServicer):
         used, quota = self.engine.usage()
         files = len(self.engine.records())
         return fpb.Usage(used=used, quota=quota or 0, files=files)
+
+    def Health(self, request: fpb.Empty2, context: grpc.ServicerContext) -> fpb.HealthReply:
+        files = [
+            fpb.FileHealth(name=name, version=version, copies=copies, wanted=wanted)
+            for name, version, copies, wanted in self.health()
+        ]
+        return fpb.HealthReply(files=files)

@@ -44,6 +44,22 @@ class Health:
     wanted: int
 
 
+# name -> version -> healthy copies of it (None: that version is a tombstone).
+Tally = dict[str, dict[int, int | None]]
+
+
+def _count(tally: Tally, name: str, version: int, *, deleted: bool, healthy: bool) -> None:
+    """Note one holder holding ``version`` of ``name``: a tombstone marks the version
+    deleted; a damaged live copy adds nothing (but the version is known)."""
+    versions = tally.setdefault(name, {})
+    if deleted:
+        versions[version] = None
+        return
+    current = versions.get(version, 0)
+    if current is not None:
+        versions[version] = current + (1 if healthy else 0)
+
+
 def _newer(theirs: FileInfo | None, mine: FileRecord | None) -> bool:
     """Should we copy theirs? Theirs is newer, or ours is missing or damaged."""
     if theirs is None or theirs.damaged:
@@ -81,6 +97,10 @@ class Replicator:
     def degraded(self) -> list[Health]:
         return [h for h in self.health() if h.copies < h.wanted]
 
+    def health_rows(self) -> list[tuple[str, int, int, int]]:
+        """(name, version, copies, wanted) per primary file, for the Health RPC."""
+        return [(h.name, h.version, h.copies, h.wanted) for h in self.health()]
+
     # ------------------------------------------------------------------ round
     def run_once(self) -> None:
         state = self.node.state()
@@ -88,10 +108,10 @@ class Replicator:
             return
         start, end = state.predecessor.id, self.node.me.id
         replicas = holders_of(state.successors, self.copies - 1)
-        copies: dict[str, int] = {}
+        tally: Tally = {}
         for peer in replicas:
-            self._reconcile(peer, start, end, copies)
-        self._record_health(start, end, replicas, copies)
+            self._reconcile(peer, start, end, tally)
+        self._record_health(start, end, tally)
         self._migrate(start, end)
         self._scrub()
 
@@ -113,14 +133,22 @@ class Replicator:
             self._scrubbed = record.name
             spent += max(record.size, 1)
 
-    def _reconcile(self, peer: NodeRef, start: int, end: int, copies: dict[str, int]) -> None:
+    def _reconcile(self, peer: NodeRef, start: int, end: int, tally: Tally) -> None:
+        """Make ``peer``'s copy of our primary range equal ours, newest wins both ways,
+        and note in ``tally`` which version of each file it holds afterwards."""
         request = fpb.RangeRequest(start=to_hex(start), end=to_hex(end))
         stub = self.files.stub(peer)
         timeout = self.files.rpc_timeout
         try:
             if stub.Digest(request, timeout=timeout).digest == self.engine.digest(start, end):
                 for record in self.engine.in_range(start, end):
-                    copies[record.name] = copies.get(record.name, 0) + 1
+                    _count(
+                        tally,
+                        record.name,
+                        record.version,
+                        deleted=record.deleted,
+                        healthy=not record.damaged,
+                    )
                 return
             theirs = {
                 m.name: FileInfo.from_pb(m)
@@ -130,30 +158,45 @@ class Replicator:
             return  # unreachable: stabilize will replace it, and the next round retries
         mine = {r.name: r for r in self.engine.in_range(start, end)}
         for name in sorted(set(mine) | set(theirs)):
+            held = theirs.get(name)
             try:
-                if _newer(theirs.get(name), mine.get(name)):
-                    info = theirs[name]
-                    mine[name] = self.files.pull(peer, info, self.engine, role="primary")
-                    log.info("pulled %s v%d from %s", name, info.version, peer.address)
-                elif _behind(theirs.get(name), mine.get(name)):
+                if _newer(held, mine.get(name)):
+                    assert held is not None
+                    mine[name] = self.files.pull(peer, held, self.engine, role="primary")
+                    log.info("pulled %s v%d from %s", name, held.version, peer.address)
+                elif _behind(held, mine.get(name)):
                     self.files.push(self.engine, mine[name], peer, role="replica")
                     log.info("pushed %s v%d to %s", name, mine[name].version, peer.address)
-                if name in mine and not mine[name].damaged:
-                    copies[name] = copies.get(name, 0) + 1
+                    held = None
+                    _count(
+                        tally, name, mine[name].version, deleted=mine[name].deleted, healthy=True
+                    )
             except (grpc.RpcError, StorageError) as exc:
                 log.warning("could not reconcile %s with %s: %s", name, peer.address, exc)
+            if held is not None:
+                _count(tally, name, held.version, deleted=held.deleted, healthy=not held.damaged)
 
-    def _record_health(
-        self, start: int, end: int, replicas: tuple[NodeRef, ...], copies: dict[str, int]
-    ) -> None:
+    def _record_health(self, start: int, end: int, tally: Tally) -> None:
+        """Copies of the newest version of every file in our primary range, ours and the
+        replica holders' (a file we lack ourselves still counts: it is degraded)."""
+        mine = {r.name: r for r in self.engine.in_range(start, end)}
         health: dict[str, Health] = {}
-        for record in self.engine.in_range(start, end):
-            if record.deleted:
+        for name in sorted(set(mine) | set(tally)):
+            versions = dict(tally.get(name, {}))
+            record = mine.get(name)
+            if record is not None:
+                _count(
+                    {name: versions},
+                    name,
+                    record.version,
+                    deleted=record.deleted,
+                    healthy=not record.damaged,
+                )
+            newest = max(versions)
+            live = versions[newest]
+            if live is None:  # the newest version is a tombstone: nothing to keep alive
                 continue
-            own = 0 if record.damaged else 1
-            health[record.name] = Health(
-                record.name, record.version, own + copies.get(record.name, 0), self.copies
-            )
+            health[name] = Health(name, newest, live, self.copies)
         with self._lock:
             self._health = health
 
@@ -216,5 +259,4 @@ class Replicator:
         state = self.node.state()
         if state.predecessor is None or successor == self.node.me:
             return
-        copies: dict[str, int] = {}
-        self._reconcile(successor, state.predecessor.id, self.node.me.id, copies)
+        self._reconcile(successor, state.predecessor.id, self.node.me.id, {})

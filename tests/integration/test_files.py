@@ -29,6 +29,7 @@ from chordtest import build_ring, describe, random_address, wait_ideal
 from filetest import (
     FAST_FILES,
     MIB,
+    K,
     blob_path,
     by_id,
     client_via,
@@ -396,6 +397,22 @@ def test_files_follow_crashes_joins_and_leaves(corpus_ring: CorpusRing) -> None:
     print(f"{where}: k copies again {took:.1f}s after the ring became ideal")
     cr.check_downloads(where, cr.rng.sample(cr.live(), 3))
 
+    # Replication health agrees: each file reported once, by its owner, at k of k.
+    client = cr.client()
+    owners = {name: expected_holders(cr.ring, cr.live(), name)[0].ref for name in cr.corpus}
+
+    def health_problems() -> list[str]:
+        reported: dict[str, tuple[object, int, int]] = {}
+        for peer in cr.live():
+            for name, _, copies, wanted in client.health(peer.ref):
+                reported[name] = (peer.ref, copies, wanted)
+        wrong = [n for n in cr.corpus if reported.get(n) != (owners[n], K, K)]
+        return [f"{n}: {reported.get(n)}" for n in wrong]
+
+    assert wait_for(lambda: not health_problems(), 15, interval=0.2), (
+        f"[seed {cr.seed}] {where}: health {health_problems()[:5]}"
+    )
+
 
 # ------------------------------------------------------------- rings of their own
 def _start_peers(
@@ -471,6 +488,23 @@ def test_a_full_peer_refuses_cleanly(
     )
     check_clean("after repair rounds")
     assert download(client_via(ring, full), "fits.bin") == small
+
+    # Replication health, as each file's owner reports it: "fits.bin" has its 3 copies;
+    # a big file kept by the two peers with room is degraded at 2 of 3 (reported even
+    # when the full peer is its owner and holds nothing), and stays so.
+    def health() -> dict[str, tuple[int, int]]:
+        rows: dict[str, tuple[int, int]] = {}
+        for peer in peers:
+            for name, _, copies, wanted in client.health(peer.ref):
+                assert name not in rows, f"[seed {seed}] {name} reported by two owners"
+                rows[name] = (copies, wanted)
+        return rows
+
+    kept = [name for name in big if any(client.stat_all(name, [p.ref for p in peers[:2]]).values())]
+    expected = {"fits.bin": (3, 3), **{name: (2, 3) for name in kept}}
+    assert wait_for(lambda: health() == expected, 10, interval=0.1), (
+        f"[seed {seed}] health {health()} != {expected}"
+    )
 
 
 class PausingUpload:
