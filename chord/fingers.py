@@ -116,11 +116,14 @@ class RoutingIndex:
                 return 0, (), ()
             if i < len(self.successors):
                 fallback = self.successors[i:]
-        end = bisect_left(self.distances, distance or self.size)  # (me, me): all but me
-        return None, tuple(reversed(self.nodes[max(0, end - limit) : end])), fallback
+        return None, self._closer(distance, limit), fallback
 
     def closest_preceding(self, key: int, limit: int) -> tuple[NodeRef, ...]:
         """Up to ``limit`` known peers strictly in (me, key), closest to ``key`` first."""
-        distance = (key - self.me.id) % self.size or self.size
-        end = bisect_left(self.distances, distance)
+        return self._closer((key - self.me.id) % self.size, limit)
+
+    def _closer(self, distance: int, limit: int) -> tuple[NodeRef, ...]:
+        """The ``limit`` known peers nearest before a key at ``distance`` clockwise from
+        us, nearest first; distance 0 (our own ID) means all the way round."""
+        end = bisect_left(self.distances, distance or self.size)
         return tuple(reversed(self.nodes[max(0, end - limit) : end]))

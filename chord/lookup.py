@@ -88,17 +88,23 @@ def iterative_lookup(
     # The fallback offered by the responder closest to the key: (its distance, it, list).
     fallback: tuple[int, NodeRef, tuple[NodeRef, ...]] | None = None
 
+    def first_live(nodes: tuple[NodeRef, ...]) -> int | None:
+        """Index of the first peer of ``nodes`` that answers (``confirm``), each dead one
+        a timeout; without ``confirm`` the first is taken as named."""
+        nonlocal timeouts
+        if confirm is None:
+            return 0
+        live = next((i for i, n in enumerate(nodes) if n.id == local_id or confirm(n)), None)
+        timeouts += len(nodes) if live is None else live
+        return live
+
     def take_fallback() -> LookupResult | None:
         """Every peer known to lie between the responder and the key is dead: the live
         owner is the first live peer after the key in that responder's list."""
-        nonlocal timeouts
         assert fallback is not None
         _, responder, nodes = fallback
-        live = 0
-        if confirm is not None:
-            live = next((i for i, n in enumerate(nodes) if n.id == local_id or confirm(n)), -1)
-            timeouts += len(nodes) if live < 0 else live
-        if live < 0:
+        live = first_live(nodes)
+        if live is None:
             return None
         return LookupResult(key, nodes[live], nodes[live:], responder, hops, timeouts)
 
@@ -125,21 +131,18 @@ def iterative_lookup(
         if remote:
             hops += 1
         if answer.done and answer.nodes:
+            # The responder's list may still name a peer that just died: take the first
+            # one that answers, as a client about to use the owner would. Dead peers
+            # skipped leave the live predecessor unchanged.
+            live = first_live(answer.nodes)
+            if live is None:
+                # The peer just before the key may know live peers further on.
+                before = answer.predecessor
+                if before is not None and before != peer:
+                    queue_next((before,), 0, size + 1)
+                continue
+            nodes = answer.nodes[live:]
             predecessor = answer.predecessor or peer
-            nodes = answer.nodes
-            if confirm is not None:
-                # The responder's list may still name a peer that just died: take the
-                # first one that answers, as a client about to use the owner would.
-                live = next((i for i, n in enumerate(nodes) if n == local or confirm(n)), None)
-                if live is None:
-                    timeouts += len(nodes)
-                    # The peer just before the key may know live peers further on.
-                    before = answer.predecessor
-                    if before is not None and before != peer:
-                        queue_next((before,), 0, size + 1)
-                    continue
-                timeouts += live  # dead peers skipped: the live predecessor is unchanged
-                nodes = nodes[live:]
             return LookupResult(key, nodes[0], nodes, predecessor, hops, timeouts)
         if answer.fallback and (fallback is None or remaining < fallback[0]):
             fallback = (remaining, peer, answer.fallback)
