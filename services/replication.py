@@ -44,6 +44,16 @@ class Health:
     wanted: int
 
 
+@dataclass(frozen=True)
+class _Range:
+    """Our primary range (start, end] as stored at one moment."""
+
+    start: int
+    end: int
+    records: dict[str, FileRecord]
+    digest: str
+
+
 # name -> version -> healthy copies of it (None: that version is a tombstone).
 Tally = dict[str, dict[int, int | None]]
 
@@ -109,11 +119,19 @@ class Replicator:
         start, end = state.predecessor.id, self.node.me.id
         replicas = holders_of(state.successors, self.copies - 1)
         tally: Tally = {}
+        view = self._snapshot(start, end)
         for peer in replicas:
-            self._reconcile(peer, start, end, tally)
-        self._record_health(start, end, tally)
+            if self._reconcile(peer, view, tally):
+                view = self._snapshot(start, end)  # we pulled: our range changed
+        self._record_health(view, tally)
         self._migrate(start, end)
         self._scrub()
+
+    def _snapshot(self, start: int, end: int) -> _Range:
+        """Our primary range as stored now, read once per round rather than once per
+        replica holder (and re-read only after a pull changes it)."""
+        records = {r.name: r for r in self.engine.in_range(start, end)}
+        return _Range(start, end, records, self.engine.digest(start, end))
 
     def _scrub(self, budget: int = 8 << 20) -> None:
         """Re-verify a few held copies per round (round robin, about ``budget`` bytes), so
@@ -133,15 +151,16 @@ class Replicator:
             self._scrubbed = record.name
             spent += max(record.size, 1)
 
-    def _reconcile(self, peer: NodeRef, start: int, end: int, tally: Tally) -> None:
+    def _reconcile(self, peer: NodeRef, view: _Range, tally: Tally) -> bool:
         """Make ``peer``'s copy of our primary range equal ours, newest wins both ways,
-        and note in ``tally`` which version of each file it holds afterwards."""
-        request = fpb.RangeRequest(start=to_hex(start), end=to_hex(end))
+        and note in ``tally`` which version of each file it holds afterwards. Returns
+        whether we pulled anything (our own range changed)."""
+        request = fpb.RangeRequest(start=to_hex(view.start), end=to_hex(view.end))
         stub = self.files.stub(peer)
         timeout = self.files.rpc_timeout
         try:
-            if stub.Digest(request, timeout=timeout).digest == self.engine.digest(start, end):
-                for record in self.engine.in_range(start, end):
+            if stub.Digest(request, timeout=timeout).digest == view.digest:
+                for record in view.records.values():
                     _count(
                         tally,
                         record.name,
@@ -149,20 +168,22 @@ class Replicator:
                         deleted=record.deleted,
                         healthy=not record.damaged,
                     )
-                return
+                return False
             theirs = {
                 m.name: FileInfo.from_pb(m)
                 for m in stub.ListRange(request, timeout=self.files.transfer_timeout)
             }
         except grpc.RpcError:
-            return  # unreachable: stabilize will replace it, and the next round retries
-        mine = {r.name: r for r in self.engine.in_range(start, end)}
+            return False  # unreachable: stabilize replaces it, and the next round retries
+        mine = dict(view.records)
+        pulled = False
         for name in sorted(set(mine) | set(theirs)):
             held = theirs.get(name)
             try:
                 if _newer(held, mine.get(name)):
                     assert held is not None
                     mine[name] = self.files.pull(peer, held, self.engine, role="primary")
+                    pulled = True
                     log.info("pulled %s v%d from %s", name, held.version, peer.address)
                 elif _behind(held, mine.get(name)):
                     self.files.push(self.engine, mine[name], peer, role="replica")
@@ -175,11 +196,12 @@ class Replicator:
                 log.warning("could not reconcile %s with %s: %s", name, peer.address, exc)
             if held is not None:
                 _count(tally, name, held.version, deleted=held.deleted, healthy=not held.damaged)
+        return pulled
 
-    def _record_health(self, start: int, end: int, tally: Tally) -> None:
+    def _record_health(self, view: _Range, tally: Tally) -> None:
         """Copies of the newest version of every file in our primary range, ours and the
         replica holders' (a file we lack ourselves still counts: it is degraded)."""
-        mine = {r.name: r for r in self.engine.in_range(start, end)}
+        mine = view.records
         health: dict[str, Health] = {}
         for name in sorted(set(mine) | set(tally)):
             versions = dict(tally.get(name, {}))
@@ -259,4 +281,4 @@ class Replicator:
         state = self.node.state()
         if state.predecessor is None or successor == self.node.me:
             return
-        self._reconcile(successor, state.predecessor.id, self.node.me.id, {})
+        self._reconcile(successor, self._snapshot(state.predecessor.id, self.node.me.id), {})
