@@ -273,18 +273,33 @@ class FileClient:
         return results, problems
 
     # -------------------------------------------------------------------- get
+    @classmethod
+    def _current(
+        cls, answers: dict[NodeRef, FileInfo | None]
+    ) -> tuple[FileInfo | None, list[NodeRef]]:
+        """The newest live version (None if absent or deleted) and the holders with an
+        undamaged copy of it, in the order asked (owner first)."""
+        newest = cls.newest(answers)
+        if newest is None or newest.deleted:
+            return None, []
+        having = [
+            peer
+            for peer, info in answers.items()
+            if info is not None and info.version == newest.version and not info.damaged
+        ]
+        return newest, having
+
     def stat(self, name: str) -> tuple[FileInfo, list[NodeRef], LookupResult]:
         """The newest live version and the holders that have it, owner first."""
         _, found, holders = self.locate(name)
         answers = self.stat_all(name, holders)
-        newest = self.newest(answers)
-        if newest is None or newest.deleted:
+        newest, having = self._current(answers)
+        if newest is None:
             if not answers:
                 raise Unavailable(f"no holder of {name!r} answered")
             raise NotFound(f"{name!r} is not in the ring")
-        having = [
-            p for p, info in answers.items() if info is not None and info.version == newest.version
-        ]
+        if not having:
+            raise Unavailable(f"every copy of {name!r} v{newest.version} is damaged")
         return newest, having, found
 
     def get(
@@ -380,17 +395,11 @@ class FileClient:
     # ---------------------------------------------------------- search / delete
     def search(self, name: str) -> SearchResult:
         key, found, holders = self.locate(name)
-        answers = self.stat_all(name, holders)
-        newest = self.newest(answers)
-        live = newest is not None and not newest.deleted
-        having = tuple(
-            p for p, info in answers.items()
-            if live and info is not None and newest is not None and info.version == newest.version
-        )  # fmt: skip
+        newest, having = self._current(self.stat_all(name, holders))
+        replicas = tuple(p for p in having if p != found.owner)
         return SearchResult(
-            name, key, live, found.owner, tuple(p for p in having if p != found.owner),
-            found.hops, newest if live else None,
-        )  # fmt: skip
+            name, key, newest is not None, found.owner, replicas, found.hops, newest
+        )
 
     def delete(self, name: str) -> FileInfo:
         key, _, holders = self.locate(name)
@@ -490,11 +499,12 @@ def list_ring(
     while peer.id not in seen and len(seen) < limit:
         seen.add(peer.id)
         state = transport.get_state(peer)
-        for record in client.list_peer(peer):
-            key_range_start = state.predecessor.id if state.predecessor else peer.id
-            owned = between_right(key_range_start, record.key, peer.id)
-            if owned and not record.deleted:
-                files.append((peer, record))
+        start = state.predecessor.id if state.predecessor else peer.id  # alone: everything
+        files += [
+            (peer, record)
+            for record in client.list_peer(peer)
+            if not record.deleted and between_right(start, record.key, peer.id)
+        ]
         if not state.successors:
             break
         peer = state.successors[0]
