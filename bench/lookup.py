@@ -27,19 +27,12 @@ from tabulate import tabulate
 
 from chord.ids import to_hex
 from chord.lookup import iterative_lookup
-from services.launcher import LocalRing, PeerProcess, wait_for
+from services.launcher import LocalRing, wait_for
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
-
-
-def rss_mib(peer: PeerProcess) -> float:
-    for line in Path(f"/proc/{peer.process.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def fingers_complete(ring: LocalRing, ids: list[int]) -> bool:
@@ -99,7 +92,7 @@ def measure(peers: int, lookups: int, seed: int) -> dict[str, float]:
         )  # fmt: skip
         try:
             converge_s = start_ring(ring, peers)
-            rss = [rss_mib(p) for p in ring.peers]
+            rss = [p.memory_mib() for p in ring.peers]
             ids = sorted(p.ref.id for p in ring.peers)
             refs = [p.ref for p in ring.peers]
             transport = ring.transport

@@ -83,13 +83,6 @@ def payload(size: int, seed: bytes) -> Iterator[bytes]:
         yield piece
 
 
-def peak_rss_mib(peer: PeerProcess) -> float:
-    for line in Path(f"/proc/{peer.process.pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def holders_now(client: FileClient, name: str, live: list[PeerProcess], copies: int) -> bool:
     """True when the k live successors of the name's key all hold its newest version."""
     ids = sorted(p.ref.id for p in live)
@@ -130,7 +123,7 @@ def measure(size: int, peers: int, copies: int) -> dict[str, float]:
             download_s = time.perf_counter() - begin
             assert received == size == info.size
 
-            rss = [peak_rss_mib(p) for p in ring.peers]
+            rss = [p.memory_mib("VmHWM") for p in ring.peers]
             victim = next(p for p in ring.peers if p.ref == put.holders[-1])
             ring.kill(victim)
             begin = time.perf_counter()

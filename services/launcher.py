@@ -108,6 +108,13 @@ class PeerProcess:
     def running(self) -> bool:
         return self.process.poll() is None
 
+    def memory_mib(self, field: str = "VmRSS") -> float:
+        """Resident memory now (``VmRSS``) or at its peak (``VmHWM``), from /proc."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
     def log_tail(self, lines: int = 15) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
