@@ -4,8 +4,9 @@ a dev dependency, imported only here)."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
-from chord.sim.experiments import ExperimentResult
+from chord.sim.experiments import ExperimentResult, Row
 
 
 def plot(result: ExperimentResult, path: str) -> None:
@@ -28,10 +29,7 @@ def plot(result: ExperimentResult, path: str) -> None:
         axes.set_ylabel("path length (hops)")
         axes.set_title("Lookup path length vs network size")
     elif result.experiment == "failures":
-        x = [r["fail_fraction"] for r in rows]
-        axes.plot(x, [r["mean_path"] for r in rows], "o-", label="mean path length")
-        axes.plot(x, [r["mean_timeouts"] for r in rows], "s-", label="mean timeouts")
-        axes.plot(x, [100 * r["failed"] / r["lookups"] for r in rows], "^-", label="failed (%)")
+        _lookup_outcomes(axes, rows, "fail_fraction")
         axes.set_xlabel("fraction of peers failed simultaneously")
         axes.set_title("Lookups after simultaneous failures (no repair)")
     elif result.experiment == "load-balance":
@@ -52,13 +50,19 @@ def plot(result: ExperimentResult, path: str) -> None:
         inset.set_title("99th pct vs virtual peers", fontsize=8)
         inset.tick_params(labelsize=7)
     else:
-        x = [r["rate"] for r in rows]
-        axes.plot(x, [r["mean_path"] for r in rows], "o-", label="mean path length")
-        axes.plot(x, [r["mean_timeouts"] for r in rows], "s-", label="mean timeouts")
-        axes.plot(x, [100 * r["failed"] / r["lookups"] for r in rows], "^-", label="failed (%)")
+        _lookup_outcomes(axes, rows, "rate")
         axes.set_xlabel("join and leave rate (per second)")
         axes.set_title("Lookups under churn")
     axes.grid(alpha=0.3)
     axes.legend(loc="upper left")
     figure.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(figure)
+
+
+def _lookup_outcomes(axes: Any, rows: list[Row], x_key: str) -> None:
+    """Mean path length, mean timeouts and failed lookups (%) against ``x_key``: the
+    shared shape of the failures and churn figures."""
+    x = [r[x_key] for r in rows]
+    axes.plot(x, [r["mean_path"] for r in rows], "o-", label="mean path length")
+    axes.plot(x, [r["mean_timeouts"] for r in rows], "s-", label="mean timeouts")
+    axes.plot(x, [100 * r["failed"] / r["lookups"] for r in rows], "^-", label="failed (%)")
