@@ -357,8 +357,12 @@ class FileClient:
             peer = having[(index + attempt) % len(having)]
             try:
                 chunks = self._fetch_chunks(peer, info, low, start, length)
-            except (grpc.RpcError, ChecksumMismatch) as exc:
+            except grpc.RpcError as exc:
+                problems.append(f"{peer.address}: {_status(exc)[1]}")
+                continue
+            except ChecksumMismatch as exc:
                 problems.append(f"{peer.address}: {exc}")
+                self._holder_checks(peer, info, start, length)
                 continue
             return [low.to_bytes(8, "big"), *chunks]
         raise Unavailable(f"no holder served chunks {low}-{high - 1} of {info.name!r}: {problems}")
@@ -369,7 +373,7 @@ class FileClient:
         """Whole chunks from ``low`` on, each verified against its SHA-256. A holder
         sends one message per chunk; a chunk split over messages is joined first."""
         request = fpb.FetchRequest(
-            name=info.name, version=info.version, offset=start, length=length
+            name=info.name, version=info.version, offset=start, length=length, caller_verifies=True
         )
         chunks: list[bytes] = []
         partial: list[bytes] = []
@@ -391,6 +395,19 @@ class FileClient:
         if received != length or partial:
             raise ChecksumMismatch(f"expected {length} bytes, got {received}")
         return chunks
+
+    def _holder_checks(self, peer: NodeRef, info: FileInfo, start: int, length: int) -> None:
+        """Ask ``peer`` for the same bytes with its own check on: the holder then finds
+        the mismatch itself, marks its copy damaged (no longer served) and repair
+        replaces it. What it sends is not used."""
+        request = fpb.FetchRequest(
+            name=info.name, version=info.version, offset=start, length=length
+        )
+        try:
+            for _ in self.stub(peer).Fetch(request, timeout=self.transfer_timeout):
+                pass
+        except grpc.RpcError:
+            pass  # DATA_LOSS is the expected answer; anything else changes nothing here
 
     # ---------------------------------------------------------- search / delete
     def search(self, name: str) -> SearchResult:

@@ -116,7 +116,9 @@ class FilesServicer(fpb_grpc.FilesServicer):
         record = self._guarded(context, lambda: self._live(request.name, request.version))
         length = None if request.to_end else request.length
         try:
-            pieces = self.engine.read(record, request.offset, length)
+            pieces = self.engine.read(
+                record, request.offset, length, verify=not request.caller_verifies
+            )
             yield fpb.FetchReply(meta=meta_to_pb(record))
             for piece in pieces:
                 yield fpb.FetchReply(data=piece)

@@ -420,12 +420,14 @@ class StorageEngine:
     # -- reading -----------------------------------------------------------------------
 
     def read(
-        self, record: FileRecord, offset: int = 0, length: int | None = None
+        self, record: FileRecord, offset: int = 0, length: int | None = None, verify: bool = True
     ) -> Iterator[bytes]:
         """Stream ``[offset, offset + length)`` in pieces of at most one chunk. A chunk is
         hashed before any of its bytes are yielded, so a consumer never sees bad data; a
         mismatch marks the record damaged and raises CorruptData (mid-stream, possibly
-        after earlier good pieces). Range and state are checked now, not at first next()."""
+        after earlier good pieces). Range and state are checked now, not at first next().
+        ``verify=False`` skips the hashing (only the length is checked) for a consumer
+        that checks every chunk against ``chunk_hashes`` itself."""
         _check_count(offset, "offset")
         _check_count(length, "length")
         if length is None:
@@ -433,16 +435,18 @@ class StorageEngine:
         if offset > record.size or length < 0 or offset + length > record.size:
             raise ValueError(f"range {offset}+{length} outside {record.size} B of {record.name!r}")
         current = self._current(record)
-        return self._stream(current, offset, length)
+        return self._stream(current, offset, length, verify)
 
-    def _stream(self, record: FileRecord, offset: int, length: int) -> Iterator[bytes]:
+    def _stream(
+        self, record: FileRecord, offset: int, length: int, verify: bool
+    ) -> Iterator[bytes]:
         if length == 0:
             return
         end = offset + length
         reader = self._open(record)
         try:
             for index in range(offset // record.chunk_size, (end - 1) // record.chunk_size + 1):
-                data = self._chunk(reader, index)
+                data = self._chunk(reader, index, verify)
                 start = index * record.chunk_size
                 lo, hi = max(offset - start, 0), min(end - start, len(data))
                 yield data if (lo, hi) == (0, len(data)) else data[lo:hi]
@@ -505,10 +509,11 @@ class StorageEngine:
             self._damaged(record, reader, "blob file has the wrong size")
         return reader
 
-    def _chunk(self, reader: BlobReader, index: int) -> bytes:
-        data = reader.chunk(index)
+    def _chunk(self, reader: BlobReader, index: int, verify: bool = True) -> bytes:
+        data = reader.chunk(index, verify)
         if data is None:
-            self._damaged(reader.record, reader, f"chunk {index} does not match its hash")
+            what = "does not match its hash" if verify else "is shorter than recorded"
+            self._damaged(reader.record, reader, f"chunk {index} {what}")
         return data
 
     def _damaged(self, record: FileRecord, reader: BlobReader | None, what: str) -> NoReturn:

@@ -62,6 +62,25 @@ def test_flipped_byte_detected_before_bad_chunk_is_yielded(
     assert [r.name for r in engine.records(include_damaged=False)] == []
 
 
+def test_unverified_read_leaves_the_check_to_the_caller_but_not_the_length(
+    engine: StorageEngine, data_dir: Path
+) -> None:
+    """verify=False (a downloader that checks chunk hashes itself) passes a flipped byte
+    on and marks nothing; a truncated blob is still caught, since the length is cheap."""
+    data = payload(3 * CS, seed=7)
+    record = put(engine, "f", 1, data)
+    path = blob_path(data_dir, record.sha256)
+    flip_byte(path, CS + 9)
+    served = b"".join(engine.read(record, verify=False))
+    assert len(served) == len(data) and served != data
+    assert not engine.get("f").damaged  # type: ignore[union-attr]
+    with path.open("r+b") as fh:
+        fh.truncate(2 * CS + 1)
+    with pytest.raises(CorruptData):
+        b"".join(engine.read(record, verify=False))
+    assert engine.get("f").damaged  # type: ignore[union-attr]
+
+
 def test_verify_finds_corruption_nobody_read(engine: StorageEngine, data_dir: Path) -> None:
     data = payload(3 * CS + 5, seed=2)
     record = put(engine, "f", 1, data)
