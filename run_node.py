@@ -23,8 +23,9 @@ from services.logs import setup_logging
 from services.menu import Menu
 
 
-class ShutdownRequested(Exception):
-    """SIGTERM or SIGINT: leave the ring gracefully and exit 0."""
+class ShutdownRequested(BaseException):
+    """SIGTERM or SIGINT: leave the ring gracefully and exit 0. A BaseException (like
+    KeyboardInterrupt) so that the menu's catch-all for failed actions lets it through."""
 
 
 def _request_shutdown(signum: int, frame: FrameType | None) -> None:
@@ -48,12 +49,16 @@ def run_peer(options: CliOptions) -> int:
     try:
         peer.start()
         if settings.menu and sys.stdin.isatty():
-            Menu(peer.node).run()
+            # At the menu Ctrl-C means "cancel what I am typing or transferring": it
+            # raises KeyboardInterrupt, which the menu catches to show itself again.
+            # Leaving is the menu's last option or Ctrl-D; SIGTERM still shuts down.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            Menu(peer).run()
         else:
             threading.Event().wait()
     except StartupError as exc:
         return fail(str(exc))
-    except ShutdownRequested:
+    except (ShutdownRequested, KeyboardInterrupt):  # KeyboardInterrupt: Ctrl-C as the menu ends
         pass
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the goodbye short
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -443,10 +443,10 @@ class FileClient:
         reply = self.stub(peer).Health(fpb.Empty2(), timeout=self.rpc_timeout)
         return [(f.name, f.version, f.copies, f.wanted) for f in reply.files]
 
-    def list_peer(self, peer: NodeRef) -> list[FileInfo]:
+    def list_peer(self, peer: NodeRef, timeout: float | None = None) -> list[FileInfo]:
         """Everything ``peer`` holds (primary and replica), tombstones included."""
         request = fpb.RangeRequest(start=WHOLE_RING, end=WHOLE_RING)
-        stream = self.stub(peer).ListRange(request, timeout=self.transfer_timeout)
+        stream = self.stub(peer).ListRange(request, timeout=timeout or self.transfer_timeout)
         return [FileInfo.from_pb(meta) for meta in stream]
 
     # ------------------------------------------------------- peer-to-peer copies

@@ -1,0 +1,188 @@
+"""The console menu of a real ``run_node.py``, driven through a pseudo-terminal.
+
+A second peer (started with LocalRing) joins it so the ring views have something to
+show. Every option is used, with garbage choices, bad paths, a Unicode file name
+uploaded and downloaded byte for byte, an upload conflict, Ctrl-C at prompts (back to
+the menu, the peer keeps running) and finally Ctrl-D: the peer leaves and exits 0.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from config.settings import API_PORT_OFFSET
+from services.launcher import ROOT, LocalRing, free_port, http_json, wait_for
+
+pytestmark = pytest.mark.integration
+
+CHOOSE = "Choose 1-13: "
+EXTRA = (*LocalRing.extra_args, "--replicas", "2", "--repair-interval", "0.3")
+
+
+@pytest.fixture
+def menu_peer(tmp_path: Path) -> Iterator[tuple[pexpect.spawn, int]]:
+    port = free_port()
+    args = [
+        "run_node.py",
+        "--host", "127.0.0.1", "--port", str(port), "--api-port", str(port + API_PORT_OFFSET),
+        "--data-dir", str(tmp_path / "menu-peer"), "--log-level", "warning", *EXTRA,
+    ]  # fmt: skip
+    env = {**os.environ, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
+    child = pexpect.spawn(
+        sys.executable, args, cwd=str(ROOT), env=env, encoding="utf-8", timeout=20,
+        dimensions=(40, 160), logfile=open(tmp_path / "pty.log", "w"),  # noqa: SIM115
+    )  # fmt: skip
+    try:
+        yield child, port
+    finally:
+        if child.isalive():
+            child.kill(signal.SIGKILL)
+            child.wait()
+        child.close()
+        if child.logfile is not None:
+            child.logfile.close()
+
+
+def test_every_option_through_a_terminal(
+    menu_peer: tuple[pexpect.spawn, int],
+    make_ring: Callable[..., LocalRing],
+    tmp_path: Path,
+    rng: random.Random,
+) -> None:
+    child, port = menu_peer
+    address = f"127.0.0.1:{port}"
+    api = f"http://127.0.0.1:{port + API_PORT_OFFSET}"
+
+    def choose(option: str) -> None:
+        child.expect_exact(CHOOSE)
+        child.sendline(option)
+
+    # ------------------------------------------------------ garbage is explained
+    for garbage in ("abc", "99", ""):
+        choose(garbage)
+        child.expect_exact("Please enter a number from 1 to 13.")
+
+    # a second peer joins; wait until both agree on the two-peer ring
+    ring = make_ring()
+    other = ring.start_peer(join=address, args=EXTRA)
+
+    def joined() -> bool:
+        state = ring.state(other)
+        mine = http_json(api + "/get_predecessor")[1]
+        return (
+            state is not None
+            and [s.address for s in state.successors[:1]] == [address]
+            and (mine.get("predecessor") or {}).get("address") == other.address
+        )
+
+    assert wait_for(joined, 20), "the second peer did not settle next to the menu's peer"
+
+    # ---------------------------------------------------------------- the views
+    choose("1")
+    child.expect(rf"predecessor +\w+ +{re.escape(other.address)}")
+    choose("2")
+    child.expect(rf"1 +\w+ +{re.escape(other.address)}")
+    choose("3")
+    child.expect("fingers +start +node")
+    choose("4")
+    child.expect(r"joined +yes")
+    child.expect(r"storage used +0 B of unlimited")
+
+    # ------------------------------------------------------------------- upload
+    body = rng.randbytes(3 * (1 << 20) + 12345)
+    source = tmp_path / "отчёт ✓ 2026.bin"
+    source.write_bytes(body)
+    choose("6")
+    child.expect_exact("Local file to upload")
+    child.sendline(str(tmp_path / "no-such-file"))
+    child.expect_exact("No such file")
+    child.sendline(str(tmp_path))
+    child.expect_exact("is a folder; give the path of a file.")
+    child.sendline(str(source))
+    child.expect_exact("Name in the ring (empty: отчёт ✓ 2026.bin): ")
+    child.sendline("../escape")
+    child.expect_exact("Not a valid file name")
+    child.sendline("")
+    child.expect_exact("Uploaded 'отчёт ✓ 2026.bin'.")
+    child.expect(r"holders +\S+@127\.0\.0\.1:\d+, \S+@127\.0\.0\.1:\d+")
+
+    # same name, other bytes: a conflict, not overwritten
+    other_source = tmp_path / "other.bin"
+    other_source.write_bytes(b"something else")
+    choose("6")
+    child.sendline(str(other_source))
+    child.expect_exact("Name in the ring")
+    child.sendline("отчёт ✓ 2026.bin")
+    child.expect_exact("already exists with other content. Overwrite? [y/N] ")
+    child.sendline("n")
+    child.expect_exact("Not uploaded.")
+
+    choose("5")
+    child.expect(r"отчёт ✓ 2026\.bin +3\.0 MiB +1 +(primary|replica) +ok")
+    choose("8")
+    child.expect_exact("File name to search for")
+    child.sendline("отчёт ✓ 2026.bin")
+    child.expect(r"found +yes")
+
+    # ----------------------------------------------------------------- download
+    out = tmp_path / "downloads"
+    out.mkdir()
+    (out / "taken.bin").write_bytes(b"keep me")
+    choose("7")
+    child.expect_exact("File name in the ring")
+    child.sendline("not there")
+    child.expect_exact("Not found: 'not there' is not in the ring")
+    choose("7")
+    child.sendline("отчёт ✓ 2026.bin")
+    child.expect_exact("Save as (empty: отчёт ✓ 2026.bin): ")
+    child.sendline(str(out / "taken.bin"))
+    child.expect_exact("already exists; give another path")
+    child.sendline(str(out))
+    child.expect_exact("SHA-256 verified.")
+    assert (out / "отчёт ✓ 2026.bin").read_bytes() == body
+    assert (out / "taken.bin").read_bytes() == b"keep me"
+    assert not list(out.glob("*.part"))
+
+    # ------------------------------------------- Ctrl-C: back to the menu, alive
+    choose("6")
+    child.expect_exact("Local file to upload")
+    child.sendintr()
+    child.expect_exact("Cancelled. (To leave: choose 13, or press Ctrl-D.)")
+    child.expect_exact(CHOOSE)
+    child.sendintr()
+    child.expect_exact("Cancelled.")
+    assert child.isalive()
+
+    # ------------------------------------------------------ ring-wide views, rm
+    choose("10")
+    child.expect(r"2 peer\(s\) in ring order")
+    child.expect(rf"{re.escape(other.address)} .* ok")
+    choose("11")
+    child.expect(r"No degraded files|name +version +copies +wanted")
+    choose("12")
+    child.expect_exact("Key (40 hex digits) or file name: ")
+    child.sendline("some name")
+    child.expect(r"owner +\w+@127\.0\.0\.1:\d+")
+    choose("9")
+    child.sendline("отчёт ✓ 2026.bin")
+    child.expect_exact("from the whole ring? [y/N] ")
+    child.sendline("y")
+    child.expect_exact("Deleted 'отчёт ✓ 2026.bin'.")
+
+    # ---------------------------------------------------- Ctrl-D: leave, exit 0
+    child.expect_exact(CHOOSE)
+    child.sendeof()
+    child.expect_exact("End of input: leaving the ring...")
+    child.expect(pexpect.EOF)
+    child.wait()
+    assert child.exitstatus == 0, child.before
+    assert other.running()
