@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from chord.lookup import LookupFailed
+from config import ConfigError, Settings, load_settings, parse_args
+from services import file_client as fc
 from services.rest.auth import (
     CHALLENGE,
     Need,
@@ -18,7 +21,7 @@ from services.rest.auth import (
     load_or_create_admin_token,
 )
 from services.rest.download import content_disposition
-from services.rest.errors import ApiError
+from services.rest.errors import ApiError, from_exception
 from services.rest.metrics import PeerMetrics
 from services.rest.names import InvalidName, validate_name
 from services.rest.ranges import BadRange, ByteRange, Unsatisfiable, parse_range
@@ -223,3 +226,37 @@ def test_too_many_file_bytes_is_413() -> None:
     with pytest.raises(ApiError) as caught:
         list(upload.body())
     assert caught.value.status == 413
+
+
+# ------------------------------------------------------------ errors, settings
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "code"),
+    [
+        (fc.NotFound("x"), 404, "not-found"),
+        (fc.Conflict("x"), 409, "conflict"),
+        (fc.NoSpace("x"), 507, "no-space"),
+        (fc.Unavailable("x"), 503, "unavailable"),
+        (fc.ChecksumMismatch("x"), 422, "checksum-mismatch"),
+        (LookupFailed("x"), 503, "lookup-failed"),
+    ],
+)
+def test_file_and_ring_errors_map_to_the_contract(exc: Exception, status: int, code: str) -> None:
+    error = from_exception(exc)
+    assert error is not None and (error.status, error.code) == (status, code)
+
+
+def test_a_bug_is_not_mapped() -> None:
+    assert from_exception(KeyError("x")) is None
+
+
+def test_token_settings_from_flags_env_and_validation() -> None:
+    argv = ["--api-token", "api-token-1", "--max-upload-mib", "5"]
+    settings = parse_args(argv, {"CHORD_ADMIN_TOKEN": "admin-token-1"}).settings
+    assert (settings.api_token, settings.admin_token) == ("api-token-1", "admin-token-1")
+    assert settings.max_upload_mib == 5 and Settings().max_upload_mib == 10240
+    for bad in ({"api_token": "short"}, {"admin_token": "has space in"}, {"max_upload_mib": "0"},
+                {"api_token": "same-token", "admin_token": "same-token"}):  # fmt: skip
+        with pytest.raises(ConfigError):
+            load_settings(bad, None, {})
