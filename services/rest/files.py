@@ -146,7 +146,7 @@ def store_upload(ctx: ApiContext, peer: PeerServices) -> Response:
     form = MultipartUpload(request.stream, boundary, limit, ctx.metrics)
     fields, filename = form.head()
     options = _options(fields)
-    name = checked_name(options.get("name") or filename)
+    name = checked_name(options.get("name", filename))  # an empty name is an error too
     replicas = None
     if "replicas" in options:
         replicas = parse_replicas(options["replicas"], peer.successors)
