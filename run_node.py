@@ -37,6 +37,13 @@ def fail(message: str, code: int = 1) -> int:
     return code
 
 
+def _terminate_when_stop_requested(peer: Peer) -> None:
+    """POST /shutdown sets ``stop_requested`` while the menu may sit in input(): a
+    SIGTERM to this process interrupts that read exactly as ``kill`` would."""
+    peer.stop_requested.wait()
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def run_peer(options: CliOptions) -> int:
     settings = options.settings
     try:
@@ -53,9 +60,12 @@ def run_peer(options: CliOptions) -> int:
             # raises KeyboardInterrupt, which the menu catches to show itself again.
             # Leaving is the menu's last option or Ctrl-D; SIGTERM still shuts down.
             signal.signal(signal.SIGINT, signal.default_int_handler)
+            threading.Thread(
+                target=_terminate_when_stop_requested, args=(peer,), name="stop", daemon=True
+            ).start()
             Menu(peer).run()
         else:
-            threading.Event().wait()
+            peer.stop_requested.wait()
     except StartupError as exc:
         return fail(str(exc))
     except (ShutdownRequested, KeyboardInterrupt):  # KeyboardInterrupt: Ctrl-C as the menu ends
