@@ -26,6 +26,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,17 @@ def human_size(size: Any) -> str:
     return f"{size} B"
 
 
+def when(stamp: Any) -> str:
+    """A Unix time as local ``YYYY-MM-DD HH:MM:SS``."""
+    if not isinstance(stamp, int | float):
+        return "-" if stamp is None else str(stamp)
+    return datetime.fromtimestamp(stamp).isoformat(" ", "seconds")
+
+
+def count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def pairs(rows: Sequence[tuple[str, Any]]) -> str:
     cells = [[key, "-" if value is None else value] for key, value in rows]
     return tabulate(cells, tablefmt="plain")
@@ -85,12 +97,13 @@ def cmd_health(args: argparse.Namespace) -> int:
     try:
         body = json.loads(response.read() or b"null")
     except (OSError, ValueError):
-        raise ClientError(f"{args.node}/health did not answer with JSON") from None
+        body = None
     finally:
         conn.close()
-    emit(args, body, lambda b: pairs([("status", b.get("status")),
-                                      ("node", " ".join(ref_cells(b.get("node")))),
-                                      ("detail", b.get("detail"))]))  # fmt: skip
+    if not isinstance(body, dict):
+        raise ClientError(f"{args.node}/health did not answer with JSON: is it a peer?")
+    rows = [("status", body.get("status")), ("node", " ".join(ref_cells(body.get("node"))))]
+    emit(args, body, lambda b: pairs(rows + ([("detail", b["detail"])] if b.get("detail") else [])))
     return 0 if response.status == 200 else 1
 
 
@@ -131,7 +144,7 @@ def cmd_ring(args: argparse.Namespace) -> int:
             for i, p in enumerate(d["peers"], 1)
         ]  # fmt: skip
         headers = ["#", "id", "gRPC address", "REST", "primary", "replica", "reachable"]
-        return tabulate(rows, headers=headers) + f"\n\n{d.get('count', len(rows))} peers"
+        return tabulate(rows, headers=headers) + f"\n\n{count(d.get('count', len(rows)), 'peer')}"
 
     emit(args, api_of(args).get("/ring"), table)
     return 0
@@ -190,14 +203,14 @@ def cmd_ls(args: argparse.Namespace) -> int:
         rows = [[f["name"], human_size(f.get("size")), f.get("version"),
                  (f.get("owner") or {}).get("address", "-"), f.get("copies"),
                  str(f.get("sha256") or "")[:12]] for f in data["files"]]  # fmt: skip
-        footer = f"\n\n{len(rows)} files on {data.get('peers', '?')} peers"
+        footer = f"\n\n{count(len(rows), 'file')} on {count(data.get('peers', 0), 'peer')}"
     else:
         data = api.get("/show_files")
         headers = ["name", "size", "version", "role", "damaged", "sha256", "created"]
         rows = [[f["name"], human_size(f.get("size")), f.get("version"), f.get("role"),
                  "DAMAGED" if f.get("damaged") else "", str(f.get("sha256") or "")[:12],
-                 f.get("created")] for f in data["files"]]  # fmt: skip
-        footer = f"\n\n{len(rows)} files on {short_id(data.get('node'))}"
+                 when(f.get("created"))] for f in data["files"]]  # fmt: skip
+        footer = f"\n\n{count(len(rows), 'file')} on {short_id(data.get('node'))}"
     emit(args, data, lambda _: tabulate(rows, headers=headers) + footer)
     return 0
 

@@ -194,7 +194,7 @@ def fetch_stream(api: PeerApi, remote: Remote, part: PartialFile, meter: Any) ->
         else:
             raise error_from(response, where)
         check_same_version(response, remote, where)
-        copy_body(response, remote, part, meter)
+        copy_body(response, remote, part, meter, api.timeout)
     except ValueError as exc:
         raise ClientError(f"{where}: {exc}") from None
     finally:
@@ -202,13 +202,17 @@ def fetch_stream(api: PeerApi, remote: Remote, part: PartialFile, meter: Any) ->
 
 
 def copy_body(
-    response: http.client.HTTPResponse, remote: Remote, part: PartialFile, meter: Any
+    response: http.client.HTTPResponse,
+    remote: Remote,
+    part: PartialFile,
+    meter: Any,
+    timeout: float,
 ) -> None:
     while True:
         try:
             block = response.read(BLOCK)
         except (OSError, http.client.HTTPException) as exc:
-            raise interrupted(part, remote, describe_os_error(exc, 0)) from None
+            raise interrupted(part, remote, describe_os_error(exc, timeout)) from None
         if not block:
             break
         part.append(block)
@@ -359,7 +363,6 @@ def download(
             transfer(api, remote, part, parallel, meter, result)
         verify_and_commit(part, remote, path)
     except OSError as exc:
-        part.close()
         raise ClientError(f"cannot write {part.part}: {exc.strerror or exc}") from None
     finally:
         part.close()
@@ -377,7 +380,7 @@ def transfer(
         try:
             fetch_stream(api, remote, part, meter)
         finally:
-            result.sources[str(api.address)] = part.offset - before
+            result.sources[str(api.address)] = max(0, part.offset - before)
         return
     fetcher = RangeFetcher(remote, list(remote.holders), api)
     try:

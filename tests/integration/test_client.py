@@ -91,8 +91,8 @@ def big(ring: LocalRing, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
         (["finger-table"], "gRPC address", "fingers"),
         (["fingers", "--all"], "gRPC address", "fingers"),
         (["lookup", "report.pdf"], "hops", "owner"),
-        (["ls"], "files on", "files"),
-        (["ls", "--all"], "files on 3 peers", "files"),
+        (["ls"], "sha256", "files"),
+        (["ls", "--all"], "on 3 peers", "files"),
         (["degraded"], "wanted", "files"),
     ],
 )
@@ -143,9 +143,13 @@ def test_big_upload_then_download_is_byte_identical(
     ring: LocalRing, big: dict[str, Any], tmp_path: Path
 ) -> None:
     node = api(ring.peers[1])
-    saved = ok_json(client(ring, "download", "dl/big.bin", str(tmp_path), "--json", node=node))
+    run = client(ring, "download", "dl/big.bin", str(tmp_path), "--json", "--progress", node=node)
+    saved = ok_json(run)
     assert saved["path"] == str(tmp_path / "big.bin") and saved["sha256"] == BIG_SHA
     assert (tmp_path / "big.bin").read_bytes() == BIG
+    assert "100%" in run.stderr  # the tqdm bar, on stderr only when asked (not a TTY here)
+    quiet = client(ring, "download", "dl/big.bin", str(tmp_path / "quiet.bin"), node=node)
+    assert quiet.returncode == 0 and quiet.stderr == ""
 
 
 def test_parallel_download_uses_several_holders(

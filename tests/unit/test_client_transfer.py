@@ -11,6 +11,7 @@ import email.parser
 import email.policy
 import hashlib
 import json
+import socket
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -234,3 +235,12 @@ def test_local_file_problems_are_one_line_errors(
         download(api, "f.bin", tmp_path / "out")
     with pytest.raises(ClientError, match=r"no file named 'nope'"):
         download(api, "nope", tmp_path / "other")
+
+
+def test_a_silent_peer_times_out_in_one_line() -> None:
+    with socket.socket() as silent:  # accepts connections (backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        api = PeerApi(Address("127.0.0.1", silent.getsockname()[1]), None, 0.2)
+        with pytest.raises(ClientError, match=r"cannot reach the peer at .*: no answer within 0.2"):
+            api.get("/health")
