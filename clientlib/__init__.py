@@ -1,0 +1,12 @@
+"""The library behind ``client.py``: talking to one peer's REST API over HTTP.
+
+Kept apart from ``services/`` (the peer's own runtime) and ``chord/`` (the pure protocol
+core): nothing here imports either, so the client runs with the standard library plus
+tabulate and tqdm.
+
+* ``peer``      -- addresses, one-line errors, JSON requests with ``http.client``
+* ``multipart`` -- a ``multipart/form-data`` frame whose length is known up front
+* ``ranges``    -- splitting a byte range, ``Range`` / ``Content-Range`` headers
+* ``upload``    -- streaming a file to ``POST /upload_file``
+* ``download``  -- resumable, checksum-verified, optionally parallel downloads
+"""

@@ -1,0 +1,114 @@
+"""Streaming a local file to ``POST /upload_file`` as ``multipart/form-data``.
+
+The body is the multipart frame's head, the file read in 1 MiB blocks, and the frame's
+tail, sent with a precomputed ``Content-Length``: the file is never held in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from clientlib import progress
+from clientlib.multipart import MultipartFrame, build_frame
+from clientlib.peer import ClientError, PeerApi, error_from, read_json
+
+BLOCK = 1024 * 1024
+
+
+def open_local(path: Path) -> tuple[BinaryIO, int]:
+    """The file opened for reading and its size; a one-line ClientError if impossible."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    except OSError as exc:
+        raise ClientError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not os.path.isfile(path):
+        handle.close()
+        raise ClientError(f"cannot upload {path}: not a regular file")
+    return handle, os.fstat(handle.fileno()).st_size
+
+
+def upload_fields(name: str, replicas: int | None, overwrite: bool) -> list[tuple[str, str]]:
+    fields = [("name", name)]
+    if replicas is not None:
+        fields.append(("replicas", str(replicas)))
+    if overwrite:
+        fields.append(("overwrite", "true"))
+    return fields
+
+
+def send_body(
+    conn: http.client.HTTPConnection,
+    frame: MultipartFrame,
+    source: BinaryIO,
+    size: int,
+    show: bool,
+    label: str,
+) -> None:
+    conn.send(frame.head)
+    sent = 0
+    with progress.bar(size, label, show) as meter:
+        while sent < size:
+            block = source.read(min(BLOCK, size - sent))
+            if not block:
+                raise ClientError(f"{label} shrank while it was being uploaded; nothing stored")
+            conn.send(block)
+            sent += len(block)
+            meter.update(len(block))
+    conn.send(frame.tail)
+
+
+def upload(
+    api: PeerApi,
+    path: Path,
+    name: str | None = None,
+    replicas: int | None = None,
+    overwrite: bool = False,
+    show_progress: bool = False,
+) -> Any:
+    """Upload ``path`` (as ``name``, default its file name); returns the peer's 201 body."""
+    source, size = open_local(path)
+    name = name if name is not None else path.name
+    frame = build_frame(upload_fields(name, replicas, overwrite), "file", path.name)
+    headers = api.headers(
+        {"Content-Type": frame.content_type, "Content-Length": str(frame.content_length(size))}
+    )
+    conn = api.connect()
+    try:
+        with source:
+            try:
+                conn.putrequest("POST", "/upload_file", skip_accept_encoding=True)
+                for key, value in headers.items():
+                    conn.putheader(key, value)
+                conn.endheaders()
+                send_body(conn, frame, source, size, show_progress, str(path))
+            except OSError as exc:
+                raise early_answer(api, conn) or api.unreachable(exc) from None
+        return read_upload_answer(api, conn)
+    finally:
+        conn.close()
+
+
+def early_answer(api: PeerApi, conn: http.client.HTTPConnection) -> ClientError | None:
+    """The peer may have answered before the body was sent (e.g. 401, 413) and closed
+    the connection: that answer explains the failure better than a broken pipe."""
+    if conn.sock is None:  # never connected
+        return None
+    with contextlib.suppress(OSError, http.client.HTTPException):
+        response = conn.getresponse()
+        if response.status >= 400:
+            return error_from(response, api.where("/upload_file"))
+    return None
+
+
+def read_upload_answer(api: PeerApi, conn: http.client.HTTPConnection) -> Any:
+    try:
+        response = conn.getresponse()
+        if response.status not in (200, 201):
+            raise error_from(response, api.where("/upload_file"))
+        return read_json(response, api.where("/upload_file"))
+    except (OSError, http.client.HTTPException) as exc:
+        raise api.unreachable(exc) from None
