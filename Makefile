@@ -6,6 +6,9 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Node dev tools (newman runs docs/postman/ in the tests); reinstalled when the lock changes.
+NODE_STAMP := node_modules/.installed
+NPM ?= npm
 PYTEST_ARGS ?=
 
 PROTOS := $(wildcard proto/*.proto)
@@ -23,14 +26,14 @@ export MALLOC_ARENA_MAX := 1
 .PHONY: help install run lint test bench clean
 
 help:
-	@echo "make install  create $(VENV), install deps, generate protobuf code"
+	@echo "make install  create $(VENV), install deps, generate protobuf code, npm ci (newman)"
 	@echo "make run      start a local ring of 4 peers"
 	@echo "make lint     ruff + mypy"
 	@echo "make test     lint, then pytest (extra args: PYTEST_ARGS='-k foo')"
 	@echo "make bench    lookup benchmark with 16, 32 and 64 peers"
 	@echo "make clean    remove generated code, caches, data/ and .run/"
 
-install: $(STAMP) $(PB2)
+install: $(STAMP) $(PB2) $(NODE_STAMP)
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -44,6 +47,19 @@ $(STAMP): pyproject.toml | $(PY)
 	    > $(VENV)/requirements.txt
 	$(PY) -m pip install --quiet -r $(VENV)/requirements.txt
 	touch $@
+
+# newman (dev tool only) from package-lock.json. Without npm the install goes on and says
+# so (tests/integration/test_postman.py skips when node is absent, fails when only newman
+# is); the stamp is not written, so the next install retries.
+$(NODE_STAMP): package.json package-lock.json
+	@if command -v $(NPM) >/dev/null 2>&1; then \
+	    echo "$(NPM) ci --no-audit --no-fund"; \
+	    $(NPM) ci --no-audit --no-fund && touch $@; \
+	else \
+	    echo "make install: npm not found, so newman (runs docs/postman/ in the tests) is not" \
+	         "installed: install Node.js >= 16 with npm and run make install again" \
+	         "(without node, tests/integration/test_postman.py is skipped)" >&2; \
+	fi
 
 # Run from the repo root with -I. so the grpc module imports `from proto import X_pb2`.
 # Depends on the stamp because grpc_tools comes from the install step. A pattern rule with
