@@ -21,6 +21,7 @@ from services.replication import Health, Replicator
 from services.storage import StorageEngine
 
 LIST_TIMEOUT_FACTOR = 5  # a peer's file listing may take a few RPC deadlines, no more
+MAX_WALK = 1024  # a walk never costs more than this many peers' listings
 
 
 class PeerParts(Protocol):
@@ -48,6 +49,14 @@ class RingPeer:
     primary: int | None = None  # live files in its range (predecessor, node]
     replica: int | None = None  # live files it holds for others
     detail: str = ""  # why it was not reachable
+    files: tuple[FileInfo, ...] = ()  # everything it holds, tombstones included
+
+
+@dataclass(frozen=True)
+class RingFile:
+    info: FileInfo  # the newest version any reachable peer holds
+    owner: NodeRef  # the walked peer whose range (previous peer, peer] holds the key
+    copies: int  # reachable peers holding that version undamaged
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,7 @@ def _count(state: PeerState, listing: list[FileInfo]) -> tuple[int, int]:
     return primary, len(live) - primary
 
 
-def ring_walk(node: ChordNode, files: FileClient, limit: int = 1000) -> list[RingPeer]:
+def ring_walk(node: ChordNode, files: FileClient, limit: int = MAX_WALK) -> list[RingPeer]:
     """Every peer in ring order from this one, following successor pointers.
 
     A peer that does not answer is listed as unreachable and the walk goes on with the
@@ -110,13 +119,46 @@ def ring_walk(node: ChordNode, files: FileClient, limit: int = 1000) -> list[Rin
             continue
         candidates = list(state.successors)
         try:
-            primary, replica = _count(state, files.list_peer(peer, timeout=list_timeout))
+            listing = files.list_peer(peer, timeout=list_timeout)
         except grpc.RpcError as exc:
             detail = exc.details() if isinstance(exc, grpc.Call) else str(exc)
             walked.append(RingPeer(state.node, reachable=False, detail=detail or "no answer"))
             continue
-        walked.append(RingPeer(state.node, True, primary, replica))
+        primary, replica = _count(state, listing)
+        walked.append(RingPeer(state.node, True, primary, replica, files=tuple(listing)))
     return walked
+
+
+def ring_files(walked: list[RingPeer]) -> list[RingFile]:
+    """One row per live file of a ring walk, by name: its newest version, the peer whose
+    range holds its key, and how many reachable peers hold that version undamaged."""
+    reachable = [peer for peer in walked if peer.reachable]
+    held: dict[str, list[FileInfo]] = {}
+    for peer in reachable:
+        for info in peer.files:
+            held.setdefault(info.name, []).append(info)
+    rows = []
+    for name in sorted(held):
+        copies = held[name]
+        newest = max(copies, key=lambda info: (info.version, not info.damaged))
+        if newest.deleted:
+            continue
+        healthy = sum(
+            info.version == newest.version and not info.deleted and not info.damaged
+            for info in copies
+        )
+        rows.append(RingFile(newest, _owner(reachable, newest.key), healthy))
+    return rows
+
+
+def _owner(ring_order: list[RingPeer], key: int) -> NodeRef:
+    """The peer whose range (previous peer, peer] holds ``key``."""
+    previous = ring_order[-1].node
+    for peer in ring_order:
+        if between_right(previous.id, key, peer.node.id):
+            return peer.node
+        previous = peer.node
+    return ring_order[0].node
 
 
 def local_files(storage: StorageEngine) -> list[LocalFile]:

@@ -13,8 +13,9 @@ from flask import Blueprint, Response, jsonify, request
 
 from chord.ids import to_hex
 from chord.node import ChordNode
+from services import overview
 from services.file_client import FileInfo
-from services.rest import download, walk
+from services.rest import download
 from services.rest.auth import Need, authorize
 from services.rest.context import ApiContext, PeerServices
 from services.rest.errors import ApiError, bad_request
@@ -78,9 +79,9 @@ def blueprint(ctx: ApiContext, peer: PeerServices) -> Blueprint:
         if scope != "ring":
             raise bad_request(f"scope must be 'peer' or 'ring', got {scope!r}")
         require_joined(node)
-        listings = walk.walk(node, peer.transport, files)
-        rows = [_ring_row(row) for row in walk.ring_files(listings)]
-        return jsonify(files=rows, peers=len(listings))
+        walked = overview.ring_walk(node, files)
+        rows = [_ring_row(row) for row in overview.ring_files(walked)]
+        return jsonify(files=rows, peers=len(walked))
 
     @routes.route("/delete_file", methods=["DELETE", "POST"])
     def delete_file() -> Any:
@@ -118,14 +119,14 @@ def _peer_files(peer: PeerServices) -> list[dict[str, Any]]:
     ]
 
 
-def _ring_row(row: walk.RingFile) -> dict[str, Any]:
-    meta = row.meta
+def _ring_row(row: overview.RingFile) -> dict[str, Any]:
+    info = row.info
     return dict(
-        name=meta.name,
-        key=meta.key,
-        size=meta.size,
-        sha256=meta.sha256,
-        version=meta.version,
+        name=info.name,
+        key=to_hex(info.key),
+        size=info.size,
+        sha256=info.sha256,
+        version=info.version,
         owner=ref_json(row.owner),
         copies=row.copies,
     )

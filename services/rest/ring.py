@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from chord.ids import from_hex, to_hex
-from services.rest import walk
+from services import overview
 from services.rest.context import ApiContext
 from services.rest.errors import ApiError, bad_request
 from services.rest.shapes import ref_json
@@ -81,14 +81,15 @@ def blueprint(ctx: ApiContext) -> Blueprint:
 
         @routes.get("/ring")
         def ring() -> Any:
-            listings = walk.walk(node, peer.transport, peer.files)
             peers = [
                 {
-                    **(ref_json(item.peer) or {}),
-                    "files": item.counts() if item.reachable else None,
+                    **(ref_json(item.node) or {}),
+                    "files": {"primary": item.primary, "replica": item.replica}
+                    if item.reachable
+                    else None,
                     "reachable": item.reachable,
                 }
-                for item in listings
+                for item in overview.ring_walk(node, peer.files)
             ]
             return jsonify(peers=peers, count=len(peers))
 
