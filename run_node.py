@@ -36,6 +36,13 @@ def fail(message: str, code: int = 1) -> int:
     return code
 
 
+def _menu(peer: Peer) -> None:
+    try:
+        Menu(peer.node).run()
+    finally:
+        peer.stop_requested.set()
+
+
 def run_peer(options: CliOptions) -> int:
     settings = options.settings
     try:
@@ -48,9 +55,10 @@ def run_peer(options: CliOptions) -> int:
     try:
         peer.start()
         if settings.menu and sys.stdin.isatty():
-            Menu(peer.node).run()
-        else:
-            threading.Event().wait()
+            # The menu runs beside the wait so that POST /shutdown ends the peer even
+            # while the menu waits for input; leaving from the menu sets the same event.
+            threading.Thread(target=_menu, args=(peer,), name="menu", daemon=True).start()
+        peer.stop_requested.wait()
     except StartupError as exc:
         return fail(str(exc))
     except ShutdownRequested:

@@ -20,20 +20,24 @@ from chord.transport import PeerUnreachable, Refused
 from config.settings import API_PORT_OFFSET, Settings
 from proto.files_pb2 import DESCRIPTOR as FILES_DESCRIPTOR
 from proto.files_pb2_grpc import add_FilesServicer_to_server
-from services.api import create_app
 from services.file_client import FileClient
 from services.file_servicer import FilesServicer
-from services.grpc_server import BindError, GrpcServer
+from services.grpc_server import BindError, CallCounter, GrpcServer
 from services.grpc_transport import GrpcTransport
 from services.http_server import ApiServer, HttpBindError
 from services.maintenance import Intervals, MaintenanceLoop
 from services.replication import Replicator
+from services.rest import ApiContext, PeerServices, create_app
+from services.rest.auth import Tokens, load_or_create_admin_token
+from services.rest.metrics import PeerMetrics
 from services.storage import StorageEngine, StorageError
 
 log = logging.getLogger("chord.peer")
 MIB = 1 << 20
 CHANNEL_IDLE_SECONDS = 1200.0  # longer than any transfer (transfer_timeout is 600 s)
 FILES_SERVICE = FILES_DESCRIPTOR.services_by_name["Files"].full_name
+# gRPC calls that move file bytes: counted as active transfers while they run.
+TRANSFER_RPCS = frozenset({"Files/Store", "Files/Fetch"})
 
 
 class StartupError(RuntimeError):
@@ -83,6 +87,17 @@ class Peer:
             raise StartupError(
                 f"cannot create data directory {settings.resolved_data_dir}: {exc}"
             ) from None
+        self.admin_token_path: Path | None = None
+        admin_token = settings.admin_token
+        if admin_token is None:
+            try:
+                admin_token, self.admin_token_path = load_or_create_admin_token(
+                    Path(settings.resolved_data_dir)
+                )
+            except OSError as exc:
+                raise StartupError(f"cannot keep the admin token in the data dir: {exc}") from None
+        self.stop_requested = threading.Event()  # set by POST /shutdown; run_node waits on it
+        self.metrics = PeerMetrics()
         quota = settings.quota_mib * MIB if settings.quota_mib is not None else None
         try:
             self.storage = StorageEngine(Path(settings.resolved_data_dir) / "files", quota)
@@ -91,7 +106,7 @@ class Peer:
             raise StartupError(f"cannot open file storage: {exc}") from None
         self.files = FileClient(
             self.ring,
-            lambda key: self.node.lookup(key, confirm_owner=True),
+            self.metrics.counted(lambda key: self.node.lookup(key, confirm_owner=True)),
             self.transport.pool,
             replicas=settings.replicas,
             write_quorum=settings.write_quorum,
@@ -112,8 +127,33 @@ class Peer:
                         lambda server: add_FilesServicer_to_server(files_service, server),
                     )
                 ],
+                interceptors=[
+                    CallCounter(self.metrics.rpc_done, self.metrics.transfer, TRANSFER_RPCS)
+                ],
             )
-            self.api = ApiServer(create_app(self.node), settings.host, settings.resolved_api_port)
+            services = PeerServices(
+                files=self.files,
+                storage=self.storage,
+                replicator=self.replicator,
+                transport=self.transport,
+                tokens=Tokens(api=settings.api_token, admin=admin_token),
+                request_shutdown=self.stop_requested.set,
+                replicas=settings.replicas,
+                successors=settings.successors,
+                max_upload_bytes=settings.max_upload_mib * MIB,
+            )
+            context = ApiContext(
+                self.node,
+                self.metrics.counted(self.node.lookup),
+                metrics=self.metrics,
+                peer=services,
+            )
+            self.api = ApiServer(
+                create_app(context),
+                settings.host,
+                settings.resolved_api_port,
+                max_body=settings.max_upload_mib * MIB,
+            )
         except (BindError, HttpBindError) as exc:
             self.transport.close()
             self.storage.close()
@@ -141,6 +181,8 @@ class Peer:
         log.info(
             "gRPC on %s, REST on http://%s", self.settings.bind_address, self.settings.api_bind
         )
+        if self.admin_token_path is not None:
+            log.info("admin token for POST /shutdown is in %s", self.admin_token_path)
 
     def _join(self, seed: str) -> None:
         """Retry until the join deadline: a seed that is still starting, or a ring that

@@ -52,6 +52,12 @@ _VALUE_FLAGS: dict[str, tuple[str, str]] = {
     ),
     "quota_mib": ("MIB", "disk this peer may fill with files, in MiB (default unlimited)"),
     "repair_interval": ("SECONDS", "period of anti-entropy and migration rounds (default 5.0)"),
+    "api_token": ("TOKEN", "bearer token REST uploads and deletes need (default: none needed)"),
+    "admin_token": (
+        "TOKEN",
+        "bearer token for POST /shutdown (default: generated into DATA_DIR/admin_token)",
+    ),
+    "max_upload_mib": ("MIB", "largest file a REST upload may carry, in MiB (default 10240)"),
 }
 
 LOCAL_RING_MAX = 64

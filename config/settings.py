@@ -63,6 +63,9 @@ class Settings:
     write_quorum: int | None = None  # holders that must store an upload before it is acked; k
     quota_mib: int | None = None  # disk this peer may fill with files, MiB; None = unlimited
     repair_interval: float = 5.0  # seconds between anti-entropy / migration rounds
+    api_token: str | None = None  # bearer token uploads/deletes need; None = open
+    admin_token: str | None = None  # for /shutdown; None = generated into <data_dir>/admin_token
+    max_upload_mib: int = 10240  # largest REST upload, MiB
 
     @property
     def advertised_host(self) -> str:
@@ -143,6 +146,8 @@ def split_address(value: str, setting: str, source: str | None = None) -> tuple[
     return host, int(port_text)
 
 
+# A bearer token as it can travel in an Authorization header.
+_TOKEN = re.compile(r"[\x21-\x7e]{8,512}")
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 
@@ -197,6 +202,7 @@ _INT_RANGES: dict[str, tuple[int, int | None]] = {
     "replicas": (1, 16),
     "write_quorum": (1, 16),
     "quota_mib": (1, None),
+    "max_upload_mib": (1, None),
 }
 
 
@@ -262,6 +268,13 @@ def validate(settings: Settings, sources: Mapping[str, str] | None = None) -> Se
             "max_concurrent_rpcs",
             f"must be >= max_workers ({settings.max_workers}), got {settings.max_concurrent_rpcs}",
         )
+
+    for name in ("api_token", "admin_token"):
+        token = getattr(settings, name)
+        if token is not None and not _TOKEN.fullmatch(token):
+            fail(name, "must be 8..512 visible ASCII characters without spaces")
+    if settings.api_token is not None and settings.api_token == settings.admin_token:
+        fail("admin_token", "must differ from api_token (the API token cannot shut a peer down)")
 
     normalized = dataclasses.replace(settings, host=host, advertise_host=advertise, log_level=level)
     try:

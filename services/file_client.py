@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
 from typing import Any
@@ -260,12 +260,21 @@ class FileClient:
 
         digest = hashlib.sha256()
         total = 0
-        for block in data:
-            for start in range(0, len(block), PIECE):
-                piece = block[start : start + PIECE]
-                digest.update(piece)
-                total += len(piece)
-                deliver(fpb.StoreRequest(data=piece))
+        try:
+            for block in data:
+                for start in range(0, len(block), PIECE):
+                    piece = block[start : start + PIECE]
+                    digest.update(piece)
+                    total += len(piece)
+                    deliver(fpb.StoreRequest(data=piece))
+        except BaseException:
+            # The source failed (say, a REST upload body turned out malformed): end every
+            # stream without a trailer, so each holder discards what it got and frees its
+            # reservation now rather than at the transfer deadline.
+            deliver(None)
+            for thread in threads:
+                thread.join(self.rpc_timeout)
+            raise
         deliver(fpb.StoreRequest(trailer=fpb.StoreTrailer(sha256=digest.hexdigest(), size=total)))
         deliver(None)
         for thread in threads:
@@ -308,14 +317,21 @@ class FileClient:
         """The newest version's bytes [offset, offset + length), verified chunk by chunk.
         Chunk ranges are fetched from the holders in parallel, a few segments ahead."""
         info, having, _ = self.stat(name)
+        return info, self.open(info, having, offset, length)
+
+    def open(
+        self, info: FileInfo, having: list[NodeRef], offset: int = 0, length: int | None = None
+    ) -> Generator[bytes, None, None]:
+        """Like get, for a version already found by stat (the REST API checks its
+        validators and Range against it first, so it is not looked up twice)."""
         end = info.size if length is None else min(info.size, offset + length)
         if not 0 <= offset <= info.size or end < offset:
             raise ValueError(f"range {offset}+{length} is outside {info.size} bytes")
-        return info, self._stream(info, having, offset, end)
+        return self._stream(info, having, offset, end)
 
     def _stream(
         self, info: FileInfo, having: list[NodeRef], offset: int, end: int
-    ) -> Iterator[bytes]:
+    ) -> Generator[bytes, None, None]:
         if end == offset:
             return
         first_chunk, last_chunk = offset // info.chunk_size, (end - 1) // info.chunk_size

@@ -6,10 +6,12 @@ once instead of queueing calls until every caller's deadline has passed.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -35,10 +37,12 @@ class GrpcServer:
         max_workers: int,
         max_concurrent_rpcs: int,
         services: Sequence[tuple[str, Callable[[grpc.Server], None]]] = (),
+        interceptors: Sequence[grpc.ServerInterceptor] = (),
     ) -> None:
         """``services``: more (full name, register function) pairs served beside Chord."""
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+            interceptors=list(interceptors),
             maximum_concurrent_rpcs=max_concurrent_rpcs,
             # Without this, two peers could silently share one port (SO_REUSEPORT)
             # and "port already in use" would go unnoticed.
@@ -81,6 +85,90 @@ class GrpcServer:
     def stop(self, grace: float) -> None:
         self.set_serving(False)
         self._server.stop(grace).wait(grace + 1)
+
+
+RpcObserver = Callable[[str, str], None]  # (method, status code name) of a finished call
+TransferScope = Callable[[], contextlib.AbstractContextManager[None]]
+
+
+class CallCounter(grpc.ServerInterceptor):
+    """Reports every served call's method and final status code to ``observe`` (the
+    metrics), and runs the streaming calls named in ``transfers`` (file bytes moving)
+    inside ``transfer()`` so they count as active transfers while they last."""
+
+    def __init__(
+        self, observe: RpcObserver, transfer: TransferScope, transfers: frozenset[str]
+    ) -> None:
+        self._observe = observe
+        self._transfer = transfer
+        self._transfers = transfers
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(details)
+        if handler is None:
+            return None
+        # "/chord.v1.Chord/Ping" -> "Chord/Ping": short labels, one per method.
+        method = details.method.rsplit(".", 1)[-1]
+        scope = self._transfer if method in self._transfers else contextlib.nullcontext
+        if handler.unary_unary or handler.stream_unary:
+            kind = "unary_unary" if handler.unary_unary else "stream_unary"
+            wrapped = self._unary(getattr(handler, kind), method, scope)
+        else:
+            kind = "unary_stream" if handler.unary_stream else "stream_stream"
+            wrapped = self._streaming(getattr(handler, kind), method, scope)
+        factory = getattr(grpc, f"{kind}_rpc_method_handler")
+        return factory(  # type: ignore[no-any-return]
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _unary(
+        self, behaviour: Callable[[Any, grpc.ServicerContext], Any], method: str,
+        scope: Callable[[], contextlib.AbstractContextManager[None]],
+    ) -> Callable[[Any, grpc.ServicerContext], Any]:  # fmt: skip
+        def call(request: Any, context: grpc.ServicerContext) -> Any:
+            code = "UNKNOWN"  # an exception that is not an abort ends as UNKNOWN
+            try:
+                with scope():
+                    reply = behaviour(request, context)
+                code = _code(context, "OK")
+                return reply
+            except Exception:
+                code = _code(context, "UNKNOWN")
+                raise
+            finally:
+                self._observe(method, code)
+
+        return call
+
+    def _streaming(
+        self, behaviour: Callable[[Any, grpc.ServicerContext], Iterator[Any]], method: str,
+        scope: Callable[[], contextlib.AbstractContextManager[None]],
+    ) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:  # fmt: skip
+        def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            code = "CANCELLED"  # closed early: the caller went away
+            try:
+                with scope():
+                    yield from behaviour(request, context)
+                code = _code(context, "OK")
+            except Exception:
+                code = _code(context, "UNKNOWN")
+                raise
+            finally:
+                self._observe(method, code)
+
+        return call
+
+
+def _code(context: grpc.ServicerContext, default: str) -> str:
+    """The status the handler set (abort or set_code), else ``default``."""
+    code = context.code()  # type: ignore[attr-defined]  # in grpcio, not in its stubs
+    return code.name if isinstance(code, grpc.StatusCode) else default
 
 
 def _bind_problem(bind_address: str) -> str | None:

@@ -1,0 +1,11 @@
+"""The REST API every peer serves (Flask on waitress); the contract is docs/rest-api.md.
+
+Modules: app (factory, error handling), ring / files / peer (routes), upload and
+download (streaming bodies), params / names / ranges (input checks), auth, metrics,
+walk (the ring walk behind /ring and /show_files?scope=ring).
+"""
+
+from services.rest.app import create_app
+from services.rest.context import ApiContext, PeerServices
+
+__all__ = ["ApiContext", "PeerServices", "create_app"]

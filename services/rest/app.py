@@ -1,0 +1,44 @@
+"""The Flask app factory: blueprints plus one error shape for everything."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from chord.node import ChordNode
+from services.rest import files, peer, ring
+from services.rest.context import ApiContext
+from services.rest.errors import ApiError, error_response, from_exception, http_error
+
+log = logging.getLogger("chord.api")
+
+
+def create_app(target: ChordNode | ApiContext) -> Flask:
+    """The REST app of a peer; a bare ChordNode gets the ring routes only (unit tests)."""
+    ctx = target if isinstance(target, ApiContext) else ApiContext(target, target.lookup)
+    app = Flask("chord")
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # names stay readable
+    app.register_blueprint(ring.blueprint(ctx))
+    app.register_blueprint(peer.blueprint(ctx))
+    if ctx.peer is not None:
+        app.register_blueprint(files.blueprint(ctx, ctx.peer))
+
+    @app.errorhandler(HTTPException)
+    def flask_error(exc: HTTPException) -> WerkzeugResponse:
+        return http_error(exc)
+
+    @app.errorhandler(Exception)
+    def any_error(exc: Exception) -> Response:
+        known = from_exception(exc)
+        if known is not None:
+            if known.status >= 500:
+                log.warning("%s %s: %s", request.method, request.path, known.detail)
+            return error_response(known)
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return error_response(ApiError(500, "the peer hit an unexpected error; see its log"))
+
+    return app

@@ -1,0 +1,177 @@
+"""File routes: upload, download, search, listings, delete, degraded files.
+
+Handlers are thin: read and validate parameters (params, names), call FileClient,
+shape the JSON. Errors are raised and turned into responses by the app.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from flask import Blueprint, Response, jsonify, request
+
+from chord.ids import to_hex
+from chord.node import ChordNode
+from services.file_client import FileInfo
+from services.rest import download, walk
+from services.rest.auth import Need, authorize
+from services.rest.context import ApiContext, PeerServices
+from services.rest.errors import ApiError, bad_request
+from services.rest.params import checked_name, name_param, parse_bool, parse_replicas
+from services.rest.shapes import ref_json
+from services.rest.upload import FRAMING_BYTES, MultipartUpload
+
+
+def require_joined(node: ChordNode) -> None:
+    if not node.joined:
+        raise ApiError(503, "this peer is joining or leaving the ring", "not-ready")
+
+
+def info_json(info: FileInfo) -> dict[str, Any]:
+    return {"size": info.size, "sha256": info.sha256, "version": info.version}
+
+
+def blueprint(ctx: ApiContext, peer: PeerServices) -> Blueprint:
+    routes = Blueprint("files", __name__)
+    node, files = ctx.node, peer.files
+
+    @routes.post("/upload_file")
+    def upload_file() -> Any:
+        authorize(peer.tokens, request.headers.get("Authorization"), Need.WRITE)
+        return store_upload(ctx, peer)
+
+    @routes.route("/download_file", methods=["GET", "POST"])
+    def download_file() -> Any:
+        name = name_param()
+        require_joined(node)
+        info, having, _ = files.stat(name)
+        headers = download.file_headers(info)
+        if download.not_modified(info):
+            return Response(status=304, headers=headers)
+        span = download.requested_range(info)
+        offset, length = (span.start, span.length) if span else (0, None)
+        chunks = download.counted(files.open(info, having, offset, length), ctx.metrics)
+        return download.file_response(info, span, chunks, headers)
+
+    @routes.route("/search_file", methods=["GET", "POST"])
+    def search_file() -> Any:
+        name = name_param()
+        require_joined(node)
+        found = files.search(name)
+        info = found.info
+        return jsonify(
+            name=found.name,
+            key=to_hex(found.key),
+            found=found.found,
+            owner=ref_json(found.owner),
+            replicas=[ref_json(r) for r in found.replicas],
+            hops=found.hops,
+            **(info_json(info) if info else {"size": None, "sha256": None, "version": None}),
+        )
+
+    @routes.get("/show_files")
+    def show_files() -> Any:
+        scope = request.args.get("scope", "peer")
+        if scope == "peer":
+            return jsonify(node=ref_json(node.me), files=_peer_files(peer))
+        if scope != "ring":
+            raise bad_request(f"scope must be 'peer' or 'ring', got {scope!r}")
+        require_joined(node)
+        listings = walk.walk(node, peer.transport, files)
+        rows = [_ring_row(row) for row in walk.ring_files(listings)]
+        return jsonify(files=rows, peers=len(listings))
+
+    @routes.route("/delete_file", methods=["DELETE", "POST"])
+    def delete_file() -> Any:
+        authorize(peer.tokens, request.headers.get("Authorization"), Need.WRITE)
+        name = name_param()
+        require_joined(node)
+        info = files.delete(name)
+        return jsonify(name=name, key=to_hex(info.key), deleted=True, version=info.version)
+
+    @routes.get("/degraded_files")
+    def degraded_files() -> Any:
+        rows = [
+            {"name": h.name, "version": h.version, "copies": h.copies, "wanted": h.wanted}
+            for h in peer.replicator.degraded()
+        ]
+        return jsonify(node=ref_json(node.me), files=rows)
+
+    return routes
+
+
+def _peer_files(peer: PeerServices) -> list[dict[str, Any]]:
+    """This peer's live files (tombstones omitted), damaged ones flagged."""
+    return [
+        dict(
+            name=r.name,
+            key=r.key_hex,
+            size=r.size,
+            sha256=r.sha256,
+            version=r.version,
+            role=r.role,
+            damaged=r.damaged,
+            created=r.created,
+        )
+        for r in peer.storage.records()
+    ]
+
+
+def _ring_row(row: walk.RingFile) -> dict[str, Any]:
+    meta = row.meta
+    return dict(
+        name=meta.name,
+        key=meta.key,
+        size=meta.size,
+        sha256=meta.sha256,
+        version=meta.version,
+        owner=ref_json(row.owner),
+        copies=row.copies,
+    )
+
+
+def store_upload(ctx: ApiContext, peer: PeerServices) -> Response:
+    """POST /upload_file: check everything that can be checked before a byte is sent
+    to a holder, then stream the file part into FileClient.put."""
+    if request.mimetype != "multipart/form-data":
+        raise ApiError(415, "an upload is multipart/form-data with the file in the field 'file'")
+    boundary = request.mimetype_params.get("boundary")
+    if not boundary:
+        raise bad_request("the multipart Content-Type has no boundary")
+    limit = peer.max_upload_bytes
+    if (request.content_length or 0) > limit + FRAMING_BYTES:
+        raise ApiError(413, f"the upload is larger than this peer's limit of {limit} bytes")
+    require_joined(ctx.node)
+    form = MultipartUpload(request.stream, boundary, limit, ctx.metrics)
+    fields, filename = form.head()
+    options = _options(fields)
+    name = checked_name(options.get("name") or filename)
+    replicas = None
+    if "replicas" in options:
+        replicas = parse_replicas(options["replicas"], peer.successors)
+    overwrite = "overwrite" in options and parse_bool(options["overwrite"], "overwrite")
+    with ctx.metrics.transfer():
+        result = peer.files.put(name, form.body(), replicas=replicas, overwrite=overwrite)
+    info = result.info
+    response = jsonify(
+        name=info.name,
+        key=to_hex(info.key),
+        **info_json(info),
+        holders=[ref_json(h) for h in result.holders],
+        hops=result.hops,
+    )
+    response.status_code = 201
+    response.headers["Location"] = f"/download_file?name={quote(info.name, safe='')}"
+    return response
+
+
+def _options(fields: dict[str, str]) -> dict[str, str]:
+    """Upload options from the form fields or the query string (not both)."""
+    options = dict(fields)
+    for key in ("name", "replicas", "overwrite"):
+        if key in request.args:
+            if key in fields:
+                raise bad_request(f"{key!r} is given both as a form field and in the query")
+            options[key] = request.args[key]
+    return options

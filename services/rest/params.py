@@ -1,0 +1,63 @@
+"""Reading a request's parameters: the file name (query or JSON body) and upload options."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import request
+
+from services.rest.errors import ApiError, bad_request
+from services.rest.names import InvalidName, validate_name
+
+MAX_JSON_BYTES = 64 << 10  # a JSON body only ever names a file
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+def checked_name(name: object) -> str:
+    try:
+        return validate_name(name)
+    except InvalidName as exc:
+        raise bad_request(f"invalid file name: {exc}") from None
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object; 415 if it is not JSON, 400 if it is not an object."""
+    if not request.is_json:
+        raise ApiError(415, "send the parameters as JSON (Content-Type: application/json)")
+    if (request.content_length or 0) > MAX_JSON_BYTES:
+        raise ApiError(413, f"a JSON body is at most {MAX_JSON_BYTES} bytes")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise bad_request('the body must be a JSON object such as {"filename": "report.pdf"}')
+    return body
+
+
+def name_param() -> str:
+    """The file name from ``?name=`` or, on POST, from ``{"filename"}`` / ``{"name"}``."""
+    if "name" in request.args:
+        return checked_name(request.args["name"])
+    if request.method != "POST":
+        raise bad_request("give the file name as the query parameter 'name'")
+    body = json_body()
+    given = [body[key] for key in ("filename", "name") if key in body]
+    if not given:
+        raise bad_request('the JSON body needs "filename" (the file name)')
+    if len(given) == 2 and given[0] != given[1]:
+        raise bad_request('"filename" and "name" disagree; give one of them')
+    return checked_name(given[0])
+
+
+def parse_bool(text: str, what: str) -> bool:
+    word = text.strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise bad_request(f"{what} must be true/false, 1/0 or yes/no, got {text!r}")
+
+
+def parse_replicas(text: str, most: int) -> int:
+    value = text.strip()
+    if not re.fullmatch(r"[0-9]{1,4}", value) or not 1 <= int(value) <= most:
+        raise bad_request(f"replicas must be an integer in 1..{most}, got {text!r}")
+    return int(value)
