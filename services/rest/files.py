@@ -146,7 +146,9 @@ def store_upload(ctx: ApiContext, peer: PeerServices) -> Response:
     form = MultipartUpload(request.stream, boundary, limit, ctx.metrics)
     fields, filename = form.head()
     options = _options(fields)
-    name = checked_name(options.get("name") or filename)
+    # A given name is validated as given: an empty one is refused, not replaced by the
+    # file part's filename (names are never silently rewritten).
+    name = checked_name(options.get("name", filename))
     replicas = None
     if "replicas" in options:
         replicas = parse_replicas(options["replicas"], peer.successors)
