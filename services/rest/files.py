@@ -146,9 +146,7 @@ def store_upload(ctx: ApiContext, peer: PeerServices) -> Response:
     form = MultipartUpload(request.stream, boundary, limit, ctx.metrics)
     fields, filename = form.head()
     options = _options(fields)
-    # A given name is validated as given: an empty one is refused, not replaced by the
-    # file part's filename (names are never silently rewritten).
-    name = checked_name(options.get("name", filename))
+    name = checked_name(options.get("name", filename))  # an empty name is an error too
     replicas = None
     if "replicas" in options:
         replicas = parse_replicas(options["replicas"], peer.successors)

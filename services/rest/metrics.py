@@ -81,11 +81,16 @@ class PeerMetrics:
         )
         self._transfers = 0
         self._lock = threading.Lock()
+        self._watched: _StateCollector | None = None
 
     # ------------------------------------------------------------------ state
     def watch(self, snapshot: Callable[[], Snapshot]) -> None:
-        """Report ``snapshot()`` (and the transfer count) as gauges at each scrape."""
-        self.registry.register(_StateCollector(snapshot, self.active_transfers))
+        """Report ``snapshot()`` (and the transfer count) as gauges at each scrape.
+        A second call replaces the first (an app built again for the same peer)."""
+        if self._watched is not None:
+            self.registry.unregister(self._watched)
+        self._watched = _StateCollector(snapshot, self.active_transfers)
+        self.registry.register(self._watched)
 
     def active_transfers(self) -> int:
         with self._lock:

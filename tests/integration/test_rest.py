@@ -322,6 +322,7 @@ BAD_UPLOADS: dict[str, tuple[list[Part], dict[str, str], int, str]] = {
         "bad-request",
     ),
     "empty filename": ([("file", b"x", "")], {}, 400, "bad-request"),
+    "empty name field": ([("name", b"", None), ("file", b"x", "e.txt")], {}, 400, "bad-request"),
 }
 
 
