@@ -85,10 +85,23 @@ class ApiServer:
             ) from None
         for listener in _listeners(self._server):
             listener.channel_class = JsonErrorChannel
-        self._thread = threading.Thread(target=self._server.run, name="rest", daemon=True)
+        self._stopping = False
+        self._thread = threading.Thread(target=self._serve, name="rest", daemon=True)
+
+    def _serve(self) -> None:
+        try:
+            self._server.run()
+        except OSError:
+            # stop() closes the listening sockets under the loop's select(): EBADF then
+            # is the expected way out, not an error worth a traceback on stderr.
+            if not self._stopping:
+                raise
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
+        self._stopping = True
         self._server.close()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
