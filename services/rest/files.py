@@ -128,6 +128,7 @@ def _ring_row(row: walk.RingFile) -> dict[str, Any]:
         version=meta.version,
         owner=ref_json(row.owner),
         copies=row.copies,
+        created=meta.created,
     )
 
 
