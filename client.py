@@ -385,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_command(commands, "shutdown", cmd_shutdown, "make the peer leave (admin token)")
     mnt = add_command(commands, "mount", cmd_mount,
                       "the ring as a folder (FUSE) until Ctrl-C or fusermount3 -u")  # fmt: skip
-    mnt.add_argument("mountpoint", type=Path, help="an existing empty directory")
+    mnt.add_argument("mountpoint", type=Path, help="an existing directory to mount on")
     mnt.add_argument("--overwrite", action="store_true",
                      help="writing an existing file replaces it (else EEXIST)")  # fmt: skip
     mnt.add_argument("--cache-mib", type=positive_int, default=256, metavar="N",

@@ -57,8 +57,10 @@ def mount(api: PeerApi, mountpoint: Path, overwrite: bool = False, cache_mib: in
     with tempfile.TemporaryDirectory(prefix="chord-mount-") as spool:
         fs = RingFs(api, overwrite, cache_mib * MIB, spool=spool)
         fs.tree.refresh(force=True)  # an unreachable peer fails here, before mounting
-        say(f"the ring (via {api.address}) is mounted at {mountpoint}; "
-            f"Ctrl-C or 'fusermount3 -u {mountpoint}' unmounts")
+        say(
+            f"the ring (via {api.address}) is mounted at {mountpoint}; "
+            f"Ctrl-C or 'fusermount3 -u {mountpoint}' unmounts"
+        )
         try:
             FUSE(fs, str(mountpoint), raw_fi=True, foreground=True, fsname="chord",
                  subtype="chord", default_permissions=True, max_threads=16)  # fmt: skip

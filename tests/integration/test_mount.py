@@ -150,9 +150,7 @@ def test_cp_in_then_sha256_through_the_mount_and_rest(
     assert info.st_size == len(TWENTY) and abs(info.st_mtime - time.time()) < 120
 
 
-def test_rest_uploads_appear_in_ls_and_folders(
-    ring: LocalRing, mnt: Path, tmp_path: Path
-) -> None:
+def test_rest_uploads_appear_in_ls_and_folders(ring: LocalRing, mnt: Path, tmp_path: Path) -> None:
     source = tmp_path / "hello.txt"
     source.write_text("hello from REST\n")
     upload(peer_api(ring.peers[1]), source, "rest/deep/hello.txt")
@@ -202,9 +200,7 @@ def test_writing_an_existing_file_is_eexist_without_overwrite(
     assert rest_download(ring.peers[0], "race.txt") == b"theirs\n"
 
 
-def test_overwrite_mount_replaces_and_ctrl_c_unmounts(
-    ring: LocalRing, tmp_path: Path
-) -> None:
+def test_overwrite_mount_replaces_and_ctrl_c_unmounts(ring: LocalRing, tmp_path: Path) -> None:
     mount = start_mount(ring.peers[1], tmp_path / "rw", "--overwrite")
     try:
         (mount.path / "over.txt").write_bytes(b"one\n")
