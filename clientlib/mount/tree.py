@@ -2,9 +2,10 @@
 
 Names with ``/`` become folders: a folder exists while some file lies under it, or when it
 was made with ``mkdir`` in this mount (kept in memory only, until a file is written in it
-or it is removed). The listing walks the whole ring, so it is kept for ``ttl`` seconds
-and shared by every ``getattr``/``readdir`` meanwhile; this mount's own writes and deletes
-edit the cached copy at once, so they show without waiting for the next walk.
+or it is removed; the ring has no folders). A folder this mount emptied stays the same
+way. The listing walks the whole ring, so it is kept for ``ttl`` seconds and shared by
+every ``getattr``/``readdir`` meanwhile; this mount's own writes and deletes edit the
+cached copy at once, so they show without waiting for the next walk.
 """
 
 from __future__ import annotations
@@ -124,8 +125,13 @@ class Tree:
             self.rebuild()
 
     def removed(self, name: str) -> None:
+        """``name`` was deleted here; its folder stays (as if made here) even if it was
+        the last file in it, so a shell inside the folder is not left in a void."""
         with self.lock:
             self.files.pop(name, None)
+            folder = parent(name)
+            if folder and not any(n.startswith(folder + "/") for n in self.files):
+                self.made.add(folder)
             self.rebuild()
 
     def mkdir(self, path: str) -> None:

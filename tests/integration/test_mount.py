@@ -173,6 +173,12 @@ def test_rm_mv_mkdir_rmdir(ring: LocalRing, mnt: Path) -> None:
     run("rm", str(mnt / "ops" / "b.txt"))
     assert not peer_api(ring.peers[2]).get("/search_file", name="ops/b.txt")["found"]
     assert not (mnt / "ops" / "b.txt").exists()
+    run("mv", str(mnt / "big" / "twenty.bin"), str(mnt / "big" / "moved.bin"))  # ring to ring
+    assert sha(rest_download(ring.peers[2], "big/moved.bin")) == sha(TWENTY)
+    (mnt / "ops" / "c.txt").write_bytes(b"in a folder\n")
+    run("mv", str(mnt / "ops"), str(mnt / "ops2"))  # a folder: every file under it
+    assert os.listdir(mnt / "ops2") == ["c.txt"] and not (mnt / "ops").exists()
+    assert rest_download(ring.peers[1], "ops2/c.txt") == b"in a folder\n"
     (mnt / "empty").mkdir()
     assert (mnt / "empty").is_dir()
     with pytest.raises(OSError) as raised:

@@ -40,9 +40,10 @@ def test_the_listing_is_cached_for_the_ttl_and_own_writes_show_at_once() -> None
     t.stored(Entry("new/b", 1, "cd", 2, 5.0))
     assert t.list_dir("new") == ["b"] and api.calls == 1
     t.removed("a")
-    assert t.list_dir("") == ["new"]
+    t.removed("new/b")  # its folder stays: emptied here, as if made here
+    assert t.list_dir("") == ["new"] and t.list_dir("new") == []
     now[0] = 3.0  # expired: the ring is walked again (and knows nothing of "new/b")
-    assert t.list_dir("") == ["a"] and api.calls == 2
+    assert t.list_dir("") == ["a", "new"] and api.calls == 2
 
 
 def test_mkdir_is_local_until_a_file_is_written_in_it() -> None:
