@@ -23,7 +23,7 @@ export MALLOC_MMAP_THRESHOLD_ := 67108864
 export MALLOC_TRIM_THRESHOLD_ := 16777216
 export MALLOC_ARENA_MAX := 1
 
-.PHONY: help install run lint test bench clean
+.PHONY: help install fuse run lint test bench clean
 
 help:
 	@echo "make install  create $(VENV), install deps, generate protobuf code, npm ci (newman)"
@@ -33,7 +33,24 @@ help:
 	@echo "make bench    lookup benchmark with 16, 32 and 64 peers"
 	@echo "make clean    remove generated code, caches, data/ and .run/"
 
-install: $(STAMP) $(PB2) $(NODE_STAMP)
+install: $(STAMP) $(PB2) $(NODE_STAMP) fuse
+
+# `client.py mount` needs FUSE: Debian's fuse3 (fusermount3 and libfuse3; mfusepy, the
+# Python side, is in pyproject.toml). Installed when missing and running as root, else we
+# say what to install; without it the mount tests skip and say why.
+fuse:
+	@if ! command -v fusermount3 >/dev/null; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	        export DEBIAN_FRONTEND=noninteractive; \
+	        apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends fuse3 \
+	        || { apt-get update -q && apt-get install -y -q -o DPkg::Lock::Timeout=600 \
+	             --no-install-recommends fuse3; } \
+	        || echo "warning: could not install fuse3; client.py mount will not work"; \
+	    else \
+	        echo "note: client.py mount needs FUSE: install the Debian package fuse3" \
+	             "(sudo apt-get install fuse3)"; \
+	    fi; \
+	fi
 
 $(PY):
 	python3 -m venv $(VENV)

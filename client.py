@@ -9,6 +9,7 @@
     python client.py rm docs/report.pdf
     python client.py --json finger-table            # JSON instead of tables, for scripts
     python client.py --token "$(cat data/admin_token)" shutdown
+    python client.py mount ~/ring                   # the ring as a folder (FUSE), Ctrl-C ends
 
 Global options may also follow the command (``client.py ls --json``). The token comes from
 --token or the environment variable CHORD_TOKEN and is sent as ``Authorization: Bearer``.
@@ -34,6 +35,7 @@ from tabulate import tabulate
 
 from clientlib import progress
 from clientlib.download import download
+from clientlib.mount import mount
 from clientlib.peer import Address, ClientError, HttpError, PeerApi, parse_address
 from clientlib.upload import upload
 
@@ -255,6 +257,10 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mount(args: argparse.Namespace) -> int:
+    return mount(api_of(args), args.mountpoint, args.overwrite, args.cache_mib)
+
+
 # ---------------------------------------------------------------------------------- parser
 class UsageError(Exception):
     """Arguments argparse accepted but the command cannot use; exit 2."""
@@ -377,6 +383,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_command(commands, "status", cmd_status, "storage, files, neighbours of the peer")
     add_command(commands, "degraded", cmd_degraded, "files with fewer copies than wanted")
     add_command(commands, "shutdown", cmd_shutdown, "make the peer leave (admin token)")
+    mnt = add_command(commands, "mount", cmd_mount,
+                      "the ring as a folder (FUSE) until Ctrl-C or fusermount3 -u")  # fmt: skip
+    mnt.add_argument("mountpoint", type=Path, help="an existing directory to mount on")
+    mnt.add_argument("--overwrite", action="store_true",
+                     help="writing an existing file replaces it (else EEXIST)")  # fmt: skip
+    mnt.add_argument("--cache-mib", type=positive_int, default=256, metavar="N",
+                     help="local cache of file blocks, in MiB (default 256)")  # fmt: skip
     lookup = add_command(commands, "lookup", cmd_lookup, "which peer owns a name or key")
     lookup.add_argument("name", nargs="?")
     lookup.add_argument("--key", help="a 40-hex-digit key instead of a name")

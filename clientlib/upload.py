@@ -10,13 +10,19 @@ import contextlib
 import http.client
 import os
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from clientlib import progress
 from clientlib.multipart import MultipartFrame, build_frame
 from clientlib.peer import ClientError, PeerApi, error_from, read_json
 
 BLOCK = 1024 * 1024
+
+
+class Source(Protocol):
+    """Where an upload's bytes come from: a file, or a stream out of the ring."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 def open_local(path: Path) -> tuple[BinaryIO, int]:
@@ -43,7 +49,7 @@ def upload_fields(name: str, replicas: int | None, overwrite: bool) -> list[tupl
 def send_body(
     conn: http.client.HTTPConnection,
     frame: MultipartFrame,
-    source: BinaryIO,
+    source: Source,
     size: int,
     show: bool,
     label: str,
@@ -71,22 +77,41 @@ def upload(
 ) -> Any:
     """Upload ``path`` (as ``name``, default its file name); returns the peer's 201 body."""
     source, size = open_local(path)
-    name = name if name is not None else path.name
-    frame = build_frame(upload_fields(name, replicas, overwrite), "file", path.name)
+    with source:
+        return upload_stream(
+            api, source, size, name if name is not None else path.name, path.name,
+            replicas, overwrite, show_progress, str(path),
+        )  # fmt: skip
+
+
+def upload_stream(
+    api: PeerApi,
+    source: Source,
+    size: int,
+    name: str,
+    filename: str | None = None,
+    replicas: int | None = None,
+    overwrite: bool = False,
+    show_progress: bool = False,
+    label: str | None = None,
+) -> Any:
+    """Upload ``size`` bytes read from ``source`` (any object with ``read(n)``: a file, or
+    a stream from the ring itself) as ``name``; returns the peer's 201 body."""
+    filename = filename or name.rsplit("/", 1)[-1]
+    frame = build_frame(upload_fields(name, replicas, overwrite), "file", filename)
     headers = api.headers(
         {"Content-Type": frame.content_type, "Content-Length": str(frame.content_length(size))}
     )
     conn = api.connect()
     try:
-        with source:
-            try:
-                conn.putrequest("POST", "/upload_file", skip_accept_encoding=True)
-                for key, value in headers.items():
-                    conn.putheader(key, value)
-                conn.endheaders()
-                send_body(conn, frame, source, size, show_progress, str(path))
-            except OSError as exc:
-                raise early_answer(api, conn) or api.unreachable(exc) from None
+        try:
+            conn.putrequest("POST", "/upload_file", skip_accept_encoding=True)
+            for key, value in headers.items():
+                conn.putheader(key, value)
+            conn.endheaders()
+            send_body(conn, frame, source, size, show_progress, label or name)
+        except OSError as exc:
+            raise early_answer(api, conn) or api.unreachable(exc) from None
         return read_upload_answer(api, conn)
     finally:
         conn.close()

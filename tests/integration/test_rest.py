@@ -168,6 +168,7 @@ def test_listings_and_ring_walk(rest: RestRing) -> None:
     assert ring["peers"] == 3
     rows = [r for r in ring["files"] if r["name"] == "listed.txt"]
     assert len(rows) == 1 and rows[0]["copies"] == 3 and rows[0]["size"] == 10
+    assert abs(rows[0]["created"] - row["created"]) < 60  # the mount's mtime
 
     walk = rest.api(1).get("/ring").json
     assert walk["count"] == 3 and len(walk["peers"]) == 3

@@ -1,0 +1,248 @@
+"""``client.py mount`` against a live 3-peer ring, through the kernel (FUSE).
+
+Ordinary programs (cp, sha256sum, ls, rm, mv, mkdir) work on the mounted folder, as a
+user runs them. The mount runs as a subprocess; teardown always unmounts and kills it,
+even after a failure. Skipped (with the reason) where FUSE cannot work.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import http.client
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from clientlib.mount import fuse_problem
+from clientlib.peer import PeerApi, parse_address
+from clientlib.upload import upload
+from services.launcher import LocalRing, PeerProcess, wait_for
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(fuse_problem() is not None, reason=f"FUSE unavailable: {fuse_problem()}"),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "mount-test-api-token"
+MIB = 1 << 20
+TWENTY = random.Random(9).randbytes(20 * MIB + 777)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def api(peer: PeerProcess) -> str:
+    return f"{peer.host}:{peer.api_port}"
+
+
+def peer_api(peer: PeerProcess) -> PeerApi:
+    return PeerApi(parse_address(api(peer)), TOKEN, 10.0)
+
+
+def run(*command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    if check:
+        assert done.returncode == 0, (command, done.stderr)
+    return done
+
+
+def rest_download(peer: PeerProcess, name: str) -> bytes:
+    conn = http.client.HTTPConnection(peer.host, peer.api_port, timeout=30)
+    try:
+        conn.request("GET", "/download_file?" + urllib.parse.urlencode({"name": name}))
+        response = conn.getresponse()
+        assert response.status == 200, response.read()
+        return response.read()
+    finally:
+        conn.close()
+
+
+@dataclass
+class Mount:
+    path: Path
+    process: subprocess.Popen[str]
+    log: Path
+
+    def stop(self) -> None:
+        """Unmount and end the process, whatever state they are in."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        if os.path.ismount(self.path):
+            subprocess.run(["fusermount3", "-u", "-z", str(self.path)], timeout=10, check=False)
+
+
+def start_mount(peer: PeerProcess, where: Path, *extra: str) -> Mount:
+    where.mkdir(parents=True, exist_ok=True)
+    log = where.with_name(where.name + ".log")
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "client.py"), "mount", str(where), "--node", api(peer),
+             "--token", TOKEN, *extra],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+        )  # fmt: skip
+    mount = Mount(where, process, log)
+    if not wait_for(lambda: os.path.ismount(where) or process.poll() is not None, 20):
+        mount.stop()
+        pytest.fail(f"not mounted after 20 s:\n{log.read_text()}")
+    if process.poll() is not None:
+        pytest.fail(f"mount exited with {process.returncode}:\n{log.read_text()}")
+    return mount
+
+
+@pytest.fixture(scope="module")
+def ring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRing]:
+    env = {"CHORD_API_TOKEN": TOKEN}
+    with LocalRing(tmp_path_factory.mktemp("mount-ring"), successors=4, env=env) as local:
+        first = local.start_peer()
+        for _ in range(2):
+            local.start_peer(join=first.address)
+        local.wait_ideal(timeout=30)
+        yield local
+
+
+@pytest.fixture(scope="module")
+def mnt(ring: LocalRing, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    mount = start_mount(ring.peers[0], tmp_path_factory.mktemp("mnt") / "ring")
+    try:
+        yield mount.path
+    finally:
+        mount.stop()
+        print(mount.log.read_text())
+
+
+def eventually(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    assert wait_for(check, timeout, interval=0.2), f"{what} not within {timeout} s"
+
+
+# ----------------------------------------------------------------------------- the tests
+def test_cp_in_then_sha256_through_the_mount_and_rest(
+    ring: LocalRing, mnt: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "twenty.bin"
+    source.write_bytes(TWENTY)
+    started = time.monotonic()
+    run("cp", str(source), str(mnt / "big" / "twenty.bin"), check=False)  # no folder yet
+    (mnt / "big").mkdir()
+    run("cp", str(source), str(mnt / "big" / "twenty.bin"))
+    print(f"cp 20 MiB in: {time.monotonic() - started:.2f} s")
+    through_mount = run("sha256sum", str(mnt / "big" / "twenty.bin")).stdout.split()[0]
+    assert through_mount == sha(TWENTY)
+    assert sha(rest_download(ring.peers[2], "big/twenty.bin")) == sha(TWENTY)
+    info = os.stat(mnt / "big" / "twenty.bin")
+    assert info.st_size == len(TWENTY) and abs(info.st_mtime - time.time()) < 120
+
+
+def test_rest_uploads_appear_in_ls_and_folders(ring: LocalRing, mnt: Path, tmp_path: Path) -> None:
+    source = tmp_path / "hello.txt"
+    source.write_text("hello from REST\n")
+    upload(peer_api(ring.peers[1]), source, "rest/deep/hello.txt")
+    eventually(lambda: "rest" in os.listdir(mnt), "the folder in ls")
+    assert os.listdir(mnt / "rest") == ["deep"] and (mnt / "rest" / "deep").is_dir()
+    assert run("ls", str(mnt / "rest" / "deep")).stdout.split() == ["hello.txt"]
+    assert run("cat", str(mnt / "rest" / "deep" / "hello.txt")).stdout == "hello from REST\n"
+    run("cp", str(mnt / "rest" / "deep" / "hello.txt"), str(tmp_path / "out.txt"))
+    assert (tmp_path / "out.txt").read_text() == "hello from REST\n"
+
+
+def test_rm_mv_mkdir_rmdir(ring: LocalRing, mnt: Path) -> None:
+    (mnt / "ops").mkdir()
+    (mnt / "ops" / "a.txt").write_bytes(b"first\n")
+    run("mv", str(mnt / "ops" / "a.txt"), str(mnt / "ops" / "b.txt"))
+    assert sorted(os.listdir(mnt / "ops")) == ["b.txt"]
+    assert rest_download(ring.peers[1], "ops/b.txt") == b"first\n"
+    search = peer_api(ring.peers[1]).get("/search_file", name="ops/a.txt")
+    assert not search["found"]
+    run("rm", str(mnt / "ops" / "b.txt"))
+    assert not peer_api(ring.peers[2]).get("/search_file", name="ops/b.txt")["found"]
+    assert not (mnt / "ops" / "b.txt").exists()
+    run("mv", str(mnt / "big" / "twenty.bin"), str(mnt / "big" / "moved.bin"))  # ring to ring
+    assert sha(rest_download(ring.peers[2], "big/moved.bin")) == sha(TWENTY)
+    (mnt / "ops" / "c.txt").write_bytes(b"in a folder\n")
+    run("mv", str(mnt / "ops"), str(mnt / "ops2"))  # a folder: every file under it
+    assert os.listdir(mnt / "ops2") == ["c.txt"] and not (mnt / "ops").exists()
+    assert rest_download(ring.peers[1], "ops2/c.txt") == b"in a folder\n"
+    (mnt / "empty").mkdir()
+    assert (mnt / "empty").is_dir()
+    with pytest.raises(OSError) as raised:
+        (mnt / "big").rmdir()
+    assert raised.value.errno == errno.ENOTEMPTY
+    (mnt / "empty").rmdir()
+    assert not (mnt / "empty").exists()
+
+
+def test_writing_an_existing_file_is_eexist_without_overwrite(
+    ring: LocalRing, mnt: Path, tmp_path: Path
+) -> None:
+    (mnt / "conflict.txt").write_bytes(b"mine\n")
+    with pytest.raises(FileExistsError):
+        (mnt / "conflict.txt").write_bytes(b"other\n")  # open(O_TRUNC) fails at once
+    # Someone else stores the name while this mount writes it: close() reports EEXIST.
+    other = tmp_path / "race.txt"
+    other.write_bytes(b"theirs\n")
+    handle = open(mnt / "race.txt", "wb")  # noqa: SIM115 - closed below, on purpose
+    handle.write(b"ours\n")
+    upload(peer_api(ring.peers[1]), other, "race.txt")
+    with pytest.raises(OSError) as raised:
+        handle.close()
+    assert raised.value.errno == errno.EEXIST
+    assert rest_download(ring.peers[0], "race.txt") == b"theirs\n"
+
+
+def test_overwrite_mount_replaces_and_ctrl_c_unmounts(ring: LocalRing, tmp_path: Path) -> None:
+    mount = start_mount(ring.peers[1], tmp_path / "rw", "--overwrite")
+    try:
+        (mount.path / "over.txt").write_bytes(b"one\n")
+        (mount.path / "over.txt").write_bytes(b"two\n")
+        with open(mount.path / "over.txt", "ab") as appended:
+            appended.write(b"three\n")
+        assert rest_download(ring.peers[2], "over.txt") == b"two\nthree\n"
+        mount.process.send_signal(signal.SIGINT)
+        assert mount.process.wait(timeout=10) == 0
+        assert not os.path.ismount(mount.path)
+        assert "Traceback" not in mount.log.read_text()
+    finally:
+        mount.stop()
+
+
+def test_a_file_stays_readable_with_its_owner_killed(
+    ring: LocalRing, mnt: Path, tmp_path: Path
+) -> None:
+    """Last: it kills a peer. The mount's own peer stays; the file's owner goes."""
+    first = peer_api(ring.peers[0])
+    name = next(
+        f"kill/{i}.bin" for i in range(1000)
+        if first.get("/lookup", name=f"kill/{i}.bin")["owner"]["api"] != api(ring.peers[0])
+    )  # fmt: skip
+    data = random.Random(3).randbytes(24 * MIB + 5)
+    source = tmp_path / "victim.bin"
+    source.write_bytes(data)
+    stored = upload(first, source, name)
+    assert stored["size"] == len(data)
+    owner_api = first.get("/search_file", name=name)["owner"]["api"]
+    owner = next(p for p in ring.peers if api(p) == owner_api)
+    eventually(lambda: (mnt / name).exists(), "the new file in the listing")
+    with open(mnt / name, "rb") as handle:  # open before, read mostly after the kill
+        head = handle.read(MIB)
+        ring.kill(owner)
+        rest = handle.read()
+    assert sha(head + rest) == sha(data)
+    shutil.copyfile(mnt / name, tmp_path / "again.bin")  # a fresh open after the kill
+    assert sha((tmp_path / "again.bin").read_bytes()) == sha(data)
