@@ -78,12 +78,13 @@ class FileInfo:
     chunk_hashes: tuple[str, ...]
     deleted: bool
     damaged: bool = False
+    created: float = 0.0  # Unix time the answering holder stored this version
 
     @classmethod
     def from_pb(cls, meta: fpb.FileMeta) -> FileInfo:
         return cls(
             meta.name, from_hex(meta.key), meta.version, meta.size, meta.sha256,
-            meta.chunk_size, tuple(meta.chunk_hashes), meta.deleted, meta.damaged,
+            meta.chunk_size, tuple(meta.chunk_hashes), meta.deleted, meta.damaged, meta.created,
         )  # fmt: skip
 
 

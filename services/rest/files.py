@@ -129,7 +129,7 @@ def _ring_row(row: overview.RingFile) -> dict[str, Any]:
         version=info.version,
         owner=ref_json(row.owner),
         copies=row.copies,
-        created=meta.created,
+        created=info.created,
     )
 
 
