@@ -79,8 +79,10 @@ def blueprint(ctx: ApiContext, peer: PeerServices) -> Blueprint:
             raise bad_request(f"scope must be 'peer' or 'ring', got {scope!r}")
         require_joined(node)
         listings = walk.walk(node, peer.transport, files)
-        rows = [_ring_row(row) for row in walk.ring_files(listings)]
-        return jsonify(files=rows, peers=len(listings))
+        wanted = walk.wanted_copies(listings, peer.replicas)
+        rows = [_ring_row(row, wanted) for row in walk.ring_files(listings)]
+        degraded = sum(row["degraded"] for row in rows)
+        return jsonify(files=rows, peers=len(listings), wanted=wanted, degraded=degraded)
 
     @routes.route("/delete_file", methods=["DELETE", "POST"])
     def delete_file() -> Any:
@@ -118,7 +120,7 @@ def _peer_files(peer: PeerServices) -> list[dict[str, Any]]:
     ]
 
 
-def _ring_row(row: walk.RingFile) -> dict[str, Any]:
+def _ring_row(row: walk.RingFile, wanted: int) -> dict[str, Any]:
     meta = row.meta
     return dict(
         name=meta.name,
@@ -128,6 +130,8 @@ def _ring_row(row: walk.RingFile) -> dict[str, Any]:
         version=meta.version,
         owner=ref_json(row.owner),
         copies=row.copies,
+        holders=[ref_json(holder) for holder in row.holders],
+        degraded=row.copies < wanted,
     )
 
 

@@ -90,6 +90,6 @@ def blueprint(ctx: ApiContext) -> Blueprint:
                 }
                 for item in listings
             ]
-            return jsonify(peers=peers, count=len(peers))
+            return jsonify(peers=peers, count=len(peers), bits=node.ring.bits)
 
     return routes

@@ -41,7 +41,11 @@ class Listing:
 class RingFile:
     meta: fpb.FileMeta  # the newest version
     owner: NodeRef
-    copies: int  # reachable peers holding that version undamaged
+    holders: tuple[NodeRef, ...]  # reachable peers holding that version undamaged, ring order
+
+    @property
+    def copies(self) -> int:
+        return len(self.holders)
 
 
 def _list(files: FileClient, peer: NodeRef) -> tuple[fpb.FileMeta, ...]:
@@ -77,26 +81,33 @@ def walk(
 
 def ring_files(listings: list[Listing]) -> list[RingFile]:
     """One row per live file: the newest version any reachable peer holds, the peer
-    whose range holds its key, and the number of healthy copies of that version."""
+    whose range holds its key, and the peers holding a healthy copy of that version."""
     reachable = [item for item in listings if item.reachable]
     if not reachable:
         return []
-    held: dict[str, list[fpb.FileMeta]] = {}
+    held: dict[str, list[tuple[NodeRef, fpb.FileMeta]]] = {}
     for item in reachable:
         for meta in item.files:
-            held.setdefault(meta.name, []).append(meta)
+            held.setdefault(meta.name, []).append((item.peer, meta))
     rows = []
     for name in sorted(held):
         copies = held[name]
-        newest = max(copies, key=lambda meta: (meta.version, not meta.damaged))
+        newest = max((meta for _, meta in copies), key=lambda m: (m.version, not m.damaged))
         if newest.deleted:
             continue
-        healthy = sum(
-            meta.version == newest.version and not meta.deleted and not meta.damaged
-            for meta in copies
+        holders = tuple(
+            peer
+            for peer, meta in copies
+            if meta.version == newest.version and not meta.deleted and not meta.damaged
         )
-        rows.append(RingFile(newest, _owner(reachable, from_hex(newest.key)), healthy))
+        rows.append(RingFile(newest, _owner(reachable, from_hex(newest.key)), holders))
     return rows
+
+
+def wanted_copies(listings: list[Listing], replicas: int) -> int:
+    """Healthy copies a file should have now: k, or every reachable peer when fewer
+    than k are (a ring of two cannot hold three copies, and is not degraded for it)."""
+    return min(replicas, sum(item.reachable for item in listings))
 
 
 def _owner(ring_order: list[Listing], key: int) -> NodeRef:
