@@ -23,14 +23,32 @@ export MALLOC_ARENA_MAX := 1
 .PHONY: help install run lint test bench clean
 
 help:
-	@echo "make install  create $(VENV), install deps, generate protobuf code"
+	@echo "make install  create $(VENV), install deps (and chromium), generate protobuf code"
 	@echo "make run      start a local ring of 4 peers"
 	@echo "make lint     ruff + mypy"
 	@echo "make test     lint, then pytest (extra args: PYTEST_ARGS='-k foo')"
 	@echo "make bench    lookup benchmark with 16, 32 and 64 peers"
 	@echo "make clean    remove generated code, caches, data/ and .run/"
 
-install: $(STAMP) $(PB2)
+install: $(STAMP) $(PB2) browser
+
+# The dashboard's browser tests drive Debian's Chromium through Playwright (from pyproject;
+# its own browser download needs the internet). Installed only when missing, and only as
+# root; otherwise say what to install (the tests then skip with that reason).
+CHROMIUM ?= /usr/bin/chromium
+.PHONY: browser
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium (apt-get) for the dashboard's browser tests"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    { apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=300 \
+	        --no-install-recommends chromium >/dev/null; } \
+	    || echo "warning: apt-get could not install chromium; the browser tests will skip"; \
+	else \
+	    echo "note: $(CHROMIUM) is missing; the dashboard's browser tests will skip."; \
+	    echo "      install it with: sudo apt-get install chromium"; \
+	fi
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -70,4 +88,4 @@ bench: install
 clean:
 	rm -f proto/*_pb2.py proto/*_pb2_grpc.py proto/*_pb2.pyi
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -print0 | xargs -0 rm -rf
-	rm -rf .pytest_cache .mypy_cache .ruff_cache data/ .run/ *.egg-info
+	rm -rf .pytest_cache .mypy_cache .ruff_cache data/ .run/ *.egg-info test-artifacts/

@@ -5,7 +5,7 @@ import { baseOf, getJSON } from "./api.js";
 import { h, point, replaceIfChanged, s, short, sync, turn } from "./dom.js";
 
 const R = 200; // the circle; peers sit on it
-const TICK = [184, 197]; // file ticks just inside it
+const TICK = [166, 184]; // file ticks inside it, clear of the peer marks
 const LABEL = 224; // peer labels just outside
 
 let app = null;
