@@ -169,6 +169,7 @@ def test_upload_from_the_page_reaches_the_owners_page(page: Any, dash: Dash) -> 
     row = page.locator("#ring-files tr").filter(has_text="отчёт")
     expect(row).to_contain_text("3/3 ok")
     expect(row.locator("td.name")).to_have_text(NAME)  # shown as text, not markup
+    screenshot(page, "dashboard-files.png")
     href = row.get_by_role("link", name=NAME).get_attribute("href")
     assert page.request.get(dash.url + href).body() == data  # the download link
     row.get_by_role("link", name=owner.short_id).click()  # the owner column
