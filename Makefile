@@ -23,33 +23,40 @@ export MALLOC_MMAP_THRESHOLD_ := 67108864
 export MALLOC_TRIM_THRESHOLD_ := 16777216
 export MALLOC_ARENA_MAX := 1
 
-.PHONY: help install fuse run lint test bench clean
+.PHONY: help install system-packages run lint test bench clean
 
 help:
-	@echo "make install  create $(VENV), install deps, generate protobuf code, npm ci (newman)"
+	@echo "make install  .venv + deps, protobuf code, npm ci (newman), chromium and fuse3 (apt)"
 	@echo "make run      start a local ring of 4 peers"
 	@echo "make lint     ruff + mypy"
 	@echo "make test     lint, then pytest (extra args: PYTEST_ARGS='-k foo')"
 	@echo "make bench    lookup benchmark with 16, 32 and 64 peers"
 	@echo "make clean    remove generated code, caches, data/ and .run/"
 
-install: $(STAMP) $(PB2) $(NODE_STAMP) fuse
+install: $(STAMP) $(PB2) $(NODE_STAMP) system-packages
 
-# `client.py mount` needs FUSE: Debian's fuse3 (fusermount3 and libfuse3; mfusepy, the
-# Python side, is in pyproject.toml). Installed when missing and running as root, else we
-# say what to install; without it the mount tests skip and say why.
-fuse:
-	@if ! command -v fusermount3 >/dev/null; then \
-	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	        export DEBIAN_FRONTEND=noninteractive; \
-	        apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends fuse3 \
-	        || { apt-get update -q && apt-get install -y -q -o DPkg::Lock::Timeout=600 \
-	             --no-install-recommends fuse3; } \
-	        || echo "warning: could not install fuse3; client.py mount will not work"; \
-	    else \
-	        echo "note: client.py mount needs FUSE: install the Debian package fuse3" \
-	             "(sudo apt-get install fuse3)"; \
-	    fi; \
+# Debian packages some features and their tests need, installed only when missing and only
+# as root (one apt-get for all); otherwise we say what to install, and the tests that need
+# them skip with that reason:
+#   chromium - the dashboard's browser tests (Playwright from pyproject drives Debian's
+#              Chromium; Playwright's own browser download needs the internet)
+#   fuse3    - `client.py mount` (fusermount3 and libfuse3; mfusepy is in pyproject)
+CHROMIUM ?= /usr/bin/chromium
+system-packages:
+	@missing=""; \
+	[ -x "$(CHROMIUM)" ] || missing="$$missing chromium"; \
+	command -v fusermount3 >/dev/null || missing="$$missing fuse3"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:$$missing"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    { apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends $$missing \
+	      || { apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
+	           --no-install-recommends $$missing; }; } >/dev/null \
+	    || echo "warning: apt-get could not install$$missing; the tests needing them will skip"; \
+	else \
+	    echo "note: missing Debian packages:$$missing (sudo apt-get install$$missing);" \
+	         "the dashboard's browser tests and/or the mount tests will skip"; \
 	fi
 
 $(PY):

@@ -56,7 +56,11 @@ class RingPeer:
 class RingFile:
     info: FileInfo  # the newest version any reachable peer holds
     owner: NodeRef  # the walked peer whose range (previous peer, peer] holds the key
-    copies: int  # reachable peers holding that version undamaged
+    holders: tuple[NodeRef, ...]  # reachable peers holding that version undamaged, ring order
+
+    @property
+    def copies(self) -> int:
+        return len(self.holders)
 
 
 @dataclass(frozen=True)
@@ -133,22 +137,29 @@ def ring_files(walked: list[RingPeer]) -> list[RingFile]:
     """One row per live file of a ring walk, by name: its newest version, the peer whose
     range holds its key, and how many reachable peers hold that version undamaged."""
     reachable = [peer for peer in walked if peer.reachable]
-    held: dict[str, list[FileInfo]] = {}
+    held: dict[str, list[tuple[NodeRef, FileInfo]]] = {}
     for peer in reachable:
         for info in peer.files:
-            held.setdefault(info.name, []).append(info)
+            held.setdefault(info.name, []).append((peer.node, info))
     rows = []
     for name in sorted(held):
         copies = held[name]
-        newest = max(copies, key=lambda info: (info.version, not info.damaged))
+        newest = max((info for _, info in copies), key=lambda i: (i.version, not i.damaged))
         if newest.deleted:
             continue
-        healthy = sum(
-            info.version == newest.version and not info.deleted and not info.damaged
-            for info in copies
+        holders = tuple(
+            peer
+            for peer, info in copies
+            if info.version == newest.version and not info.deleted and not info.damaged
         )
-        rows.append(RingFile(newest, _owner(reachable, newest.key), healthy))
+        rows.append(RingFile(newest, _owner(reachable, newest.key), holders))
     return rows
+
+
+def wanted_copies(walked: list[RingPeer], replicas: int) -> int:
+    """Healthy copies a file should have now: k, or every reachable peer when fewer
+    than k are (a ring of two cannot hold three copies, and is not degraded for it)."""
+    return min(replicas, sum(peer.reachable for peer in walked))
 
 
 def _owner(ring_order: list[RingPeer], key: int) -> NodeRef:

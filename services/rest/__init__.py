@@ -2,7 +2,7 @@
 
 Modules: app (factory, error handling), ring / files / peer (routes), upload and
 download (streaming bodies), params / names / ranges (input checks), auth, metrics,
-walk (the ring walk behind /ring and /show_files?scope=ring).
+dashboard (the web UI at /; the ring walk itself is services.overview).
 """
 
 from services.rest.app import create_app

@@ -9,7 +9,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from chord.node import ChordNode
-from services.rest import files, peer, ring
+from services.rest import dashboard, files, peer, ring
 from services.rest.context import ApiContext
 from services.rest.errors import ApiError, error_response, from_exception, http_error
 
@@ -26,6 +26,8 @@ def create_app(target: ChordNode | ApiContext) -> Flask:
     app.register_blueprint(peer.blueprint(ctx))
     if ctx.peer is not None:
         app.register_blueprint(files.blueprint(ctx, ctx.peer))
+    app.register_blueprint(dashboard.blueprint())
+    app.after_request(dashboard.allow_cross_origin_reads)
 
     @app.errorhandler(HTTPException)
     def flask_error(exc: HTTPException) -> WerkzeugResponse:

@@ -80,8 +80,10 @@ def blueprint(ctx: ApiContext, peer: PeerServices) -> Blueprint:
             raise bad_request(f"scope must be 'peer' or 'ring', got {scope!r}")
         require_joined(node)
         walked = overview.ring_walk(node, files)
-        rows = [_ring_row(row) for row in overview.ring_files(walked)]
-        return jsonify(files=rows, peers=len(walked))
+        wanted = overview.wanted_copies(walked, peer.replicas)
+        rows = [_ring_row(row, wanted) for row in overview.ring_files(walked)]
+        degraded = sum(row["degraded"] for row in rows)
+        return jsonify(files=rows, peers=len(walked), wanted=wanted, degraded=degraded)
 
     @routes.route("/delete_file", methods=["DELETE", "POST"])
     def delete_file() -> Any:
@@ -119,7 +121,7 @@ def _peer_files(peer: PeerServices) -> list[dict[str, Any]]:
     ]
 
 
-def _ring_row(row: overview.RingFile) -> dict[str, Any]:
+def _ring_row(row: overview.RingFile, wanted: int) -> dict[str, Any]:
     info = row.info
     return dict(
         name=info.name,
@@ -130,6 +132,8 @@ def _ring_row(row: overview.RingFile) -> dict[str, Any]:
         owner=ref_json(row.owner),
         copies=row.copies,
         created=info.created,
+        holders=[ref_json(holder) for holder in row.holders],
+        degraded=row.copies < wanted,
     )
 
 

@@ -91,6 +91,6 @@ def blueprint(ctx: ApiContext) -> Blueprint:
                 }
                 for item in overview.ring_walk(node, peer.files)
             ]
-            return jsonify(peers=peers, count=len(peers))
+            return jsonify(peers=peers, count=len(peers), bits=node.ring.bits)
 
     return routes

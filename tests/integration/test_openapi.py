@@ -103,7 +103,8 @@ def app_operations(tmp_path: Path) -> set[tuple[str, str]]:
             continue
         for method in rule.methods or ():
             if method not in IGNORED_METHODS:
-                found.add((rule.rule, method))
+                # Flask's <path:asset> is OpenAPI's {asset}
+                found.add((re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule), method))
     return found
 
 

@@ -169,9 +169,12 @@ def test_listings_and_ring_walk(rest: RestRing) -> None:
     rows = [r for r in ring["files"] if r["name"] == "listed.txt"]
     assert len(rows) == 1 and rows[0]["copies"] == 3 and rows[0]["size"] == 10
     assert abs(rows[0]["created"] - row["created"]) < 60  # the mount's mtime
+    holders = {h["id"] for h in rows[0]["holders"]}  # k = 3 of 3 peers: every one
+    assert holders == {p.ref.hex for p in rest.peers} and rows[0]["degraded"] is False
+    assert ring["wanted"] == 3 and ring["degraded"] == 0
 
     walk = rest.api(1).get("/ring").json
-    assert walk["count"] == 3 and len(walk["peers"]) == 3
+    assert walk["count"] == 3 and len(walk["peers"]) == 3 and walk["bits"] == 160
     assert walk["peers"][0]["id"] == rest.peers[1].ref.hex  # starts at the peer asked
     assert all(p["reachable"] for p in walk["peers"])
     ids = [int(p["id"], 16) for p in walk["peers"]]

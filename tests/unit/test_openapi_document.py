@@ -38,6 +38,8 @@ CONTRACT_OPERATIONS = {
     ("/metrics", "get"),
     ("/shutdown", "post"),
     ("/openapi.json", "get"),
+    ("/", "get"),
+    ("/ui/{asset}", "get"),
 }
 # docs/rest-api.md, the error table: status -> the codes it may carry.
 ERROR_CODES = {

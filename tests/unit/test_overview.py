@@ -9,7 +9,7 @@ import grpc
 from chord.node_ref import NodeRef
 from chord.transport import PeerState
 from services.file_client import FileInfo
-from services.overview import RingPeer, local_files, peer_status, ring_files, ring_walk
+from services.overview import local_files, peer_status, ring_walk
 from services.replication import Health, Replicator
 from services.storage import StorageEngine
 from tests.unit.sim_ring import ideal_sim_ring
@@ -116,20 +116,3 @@ def test_local_files_and_status(tmp_path: Path) -> None:
         assert (status.primary, status.replica, status.degraded) == (1, 1, 1)
         assert status.used_bytes == 7 and status.quota_bytes == 1000
 
-
-def test_ring_files_counts_healthy_copies_of_the_newest_version() -> None:
-    net = ideal_sim_ring(3)
-    start = net.members()[0]
-    walked = ring_walk(start, FakeFiles({}))  # type: ignore[arg-type]
-    a, b, c = (p.node for p in walked)
-
-    def held(peer: NodeRef, *infos: FileInfo) -> RingPeer:
-        return RingPeer(peer, True, 0, 0, files=infos)
-
-    new = FileInfo("f", b.id, 2, 3, "1" * 64, 1 << 20, (), False)
-    old = FileInfo("f", b.id, 1, 3, "0" * 64, 1 << 20, (), False)
-    damaged = FileInfo("f", b.id, 2, 3, "1" * 64, 1 << 20, (), False, damaged=True)
-    gone = FileInfo("g", c.id, 2, 0, "", 1 << 20, (), True)
-    rows = ring_files([held(a, new, gone), held(b, old), held(c, damaged)])
-    assert [(r.info.name, r.info.version, r.owner, r.copies) for r in rows] == [("f", 2, b, 1)]
-    assert ring_files([RingPeer(a, False)]) == []
