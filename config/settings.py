@@ -411,6 +411,40 @@ def _read_file(path: str) -> dict[str, tuple[object, str]]:
     return {name: (value, source) for name, value in values.items()}
 
 
+NODE_MODE_ENV = "NODE_MODE"
+NODE_MODES = ("master", "slave")
+
+
+def check_node_mode(settings: Settings, environ: Mapping[str, str]) -> Settings:
+    """The ancestor's container switch NODE_MODE=master|slave, checked against ``join``.
+
+    master: this peer creates the ring, so no seed may be set; slave: it joins one, so
+    the seed (CHORD_JOIN / --join / ip_seed+port_seed) must be set. Unset or empty: no
+    check. The setting itself stays ``join``; NODE_MODE only states the intent.
+    """
+    mode = environ.get(NODE_MODE_ENV, "").strip().lower()
+    if not mode:
+        return settings
+    if mode not in NODE_MODES:
+        raise ConfigError(
+            "node_mode",
+            f"must be master or slave, got {environ[NODE_MODE_ENV]!r}",
+            NODE_MODE_ENV,
+        )
+    if mode == "master" and settings.join is not None:
+        raise ConfigError(
+            "join",
+            f"NODE_MODE=master creates a new ring, but a seed is set ({settings.join}); "
+            "unset CHORD_JOIN or use NODE_MODE=slave",
+        )
+    if mode == "slave" and settings.join is None:
+        raise ConfigError(
+            "join",
+            "NODE_MODE=slave joins a ring and needs its seed: set CHORD_JOIN=<seed host>:<port>",
+        )
+    return settings
+
+
 def load_settings(
     cli_overrides: Mapping[str, object],
     config_file: str | None,
