@@ -102,6 +102,9 @@ class MergeReport:
     outside: NodeRef | None = None  # a peer whose ring does not route our ID to us
     merged_through: NodeRef | None = None  # our predecessor in that ring, which admitted us
     refused: str | None = None  # that ring refused us (e.g. another m)
+    # ``outside`` is our own successor: we hang off our ring (an appendage, e.g. just
+    # after joining), rather than a remembered peer being in another ring.
+    from_successor: bool = False
 
     @property
     def merged(self) -> bool:
@@ -140,7 +143,8 @@ class RingMerger:
         view = {*state.successors, *(f for f in state.fingers if f is not None)}
         if state.predecessor is not None:
             view.add(state.predecessor)
-        starts = [] if state.successor == me else [state.successor]
+        successor = state.successor
+        starts = [] if successor == me else [successor]
         starts += self.memory.candidates(self.probes, skip=view | {me})
         asked: list[NodeRef] = []
         for start in starts:
@@ -151,10 +155,20 @@ class RingMerger:
             try:
                 admitted = node.merge_through(found.predecessor)
             except Refused as exc:
-                return MergeReport(tuple(asked), start, refused=f"{exc.code}: {exc.detail}")
+                return MergeReport(
+                    tuple(asked),
+                    start,
+                    refused=f"{exc.code}: {exc.detail}",
+                    from_successor=start == successor,
+                )
             if admitted:
                 self.merges += 1
-                return MergeReport(tuple(asked), start, merged_through=found.predecessor)
+                return MergeReport(
+                    tuple(asked),
+                    start,
+                    merged_through=found.predecessor,
+                    from_successor=start == successor,
+                )
         return MergeReport(tuple(asked))
 
     def _locate_me_from(self, start: NodeRef) -> LookupResult | None:

@@ -60,6 +60,10 @@ _VALUE_FLAGS: dict[str, tuple[str, str]] = {
     ),
     "quota_mib": ("MIB", "disk this peer may fill with files, in MiB (default unlimited)"),
     "repair_interval": ("SECONDS", "period of anti-entropy and migration rounds (default 5.0)"),
+    "merge_interval": (
+        "SECONDS",
+        "period of the check for another ring to merge with, after a partition (default 5.0)",
+    ),
     "api_token": ("TOKEN", "bearer token REST uploads and deletes need (default: none needed)"),
     "admin_token": (
         "TOKEN",

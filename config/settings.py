@@ -63,6 +63,7 @@ class Settings:
     write_quorum: int | None = None  # holders that must store an upload before it is acked; k
     quota_mib: int | None = None  # disk this peer may fill with files, MiB; None = unlimited
     repair_interval: float = 5.0  # seconds between anti-entropy / migration rounds
+    merge_interval: float = 5.0  # seconds between checks for another ring to merge with
     api_token: str | None = None  # bearer token uploads/deletes need; None = open
     admin_token: str | None = None  # for /shutdown; None = generated into <data_dir>/admin_token
     max_upload_mib: int = 10240  # largest REST upload, MiB
