@@ -79,10 +79,9 @@ class Peer:
                 check_predecessor=settings.check_predecessor_interval,
             ),
             after_round=self._forget_unused_channels,
-            extra_steps=[
-                ("replicate", settings.repair_interval, self._replicate),
-                ("merge", settings.merge_interval, self._merge),
-            ],
+            extra_steps=[("replicate", settings.repair_interval, self._replicate)],
+            # Its own thread: probing peers lost in a partition waits out their timeouts.
+            background_steps=[("merge", settings.merge_interval, self._merge)],
         )
         self.merger = RingMerger(self.node)
         self._last_neighbours: tuple[NodeRef | None, NodeRef] | None = None

@@ -339,3 +339,20 @@ def placement_problems(net: NetRing, acked: dict[str, bytes]) -> list[str]:
         if held.get(name, set()) != want:
             problems.append(f"{name}: held by {sorted(held.get(name, set()))}, want {sorted(want)}")
     return problems
+
+
+def test_a_failed_setup_leaves_nothing_behind() -> None:
+    """Setup breaks half-way (a namespace of that name already exists): close() still
+    removes everything this run made, and nothing it did not make."""
+    hosts = Hosts(3)
+    squatter = f"chordt-{hosts.tag}-h2"
+    subprocess.run(["ip", "netns", "add", squatter], check=True, timeout=20)
+    try:
+        with pytest.raises(subprocess.CalledProcessError):
+            hosts.setup()
+        hosts.close()
+        assert hosts.leftovers() == [squatter]
+    finally:
+        subprocess.run(["ip", "netns", "del", squatter], check=False, timeout=20)
+        hosts.close()
+    assert hosts.leftovers() == []
