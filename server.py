@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from chord.ids import Ring
+from chord.merge import RingMerger
 from chord.node import ChordNode, JoinFailed, NodeHooks, NodeState
 from chord.node_ref import NodeRef
 from chord.transport import PeerUnreachable, Refused
@@ -79,7 +80,10 @@ class Peer:
             ),
             after_round=self._forget_unused_channels,
             extra_steps=[("replicate", settings.repair_interval, self._replicate)],
+            # Its own thread: probing peers lost in a partition waits out their timeouts.
+            background_steps=[("merge", settings.merge_interval, self._merge)],
         )
+        self.merger = RingMerger(self.node)
         self._last_neighbours: tuple[NodeRef | None, NodeRef] | None = None
         try:
             Path(settings.resolved_data_dir).mkdir(parents=True, exist_ok=True)
@@ -256,6 +260,23 @@ class Peer:
     def _replicate(self) -> None:
         if self.node.joined:
             self.replicator.run_once()
+
+    def _merge(self) -> None:
+        report = self.merger.step()
+        if report.merged and report.outside is not None and report.merged_through is not None:
+            log.log(
+                logging.INFO if report.from_successor else logging.WARNING,
+                "%s: the ring of %s did not route to this peer; joined it through %s",
+                "re-linked" if report.from_successor else "merging rings",
+                report.outside.describe(self.ring),
+                report.merged_through.describe(self.ring),
+            )
+        elif report.refused is not None and report.outside is not None:
+            log.warning(
+                "the ring of %s refused a merge: %s",
+                report.outside.describe(self.ring),
+                report.refused,
+            )
 
     def _forget_unused_channels(self) -> None:
         state = self.node.state()

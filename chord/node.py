@@ -385,6 +385,42 @@ class ChordNode:
             with suppress(PeerUnreachable):  # if it is gone it will find out by itself
                 self.transport.leave(neighbour, self.me, predecessor, successors)
 
+    def merge_through(self, predecessor: NodeRef) -> bool:
+        """Cross-join (chord.merge): be admitted by ``predecessor``, our predecessor in a
+        ring that does not route our ID to us, without leaving our own ring. Our
+        successor list becomes the nearest peers of both lists, our predecessor the
+        closer one, and we notify our successor in that ring so that ``predecessor``
+        adopts us at its next stabilize. False if it did not answer; raises
+        :class:`Refused` if it refused us."""
+        if predecessor == self.me or not self._joined:
+            return False
+        try:
+            copied = self.transport.join(predecessor, self.me, self.ring.bits)
+        except PeerUnreachable:
+            return False
+        theirs = [
+            n for n in copied if n != self.me and not between(predecessor.id, n.id, self.me.id)
+        ]
+        with self._guard:
+            if not self._joined:
+                return False
+            mine = self._successors
+            candidates = sorted(
+                {*mine, *theirs}, key=lambda n: self.ring.distance(self.me.id, n.id)
+            )
+            self._successors = successor_list(self.me, candidates, self.r) or (predecessor,)
+            current = self._predecessor
+            if current is None or between(current.id, predecessor.id, self.me.id):
+                self._predecessor = predecessor
+            changed = self._successors != mine or current != self._predecessor
+        if theirs:
+            with suppress(PeerUnreachable):  # it learns of us from predecessor otherwise
+                self.transport.notify(theirs[0], self.me)
+        self._notify_successor()
+        if changed:
+            self._neighbours_changed()
+        return True
+
     def bootstrap(
         self,
         predecessor: NodeRef | None,

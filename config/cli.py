@@ -6,7 +6,13 @@ import argparse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from config.settings import ConfigError, Settings, format_address, load_settings
+from config.settings import (
+    ConfigError,
+    Settings,
+    check_node_mode,
+    format_address,
+    load_settings,
+)
 
 PROG = "run_node.py"
 
@@ -14,7 +20,9 @@ DESCRIPTION = """\
 Start a Chord DHT peer: a gRPC server for the other peers and a REST API for clients.
 Settings come from, highest precedence first: flags, CHORD_<SETTING> environment
 variables (e.g. CHORD_PORT=7001), the YAML file given by --config or $CHORD_CONFIG,
-and the defaults documented in config/default.yaml."""
+and the defaults documented in config/default.yaml. In containers, NODE_MODE=master
+(create a ring) or NODE_MODE=slave (join the seed CHORD_JOIN) states the intent and is
+checked against the seed."""
 
 EPILOG = """\
 examples:
@@ -52,6 +60,10 @@ _VALUE_FLAGS: dict[str, tuple[str, str]] = {
     ),
     "quota_mib": ("MIB", "disk this peer may fill with files, in MiB (default unlimited)"),
     "repair_interval": ("SECONDS", "period of anti-entropy and migration rounds (default 5.0)"),
+    "merge_interval": (
+        "SECONDS",
+        "period of the check for another ring to merge with, after a partition (default 5.0)",
+    ),
     "api_token": ("TOKEN", "bearer token REST uploads and deletes need (default: none needed)"),
     "admin_token": (
         "TOKEN",
@@ -146,6 +158,8 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> CliOptions:
         overrides["join"] = ""
     try:
         settings = load_settings(overrides, args.config, environ)
+        if args.local_ring is None:
+            settings = check_node_mode(settings, environ)
     except ConfigError as err:
         # Like parser.error() but without the long usage text: the message names the
         # setting, which is all the user needs.

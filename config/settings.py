@@ -63,6 +63,7 @@ class Settings:
     write_quorum: int | None = None  # holders that must store an upload before it is acked; k
     quota_mib: int | None = None  # disk this peer may fill with files, MiB; None = unlimited
     repair_interval: float = 5.0  # seconds between anti-entropy / migration rounds
+    merge_interval: float = 5.0  # seconds between checks for another ring to merge with
     api_token: str | None = None  # bearer token uploads/deletes need; None = open
     admin_token: str | None = None  # for /shutdown; None = generated into <data_dir>/admin_token
     max_upload_mib: int = 10240  # largest REST upload, MiB
@@ -409,6 +410,40 @@ def _read_file(path: str) -> dict[str, tuple[object, str]]:
             raise ConfigError("ip_seed", "ip_seed and port_seed must have values", source)
         values["join"] = format_address(str(seed_host), str(seed_port))
     return {name: (value, source) for name, value in values.items()}
+
+
+NODE_MODE_ENV = "NODE_MODE"
+NODE_MODES = ("master", "slave")
+
+
+def check_node_mode(settings: Settings, environ: Mapping[str, str]) -> Settings:
+    """The ancestor's container switch NODE_MODE=master|slave, checked against ``join``.
+
+    master: this peer creates the ring, so no seed may be set; slave: it joins one, so
+    the seed (CHORD_JOIN / --join / ip_seed+port_seed) must be set. Unset or empty: no
+    check. The setting itself stays ``join``; NODE_MODE only states the intent.
+    """
+    mode = environ.get(NODE_MODE_ENV, "").strip().lower()
+    if not mode:
+        return settings
+    if mode not in NODE_MODES:
+        raise ConfigError(
+            "node_mode",
+            f"must be master or slave, got {environ[NODE_MODE_ENV]!r}",
+            NODE_MODE_ENV,
+        )
+    if mode == "master" and settings.join is not None:
+        raise ConfigError(
+            "join",
+            f"NODE_MODE=master creates a new ring, but a seed is set ({settings.join}); "
+            "unset CHORD_JOIN or use NODE_MODE=slave",
+        )
+    if mode == "slave" and settings.join is None:
+        raise ConfigError(
+            "join",
+            "NODE_MODE=slave joins a ring and needs its seed: set CHORD_JOIN=<seed host>:<port>",
+        )
+    return settings
 
 
 def load_settings(

@@ -25,6 +25,16 @@ from services.servicer import ChordServicer
 CHORD_SERVICE = pb.DESCRIPTOR.services_by_name["Chord"].full_name
 
 
+# Accept the clients' keepalive pings (services/grpc_transport.KEEPALIVE_MS) rather than
+# answering them with GOAWAY "too many pings" (gRPC's default allows one per 5 minutes).
+SERVER_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.so_reuseport", 0),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 1000),
+    ("grpc.http2.max_ping_strikes", 0),
+]
+
+
 class BindError(RuntimeError):
     """The gRPC port could not be bound (in use, or an address this host lacks)."""
 
@@ -46,7 +56,7 @@ class GrpcServer:
             maximum_concurrent_rpcs=max_concurrent_rpcs,
             # Without this, two peers could silently share one port (SO_REUSEPORT)
             # and "port already in use" would go unnoticed.
-            options=[("grpc.so_reuseport", 0)],
+            options=SERVER_OPTIONS,
         )
         pb_grpc.add_ChordServicer_to_server(ChordServicer(node), self._server)
         for _, register in services:

@@ -4,6 +4,10 @@ One thread runs stabilize, check_predecessor and fix_fingers at their intervals.
 ``kick()`` (called when a neighbour leaves or the node's neighbours change) runs
 stabilize at once instead of waiting for the next tick, so the ring closes gaps
 quickly without a fast timer burning CPU when nothing happens.
+
+``background_steps`` run on a thread each, for steps that may wait on peers that do
+not answer (the ring merge asks peers known from before a partition, which may stay
+silent for a while): they must never hold up stabilize.
 """
 
 from __future__ import annotations
@@ -33,9 +37,11 @@ class MaintenanceLoop:
         intervals: Intervals,
         after_round: Callable[[], None] | None = None,
         extra_steps: Sequence[tuple[str, float, Callable[[], None]]] = (),
+        background_steps: Sequence[tuple[str, float, Callable[[], None]]] = (),
     ) -> None:
         """``extra_steps``: more (name, interval, step) run on the same thread, such as
-        the storage layer's anti-entropy."""
+        the storage layer's anti-entropy. ``background_steps``: (name, interval, step)
+        each run on a thread of its own, first one interval after start."""
         self.node = node
         self.intervals = intervals
         self.after_round = after_round
@@ -43,10 +49,21 @@ class MaintenanceLoop:
         self._stop = threading.Event()
         self._kick = threading.Event()
         self._thread = threading.Thread(target=self._run, name="maintenance", daemon=True)
+        self._background = [
+            threading.Thread(
+                target=self._run_alone,
+                args=(name, interval, step),
+                name=f"maintenance-{name}",
+                daemon=True,
+            )
+            for name, interval, step in background_steps
+        ]
         self.rounds = 0
 
     def start(self) -> None:
         self._thread.start()
+        for thread in self._background:
+            thread.start()
 
     def kick(self) -> None:
         self._kick.set()
@@ -54,8 +71,10 @@ class MaintenanceLoop:
     def stop(self) -> None:
         self._stop.set()
         self._kick.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=10)
+        deadline = time.monotonic() + 10
+        for thread in (self._thread, *self._background):
+            if thread.is_alive() and threading.current_thread() is not thread:
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _run(self) -> None:
         steps: list[tuple[str, float, Callable[[], None]]] = [
@@ -78,6 +97,10 @@ class MaintenanceLoop:
                 self._run_step("after_round", self.after_round)
             wait = max(0.0, min(due.values()) - time.monotonic())
             self._kick.wait(wait)
+
+    def _run_alone(self, name: str, interval: float, step: Callable[[], None]) -> None:
+        while not self._stop.wait(interval):
+            self._run_step(name, step)
 
     def _run_step(self, name: str, step: Callable[[], None]) -> None:
         if self._stop.is_set():

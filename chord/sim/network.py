@@ -54,6 +54,9 @@ class SimNetwork:
     counters: Counters = field(default_factory=Counters)
     nodes: dict[str, ChordNode] = field(default_factory=dict)
     alive: set[str] = field(default_factory=set)
+    # address -> side of a network partition; peers on different sides cannot reach each
+    # other. Empty: no partition. Addresses not listed are on side 0.
+    sides: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.transport = SimTransport(self)
@@ -66,13 +69,23 @@ class SimNetwork:
         node = ChordNode(
             NodeRef.for_address(self.ring, address),
             self.ring,
-            self.transport,
+            SimTransport(self, address) if self.sides else self.transport,
             self.clock,
             successors=self.successors,
         )
         self.nodes[address] = node
         self.alive.add(address)
         return node
+
+    def partition(self, *groups: Iterable[str]) -> None:
+        """Split the network: peers in different groups (unlisted ones: the first
+        group's side) no longer reach each other, like hosts on separate links."""
+        self.sides = {a: side for side, group in enumerate(groups) for a in group}
+        for address, node in self.nodes.items():
+            node.transport = SimTransport(self, address)
+
+    def heal(self) -> None:
+        self.sides = {}
 
     def crash(self, address: str) -> None:
         self.alive.discard(address)
@@ -121,13 +134,18 @@ class SimNetwork:
         """Live peers that have joined, in address order (deterministic)."""
         return [node for node in self.live_nodes() if node.joined]
 
-    def target(self, peer: NodeRef) -> ChordNode:
+    def target(self, peer: NodeRef, origin: str | None = None) -> ChordNode:
         self.counters.messages += 1
         node = self.nodes.get(peer.address)
         if (
             node is None
             or peer.address not in self.alive
             or (node.me is not peer and node.me != peer)
+            or (
+                self.sides
+                and origin is not None
+                and self.sides.get(origin, 0) != self.sides.get(peer.address, 0)
+            )
         ):
             self.counters.timeouts += 1
             raise PeerUnreachable(peer, "no answer")
@@ -144,41 +162,43 @@ class SimNetwork:
 
 class SimTransport:
     """The Transport protocol over a SimNetwork. NotReady becomes PeerUnreachable,
-    as the gRPC adapter turns it into UNAVAILABLE."""
+    as the gRPC adapter turns it into UNAVAILABLE. ``origin``: the calling peer's
+    address, which a partition may cut off (None: an observer, never cut off)."""
 
-    def __init__(self, network: SimNetwork) -> None:
+    def __init__(self, network: SimNetwork, origin: str | None = None) -> None:
         self.network = network
+        self.origin = origin
 
     def find_successor_step(self, peer: NodeRef, key: int) -> StepAnswer:
-        node = self.network.target(peer)
+        node = self.network.target(peer, self.origin)
         try:
             return node.handle_step(key)
         except NotReady as exc:
             raise PeerUnreachable(peer, str(exc)) from exc
 
     def get_state(self, peer: NodeRef) -> PeerState:
-        node = self.network.target(peer)
+        node = self.network.target(peer, self.origin)
         try:
             return node.handle_state()
         except NotReady as exc:
             raise PeerUnreachable(peer, str(exc)) from exc
 
     def join(self, peer: NodeRef, joiner: NodeRef, bits: int) -> tuple[NodeRef, ...]:
-        node = self.network.target(peer)
+        node = self.network.target(peer, self.origin)
         try:
             return node.handle_join(joiner, bits)
         except NotReady as exc:
             raise PeerUnreachable(peer, str(exc)) from exc
 
     def notify(self, peer: NodeRef, node: NodeRef) -> None:
-        target = self.network.target(peer)
+        target = self.network.target(peer, self.origin)
         try:
             target.handle_notify(node)
         except NotReady as exc:
             raise PeerUnreachable(peer, str(exc)) from exc
 
     def ping(self, peer: NodeRef) -> NodeRef:
-        node = self.network.target(peer)
+        node = self.network.target(peer, self.origin)
         try:
             return node.handle_ping()
         except NotReady as exc:
@@ -191,4 +211,4 @@ class SimTransport:
         predecessor: NodeRef | None,
         successors: tuple[NodeRef, ...],
     ) -> None:
-        self.network.target(peer).handle_leave(leaving, predecessor, successors)
+        self.network.target(peer, self.origin).handle_leave(leaving, predecessor, successors)
