@@ -79,9 +79,13 @@ class Peer:
                 check_predecessor=settings.check_predecessor_interval,
             ),
             after_round=self._forget_unused_channels,
-            extra_steps=[("replicate", settings.repair_interval, self._replicate)],
-            # Its own thread: probing peers lost in a partition waits out their timeouts.
-            background_steps=[("merge", settings.merge_interval, self._merge)],
+            # Each on its own thread, so neither ever holds up stabilize: probing peers lost
+            # in a partition waits out their timeouts, and a repair may stream a big file
+            # to a peer that stops answering (bounded only by transfer_timeout).
+            background_steps=[
+                ("merge", settings.merge_interval, self._merge),
+                ("replicate", settings.repair_interval, self._replicate),
+            ],
         )
         self.merger = RingMerger(self.node)
         self._last_neighbours: tuple[NodeRef | None, NodeRef] | None = None
