@@ -101,10 +101,7 @@ def main() -> None:
         source = work / "source.bin"
         expect = write_random(source, args.mib)
         with LocalRing(work / "ring", successors=4) as ring:
-            first = ring.start_peer()
-            for _ in range(2):
-                ring.start_peer(join=first.address)
-            ring.wait_ideal(timeout=60)
+            first = ring.start_ring(3)[0]
             node = f"{first.host}:{first.api_port}"
             api = PeerApi(parse_address(node), None, 60.0)
             upload(api, source, "bench/big.bin")

@@ -145,10 +145,7 @@ def measure_rest(
             env=env,
         )
         try:
-            first = ring.start_peer()
-            for _ in range(peers - 1):
-                ring.start_peer(join=first.address)
-            ring.wait_ideal(timeout=60)
+            first = ring.start_ring(peers)[0]
             host, port = first.host, first.api_port
             health = requests_per_s(host, port, "/health")
 

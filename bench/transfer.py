@@ -182,10 +182,7 @@ def measure(size: int, peers: int, copies: int, data_root: str | None) -> dict[s
             env=MALLOC,
         )  # fmt: skip
         try:
-            first = ring.start_peer()
-            for _ in range(peers - 1):
-                ring.start_peer(join=first.address)
-            ring.wait_ideal(timeout=60)
+            first = ring.start_ring(peers)[0]
             client = remote_client(ring.ring, ring.transport, first.ref, replicas=copies)
             name = "bench/big.bin"
 

@@ -211,6 +211,18 @@ class LocalRing:
         self.wait_ready(peer)
         return peer
 
+    def start_ring(
+        self, count: int, args: Sequence[str] = (), timeout: float = 60.0
+    ) -> list[PeerProcess]:
+        """``count`` peers: the first creates the ring, the others join it at once (their
+        joins overlap), then wait until the ring is ideal. Returns them, first first."""
+        first = self.start_peer(args=args)
+        others = [self.spawn(join=first.address, args=args) for _ in range(count - 1)]
+        for peer in others:
+            self.wait_ready(peer)
+        self.wait_ideal(timeout=timeout)
+        return [first, *others]
+
     def kill(self, peer: PeerProcess) -> None:
         """kill -9: no goodbye, the ring has to notice by itself."""
         with contextlib.suppress(ProcessLookupError):

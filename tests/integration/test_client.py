@@ -34,10 +34,7 @@ BIG_SHA = hashlib.sha256(BIG).hexdigest()
 def ring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRing]:
     env = {"CHORD_API_TOKEN": API_TOKEN, "CHORD_ADMIN_TOKEN": ADMIN_TOKEN}
     with LocalRing(tmp_path_factory.mktemp("client-ring"), successors=4, env=env) as local:
-        first = local.start_peer()
-        for _ in range(2):
-            local.start_peer(join=first.address)
-        local.wait_ideal(timeout=30)
+        local.start_ring(3, timeout=30)
         yield local
 
 

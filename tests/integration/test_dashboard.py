@@ -73,12 +73,7 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
         tmp_path_factory.mktemp("dash-ring"), extra_args=ARGS, env={"CHORD_API_TOKEN": TOKEN}
     )
     try:
-        first = ring.start_peer()
-        others = [ring.spawn(join=first.address) for _ in range(3)]
-        for peer in others:
-            ring.wait_ready(peer)
-        ring.wait_ideal(30)
-        yield Dash(ring, [first, *others])
+        yield Dash(ring, ring.start_ring(4, timeout=30))
     finally:
         ring.close()
 

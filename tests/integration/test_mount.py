@@ -111,10 +111,7 @@ def start_mount(peer: PeerProcess, where: Path, *extra: str) -> Mount:
 def ring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRing]:
     env = {"CHORD_API_TOKEN": TOKEN}
     with LocalRing(tmp_path_factory.mktemp("mount-ring"), successors=4, env=env) as local:
-        first = local.start_peer()
-        for _ in range(2):
-            local.start_peer(join=first.address)
-        local.wait_ideal(timeout=30)
+        local.start_ring(3, timeout=30)
         yield local
 
 

@@ -136,10 +136,7 @@ def live_ring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRing]:
     # peer's successors), so every schema-valid value must be accepted here.
     ring = LocalRing(tmp_path_factory.mktemp("openapi") / "ring", successors=64)
     try:
-        first = ring.start_peer(args=TOKEN_ARGS)
-        for _ in range(2):
-            ring.start_peer(join=first.address, args=TOKEN_ARGS)
-        ring.wait_ideal(timeout=30)
+        first = ring.start_ring(3, args=TOKEN_ARGS, timeout=30)[0]
         stored = upload(first.api_url, *SEED_FILE, token=API_TOKEN)
         assert stored.status_code == 201, stored.text
         yield ring

@@ -72,9 +72,7 @@ def test_newman_runs_the_collection(make_ring: Callable[..., LocalRing], tmp_pat
 
     ring = make_ring()
     args = ("--replicas", "3", "--api-token", API_TOKEN, "--admin-token", ADMIN_TOKEN)
-    first = ring.start_peer(args=args)
-    peers = [first] + [ring.start_peer(join=first.address, args=args) for _ in range(2)]
-    ring.wait_ideal(timeout=30)
+    peers = ring.start_ring(3, args=args, timeout=30)
 
     report_path = tmp_path / "newman.json"
     command = [

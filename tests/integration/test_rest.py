@@ -66,12 +66,7 @@ def rest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestRing]:
         tmp_path_factory.mktemp("rest-ring"), extra_args=ARGS, env={"CHORD_API_TOKEN": API_TOKEN}
     )
     try:
-        first = ring.start_peer()
-        others = [ring.spawn(join=first.address) for _ in range(2)]
-        for peer in others:
-            ring.wait_ready(peer)
-        ring.wait_ideal(30)
-        yield RestRing(ring, [first, *others])
+        yield RestRing(ring, ring.start_ring(3, timeout=30))
     finally:
         ring.close()
 
