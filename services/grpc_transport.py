@@ -40,10 +40,15 @@ REFUSAL_CODES = {
 EMPTY = pb.Empty()
 
 
-class ChannelPool:
-    """One channel and stub per address, created on first use and reused."""
+ChannelWrapper = Callable[[grpc.Channel, str], grpc.Channel]
 
-    def __init__(self) -> None:
+
+class ChannelPool:
+    """One channel and stub per address, created on first use and reused. ``wrap``
+    (channel, address) -> channel adds client interceptors (fault injection)."""
+
+    def __init__(self, wrap: ChannelWrapper | None = None) -> None:
+        self._wrap = wrap
         self._lock = threading.Lock()
         self._stubs: dict[str, tuple[grpc.Channel, pb_grpc.ChordStub]] = {}
         self._used: dict[str, float] = {}  # last use, so cleanup spares channels in use
@@ -54,6 +59,8 @@ class ChannelPool:
             entry = self._stubs.get(address)
             if entry is None:
                 channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+                if self._wrap is not None:
+                    channel = self._wrap(channel, address)
                 entry = (channel, pb_grpc.ChordStub(channel))
                 self._stubs[address] = entry
             return entry
