@@ -96,7 +96,7 @@ class GrpcTransport:
     def __init__(self, ring: Ring, timeout: float, pool: ChannelPool | None = None) -> None:
         self.ring = ring
         self.timeout = timeout
-        self.pool = pool or ChannelPool()
+        self.pool = pool if pool is not None else ChannelPool()  # an empty pool is falsy
 
     def _call(
         self, peer: NodeRef, method: str, request: object, convert: Callable[[object], T]
