@@ -104,7 +104,7 @@ test: install lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The whole fault matrix at the issue's scale, one scenario after another on fresh rings
-# (slow: about half an hour on 2 cores); writes the figures to docs/reliability.md.
+# (about 9 minutes on 2 cores); writes the figures to docs/reliability.md.
 # make test runs a small subset of it (tests/faults).
 FAULTS_ARGS ?= all --peers 16 --replicas 3 --files 500 --seed 1
 faults: install
