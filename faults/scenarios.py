@@ -102,10 +102,8 @@ def sigstop(h: Harness) -> Verdict:
     h.extra["stopped"] = victim.address
     h.stop(victim)
     stopped_at = time.monotonic()
-    during = h.rings(h.live())
     time.sleep(max(0.0, h.options.stop_seconds - (time.monotonic() - stopped_at)))
     h.resume(victim)
-    h.extra["rings_during"] = during
     time.sleep(2.0)  # load goes on across the resume
     stop.set()
     load.join(h.options.op_budget() + 60)
