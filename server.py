@@ -21,10 +21,11 @@ from chord.transport import PeerUnreachable, Refused
 from config.settings import API_PORT_OFFSET, Settings
 from proto.files_pb2 import DESCRIPTOR as FILES_DESCRIPTOR
 from proto.files_pb2_grpc import add_FilesServicer_to_server
+from services.faults import injector_for
 from services.file_client import FileClient
 from services.file_servicer import FilesServicer
 from services.grpc_server import BindError, CallCounter, GrpcServer
-from services.grpc_transport import GrpcTransport
+from services.grpc_transport import ChannelPool, GrpcTransport
 from services.http_server import ApiServer, HttpBindError
 from services.maintenance import Intervals, MaintenanceLoop
 from services.replication import Replicator
@@ -61,7 +62,12 @@ class Peer:
         self.settings = settings
         self.ring = Ring(settings.bits)
         self.me = NodeRef.for_address(self.ring, settings.address, settings.api_address)
-        self.transport = GrpcTransport(self.ring, timeout=settings.rpc_timeout)
+        # Fault injection (testing only): None unless configured, and then no interceptor.
+        self.faults = injector_for(
+            settings.address, settings.fault_rules, settings.fault_rules_file
+        )
+        pool = ChannelPool(self.faults.wrap_channel if self.faults is not None else None)
+        self.transport = GrpcTransport(self.ring, timeout=settings.rpc_timeout, pool=pool)
         self.node = ChordNode(
             self.me,
             self.ring,
@@ -136,7 +142,8 @@ class Peer:
                     )
                 ],
                 interceptors=[
-                    CallCounter(self.metrics.rpc_done, self.metrics.transfer, TRANSFER_RPCS)
+                    CallCounter(self.metrics.rpc_done, self.metrics.transfer, TRANSFER_RPCS),
+                    *([self.faults.server_interceptor()] if self.faults is not None else []),
                 ],
             )
             services = PeerServices(

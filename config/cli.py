@@ -70,6 +70,15 @@ _VALUE_FLAGS: dict[str, tuple[str, str]] = {
         "bearer token for POST /shutdown (default: generated into DATA_DIR/admin_token)",
     ),
     "max_upload_mib": ("MIB", "largest file a REST upload may carry, in MiB (default 10240)"),
+    "fault_rules": (
+        "RULES",
+        "TESTING ONLY: inject delays/drops/failures into RPCs (JSON or compact rules; "
+        "see services/faults.py; default off)",
+    ),
+    "fault_rules_file": (
+        "FILE",
+        "TESTING ONLY: fault rules re-read whenever FILE changes (default off)",
+    ),
 }
 
 LOCAL_RING_MAX = 64

@@ -67,6 +67,8 @@ class Settings:
     api_token: str | None = None  # bearer token uploads/deletes need; None = open
     admin_token: str | None = None  # for /shutdown; None = generated into <data_dir>/admin_token
     max_upload_mib: int = 10240  # largest REST upload, MiB
+    fault_rules: str | None = None  # fault injection (services/faults.py); None = off
+    fault_rules_file: str | None = None  # rules re-read when the file changes; None = off
 
     @property
     def advertised_host(self) -> str:
@@ -276,6 +278,14 @@ def validate(settings: Settings, sources: Mapping[str, str] | None = None) -> Se
             fail(name, "must be 8..512 visible ASCII characters without spaces")
     if settings.api_token is not None and settings.api_token == settings.admin_token:
         fail("admin_token", "must differ from api_token (the API token cannot shut a peer down)")
+
+    if settings.fault_rules is not None:
+        from services.faults import FaultRuleError, parse_rules
+
+        try:
+            parse_rules(settings.fault_rules)
+        except FaultRuleError as err:
+            fail("fault_rules", str(err))
 
     normalized = dataclasses.replace(settings, host=host, advertise_host=advertise, log_level=level)
     try:

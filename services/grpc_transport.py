@@ -53,10 +53,15 @@ REFUSAL_CODES = {
 EMPTY = pb.Empty()
 
 
-class ChannelPool:
-    """One channel and stub per address, created on first use and reused."""
+ChannelWrapper = Callable[[grpc.Channel, str], grpc.Channel]
 
-    def __init__(self) -> None:
+
+class ChannelPool:
+    """One channel and stub per address, created on first use and reused. ``wrap``
+    (channel, address) -> channel adds client interceptors (fault injection)."""
+
+    def __init__(self, wrap: ChannelWrapper | None = None) -> None:
+        self._wrap = wrap
         self._lock = threading.Lock()
         self._stubs: dict[str, tuple[grpc.Channel, pb_grpc.ChordStub]] = {}
         self._used: dict[str, float] = {}  # last use, so cleanup spares channels in use
@@ -67,6 +72,8 @@ class ChannelPool:
             entry = self._stubs.get(address)
             if entry is None:
                 channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+                if self._wrap is not None:
+                    channel = self._wrap(channel, address)
                 entry = (channel, pb_grpc.ChordStub(channel))
                 self._stubs[address] = entry
             return entry
@@ -102,7 +109,7 @@ class GrpcTransport:
     def __init__(self, ring: Ring, timeout: float, pool: ChannelPool | None = None) -> None:
         self.ring = ring
         self.timeout = timeout
-        self.pool = pool or ChannelPool()
+        self.pool = pool if pool is not None else ChannelPool()  # an empty pool is falsy
 
     def _call(
         self, peer: NodeRef, method: str, request: object, convert: Callable[[object], T]
