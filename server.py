@@ -89,11 +89,12 @@ class Peer:
             # in a partition waits out their timeouts, and a repair may stream a big file
             # to a peer that stops answering (bounded only by transfer_timeout).
             background_steps=[
-                ("merge", settings.merge_interval, self._merge),
+                ("merge", min(settings.stabilize_interval, settings.merge_interval), self._merge),
                 ("replicate", settings.repair_interval, self._replicate),
             ],
         )
         self.merger = RingMerger(self.node)
+        self._next_merge_check = time.monotonic() + settings.merge_interval
         self._last_neighbours: tuple[NodeRef | None, NodeRef] | None = None
         try:
             Path(settings.resolved_data_dir).mkdir(parents=True, exist_ok=True)
@@ -273,7 +274,21 @@ class Peer:
             self.replicator.run_once()
 
     def _merge(self) -> None:
+        """Remember the current view often (local and cheap), so that peers seen only
+        shortly before a partition are known after it; look across (lookups from
+        remembered peers) every merge_interval. One thread does both: the memory is not
+        shared between threads."""
+        self.merger.observe()
+        now = time.monotonic()
+        if now < self._next_merge_check:
+            return
+        self._next_merge_check = now + self.settings.merge_interval
         report = self.merger.step()
+        log.debug(
+            "merge check asked %s (remembering %d peers)",
+            ", ".join(p.address for p in report.asked) or "nobody",
+            len(self.merger.memory),
+        )
         if report.merged and report.outside is not None and report.merged_through is not None:
             log.log(
                 logging.INFO if report.from_successor else logging.WARNING,

@@ -140,12 +140,15 @@ class RingMerger:
         self.observe()
         state = node.state()
         me = node.me
-        view = {*state.successors, *(f for f in state.fingers if f is not None)}
+        # Fingers are not skipped: after a short partition a finger may still name a peer
+        # of the other side (fix_fingers refreshes one entry at a time), and that peer is
+        # exactly the one whose ring can tell us we are missing from it.
+        neighbours = {*state.successors}
         if state.predecessor is not None:
-            view.add(state.predecessor)
+            neighbours.add(state.predecessor)
         successor = state.successor
         starts = [] if successor == me else [successor]
-        starts += self.memory.candidates(self.probes, skip=view | {me})
+        starts += self.memory.candidates(self.probes, skip=neighbours | {me})
         asked: list[NodeRef] = []
         for start in starts:
             asked.append(start)

@@ -70,7 +70,6 @@ def test_short_churn(tmp_path: Path, seed: int) -> None:
     assert result["lost"] == 0 and result["op_ok_rate"] >= 0.99, result
 
 
-@pytest.mark.xfail(reason="needs the ring merge from issue 7", strict=False)
 def test_partition_heals_into_one_ring(tmp_path: Path, seed: int) -> None:
     result = run(
         "partition", small(tmp_path, seed, peers=6, partition_seconds=6.0, converge_timeout=15)
