@@ -16,6 +16,7 @@ from chord.transport import PeerState, PeerUnreachable, Refused, StepAnswer
 from proto import chord_pb2 as pb
 from proto import chord_pb2_grpc as pb_grpc
 from services.convert import BadReference, ref_from_pb, ref_to_pb, refs_from_pb
+from services.security import RingSecurity
 
 T = TypeVar("T")
 
@@ -41,9 +42,11 @@ EMPTY = pb.Empty()
 
 
 class ChannelPool:
-    """One channel and stub per address, created on first use and reused."""
+    """One channel and stub per address, created on first use and reused. ``security``
+    decides how each channel authenticates this peer (ring secret, mutual TLS)."""
 
-    def __init__(self) -> None:
+    def __init__(self, security: RingSecurity | None = None) -> None:
+        self.security = security or RingSecurity()
         self._lock = threading.Lock()
         self._stubs: dict[str, tuple[grpc.Channel, pb_grpc.ChordStub]] = {}
         self._used: dict[str, float] = {}  # last use, so cleanup spares channels in use
@@ -53,7 +56,7 @@ class ChannelPool:
             self._used[address] = time.monotonic()
             entry = self._stubs.get(address)
             if entry is None:
-                channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+                channel = self.security.channel(address, CHANNEL_OPTIONS)
                 entry = (channel, pb_grpc.ChordStub(channel))
                 self._stubs[address] = entry
             return entry
@@ -78,6 +81,14 @@ class ChannelPool:
         for channel in closing:
             channel.close()
 
+    def discard(self, address: str) -> None:
+        """Close the channel to ``address`` now (a probe found nobody there)."""
+        with self._lock:
+            entry = self._stubs.pop(address, None)
+            self._used.pop(address, None)
+        if entry is not None:
+            entry[0].close()
+
     def __len__(self) -> int:
         return len(self._stubs)
 
@@ -86,10 +97,16 @@ class ChannelPool:
 
 
 class GrpcTransport:
-    def __init__(self, ring: Ring, timeout: float, pool: ChannelPool | None = None) -> None:
+    def __init__(
+        self,
+        ring: Ring,
+        timeout: float,
+        pool: ChannelPool | None = None,
+        security: RingSecurity | None = None,
+    ) -> None:
         self.ring = ring
         self.timeout = timeout
-        self.pool = pool or ChannelPool()
+        self.pool = pool or ChannelPool(security)
 
     def _call(
         self, peer: NodeRef, method: str, request: object, convert: Callable[[object], T]
