@@ -151,6 +151,8 @@ def test_ring_secret_keeps_others_out_and_nothing_leaks(
         statuses.append(status)
         bodies.append(answer + json.dumps(answer_headers).encode())
     assert statuses[6:9] == [401, 401, 201] and statuses[11] == 403, statuses
+    metrics = request(first, "GET", "/metrics")[2].decode()
+    assert "UNAUTHENTICATED" in metrics  # refused calls are counted, by status
     ring.close()  # logs complete (graceful leave logged too)
 
     logs = [p.log_path.read_bytes() for p in (first, second)]
