@@ -42,9 +42,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from chord.node_ref import NodeRef
 from chord.transport import NotReady, Refused
 from config.settings import ConfigError, split_address
-from services.grpc_transport import ChannelPool
+from services.grpc_transport import CHANNEL_OPTIONS, ChannelPool
 
 UNREACHABLE = "unreachable-address"
+PROBE_OPTIONS = [*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
 MAX_REMEMBERED = 4096
 
 
@@ -83,14 +84,13 @@ class AddressCheck:
             ) from None
         if self.verified(address):
             return
-        if not self._slots.acquire(timeout=self.timeout):
+        if not self._slots.acquire(blocking=False):
             raise NotReady("busy verifying other peers' addresses; retry")
         try:
             problem = self._probe(address)
         finally:
             self._slots.release()
         if problem is not None:
-            self.pool.discard(address)  # a flood of dead addresses keeps no channels
             raise Refused(
                 UNREACHABLE,
                 f"the advertised address {address} did not answer {self.me.address} "
@@ -109,12 +109,19 @@ class AddressCheck:
             return expiry is not None and expiry > self._clock()
 
     def _probe(self, address: str) -> str | None:
-        """None if a gRPC health service answers at ``address`` (through the pool's
-        channel: ring secret and mutual TLS apply), else why not."""
-        stub = health_pb2_grpc.HealthStub(self.pool.channel(address))
+        """None if a gRPC health service answers at ``address``, else why not.
+
+        On a fresh channel with its own subchannel pool, not the pool's: a peer
+        restarting on the same address would otherwise meet the reconnect backoff left
+        from its previous life (gRPC shares subchannels between channels to one target)
+        and look dead. The ring secret and mutual TLS apply as on every channel."""
+        channel = self.pool.security.channel(address, PROBE_OPTIONS)
         try:
+            stub = health_pb2_grpc.HealthStub(channel)
             stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=self.timeout)
         except grpc.RpcError as exc:
             code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
             return code.name
+        finally:
+            channel.close()
         return None

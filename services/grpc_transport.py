@@ -81,14 +81,6 @@ class ChannelPool:
         for channel in closing:
             channel.close()
 
-    def discard(self, address: str) -> None:
-        """Close the channel to ``address`` now (a probe found nobody there)."""
-        with self._lock:
-            entry = self._stubs.pop(address, None)
-            self._used.pop(address, None)
-        if entry is not None:
-            entry[0].close()
-
     def __len__(self) -> int:
         return len(self._stubs)
 

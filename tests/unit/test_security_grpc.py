@@ -31,9 +31,11 @@ WRONG = "incorrect-donkey-battery-staple"
 
 
 class Served:
-    def __init__(self, security: RingSecurity, admission: bool = False) -> None:
+    def __init__(
+        self, security: RingSecurity, admission: bool = False, port: int | None = None
+    ) -> None:
         self.pool = ChannelPool(security)
-        port = free_port()
+        port = port or free_port()
         self.address = f"127.0.0.1:{port}"
         self.me = NodeRef.for_address(RING, self.address)
         self.node = ChordNode(self.me, RING, GrpcTransport(RING, 1.0, self.pool), VirtualClock())
@@ -196,3 +198,20 @@ def test_no_secret_configured_means_an_open_ring() -> None:
         assert isinstance(reply, pb.NodeRef)
     finally:
         served.stop()
+
+
+def test_a_peer_restarting_on_its_address_is_admitted_at_once(secured: Served) -> None:
+    """The failed probe's reconnect backoff must not make the new process look dead."""
+    assert secured.check is not None
+    ghost = dead_ref()
+    with pytest.raises(Refused):
+        secured.check(ghost)
+    # Also leave the pool's own channel in backoff, as a crashed neighbour would.
+    with pytest.raises(grpc.RpcError):
+        secured.pool.stub(ghost.address).Ping(pb.Empty(), timeout=0.5)
+    reborn = Served(RingSecurity(secret=SECRET), port=int(ghost.address.rsplit(":", 1)[1]))
+    try:
+        secured.check(ghost)
+        assert secured.check.verified(ghost.address)
+    finally:
+        reborn.stop()
