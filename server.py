@@ -18,9 +18,10 @@ from chord.merge import RingMerger
 from chord.node import ChordNode, JoinFailed, NodeHooks, NodeState
 from chord.node_ref import NodeRef
 from chord.transport import PeerUnreachable, Refused
-from config.settings import API_PORT_OFFSET, Settings
+from config.settings import API_PORT_OFFSET, ConfigError, Settings
 from proto.files_pb2 import DESCRIPTOR as FILES_DESCRIPTOR
 from proto.files_pb2_grpc import add_FilesServicer_to_server
+from services.admission import AddressCheck
 from services.faults import injector_for
 from services.file_client import FileClient
 from services.file_servicer import FilesServicer
@@ -31,7 +32,9 @@ from services.maintenance import Intervals, MaintenanceLoop
 from services.replication import Replicator
 from services.rest import ApiContext, PeerServices, create_app
 from services.rest.auth import Tokens, load_or_create_admin_token
+from services.rest.limits import ClientLimits
 from services.rest.metrics import PeerMetrics
+from services.security import RingSecurity, SecurityError
 from services.storage import StorageEngine, StorageError
 
 log = logging.getLogger("chord.peer")
@@ -44,6 +47,13 @@ TRANSFER_RPCS = frozenset({"Files/Store", "Files/Fetch"})
 
 class StartupError(RuntimeError):
     """The peer cannot start: a port is taken, the seed is unreachable, or it was refused."""
+
+
+def _is_tls_failure(reason: str) -> bool:
+    """gRPC's words for a TLS handshake that failed (no or a foreign certificate, or
+    TLS spoken to a plaintext port or the reverse): retrying will not fix it."""
+    words = ("ssl", "handshake", "certificate", "tls")
+    return any(word in reason.lower() for word in words)
 
 
 def _is_http1(reason: str) -> bool:
@@ -62,11 +72,17 @@ class Peer:
         self.settings = settings
         self.ring = Ring(settings.bits)
         self.me = NodeRef.for_address(self.ring, settings.address, settings.api_address)
+        try:
+            self.security = RingSecurity.from_settings(settings)
+        except (SecurityError, ConfigError) as exc:
+            raise StartupError(str(exc)) from None
         # Fault injection (testing only): None unless configured, and then no interceptor.
         self.faults = injector_for(
             settings.address, settings.fault_rules, settings.fault_rules_file
         )
-        pool = ChannelPool(self.faults.wrap_channel if self.faults is not None else None)
+        pool = ChannelPool(
+            self.security, self.faults.wrap_channel if self.faults is not None else None
+        )
         self.transport = GrpcTransport(self.ring, timeout=settings.rpc_timeout, pool=pool)
         self.node = ChordNode(
             self.me,
@@ -146,6 +162,11 @@ class Peer:
                     CallCounter(self.metrics.rpc_done, self.metrics.transfer, TRANSFER_RPCS),
                     *([self.faults.server_interceptor()] if self.faults is not None else []),
                 ],
+                security=self.security,
+                # Well inside the joiner's own deadline for its Join call.
+                admission=AddressCheck(
+                    self.me, self.transport.pool, timeout=settings.rpc_timeout * 0.4
+                ),
             )
             services = PeerServices(
                 files=self.files,
@@ -157,6 +178,10 @@ class Peer:
                 replicas=settings.replicas,
                 successors=settings.successors,
                 max_upload_bytes=settings.max_upload_mib * MIB,
+                limits=ClientLimits(
+                    max_transfers=settings.max_transfers_per_client,
+                    per_minute=settings.rate_limit_per_minute,
+                ),
             )
             context = ApiContext(
                 self.node,
@@ -216,8 +241,20 @@ class Peer:
                 )
                 return
             except Refused as exc:
+                if exc.code == "unauthenticated":
+                    raise StartupError(
+                        f"the ring at {seed} requires a secret this peer does not have: "
+                        "start it with --ring-secret SECRET (or CHORD_RING_SECRET, or "
+                        f"--ring-secret-file FILE) set to the ring's secret ({exc.detail})"
+                    ) from None
                 raise StartupError(f"the ring refused this peer: {exc.detail}") from None
             except (PeerUnreachable, JoinFailed) as exc:
+                if isinstance(exc, PeerUnreachable) and _is_tls_failure(exc.reason):
+                    raise StartupError(
+                        f"the TLS handshake with {seed} failed: every peer needs a "
+                        "certificate from the ring CA (--tls-cert/--tls-key/--tls-ca) that "
+                        f"names the address it advertises ({exc.reason})"
+                    ) from None
                 if isinstance(exc, PeerUnreachable) and _is_http1(exc.reason):
                     raise StartupError(
                         f"{seed} is not a Chord peer: it answers HTTP/1.x, not gRPC. Is it a "
@@ -225,9 +262,12 @@ class Peer:
                         f"{API_PORT_OFFSET} unless set otherwise."
                     ) from None
                 if time.monotonic() + delay > deadline:
+                    hint = ""
+                    if "Socket closed" in str(exc) and not self.settings.tls_enabled:
+                        hint = " (a peer that closes the connection at once may require TLS)"
                     raise StartupError(
                         f"could not join the ring through {seed} within "
-                        f"{self.settings.join_timeout:g}s: {exc}"
+                        f"{self.settings.join_timeout:g}s: {exc}{hint}"
                     ) from None
                 log.debug("join attempt failed (%s); retrying", exc)
             time.sleep(delay)

@@ -79,6 +79,23 @@ _VALUE_FLAGS: dict[str, tuple[str, str]] = {
         "FILE",
         "TESTING ONLY: fault rules re-read whenever FILE changes (default off)",
     ),
+    "ring_secret": (
+        "SECRET",
+        "secret every peer of the ring shares (16+ characters; prefer CHORD_RING_SECRET or "
+        "--ring-secret-file: a flag shows in ps)",
+    ),
+    "ring_secret_file": ("FILE", "read the ring secret from FILE (a Docker/Kubernetes secret)"),
+    "tls_cert": ("FILE", "mutual TLS: this peer's PEM certificate, signed by the ring CA"),
+    "tls_key": ("FILE", "mutual TLS: the certificate's PEM private key"),
+    "tls_ca": ("FILE", "mutual TLS: the ring CA's PEM certificate"),
+    "max_transfers_per_client": (
+        "N",
+        "concurrent REST uploads and downloads per client IP (default 8)",
+    ),
+    "rate_limit_per_minute": (
+        "N",
+        "uploads, deletes and shutdowns per client IP and minute (default 120)",
+    ),
 }
 
 LOCAL_RING_MAX = 64
@@ -124,6 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="interactive console menu when stdin is a terminal (default on)",
     )
     parser.add_argument(
+        "--insecure",
+        action="store_const",
+        const=True,
+        default=None,
+        help="allow binding a non-loopback address without a ring secret or mutual TLS "
+        "(an open ring anyone who reaches the port can join)",
+    )
+    parser.add_argument(
         "--local-ring",
         type=_local_ring_count,
         metavar="N",
@@ -161,6 +186,7 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> CliOptions:
     _positional_overrides(parser, args)
     overrides: dict[str, object] = {name: getattr(args, name) for name in _VALUE_FLAGS}
     overrides["menu"] = args.menu
+    overrides["insecure"] = args.insecure
     if args.local_ring is not None:
         # The launcher picks each peer's address and has them join one another, so a
         # join from the environment or the file must not get in the way ('' means None).

@@ -64,11 +64,27 @@ class Settings:
     quota_mib: int | None = None  # disk this peer may fill with files, MiB; None = unlimited
     repair_interval: float = 5.0  # seconds between anti-entropy / migration rounds
     merge_interval: float = 5.0  # seconds between checks for another ring to merge with
-    api_token: str | None = None  # bearer token uploads/deletes need; None = open
-    admin_token: str | None = None  # for /shutdown; None = generated into <data_dir>/admin_token
+    # Secrets are left out of repr(), so logging a Settings never shows them.
+    # api_token: bearer token uploads/deletes need; None = open.
+    api_token: str | None = dataclasses.field(default=None, repr=False)
+    # admin_token: for /shutdown; None = generated into <data_dir>/admin_token.
+    admin_token: str | None = dataclasses.field(default=None, repr=False)
     max_upload_mib: int = 10240  # largest REST upload, MiB
+    # ring_secret: shared by every peer of a ring, sent on every peer RPC; None = none.
+    ring_secret: str | None = dataclasses.field(default=None, repr=False)
+    ring_secret_file: str | None = None  # read the ring secret from this file instead
+    tls_cert: str | None = None  # PEM certificate of this peer, signed by the ring CA
+    tls_key: str | None = None  # its PEM private key
+    tls_ca: str | None = None  # PEM certificate of the ring CA; all three or none
+    insecure: bool = False  # allow a non-loopback bind without peer authentication
+    max_transfers_per_client: int = 8  # concurrent REST uploads/downloads per client IP
+    rate_limit_per_minute: int = 120  # mutating REST requests per client IP and minute
     fault_rules: str | None = None  # fault injection (services/faults.py); None = off
     fault_rules_file: str | None = None  # rules re-read when the file changes; None = off
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_cert is not None
 
     @property
     def advertised_host(self) -> str:
@@ -151,6 +167,9 @@ def split_address(value: str, setting: str, source: str | None = None) -> tuple[
 
 # A bearer token as it can travel in an Authorization header.
 _TOKEN = re.compile(r"[\x21-\x7e]{8,512}")
+# A ring secret as it can travel in gRPC metadata; short ones are guessable.
+RING_SECRET = re.compile(r"[\x21-\x7e]{16,1024}")
+RING_SECRET_RULE = "must be 16..1024 visible ASCII characters without spaces"
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 
@@ -176,6 +195,19 @@ def _check_host(host: str, setting: str, source: str | None) -> None:
 def _is_unspecified(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps a port on this machine: 127.0.0.0/8, ::1,
+    'localhost'. Names other than localhost count as reachable (they may resolve to
+    anything)."""
+    host = host.strip().removeprefix("[").removesuffix("]")
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
@@ -206,6 +238,8 @@ _INT_RANGES: dict[str, tuple[int, int | None]] = {
     "write_quorum": (1, 16),
     "quota_mib": (1, None),
     "max_upload_mib": (1, None),
+    "max_transfers_per_client": (1, None),
+    "rate_limit_per_minute": (1, None),
 }
 
 
@@ -286,6 +320,35 @@ def validate(settings: Settings, sources: Mapping[str, str] | None = None) -> Se
             parse_rules(settings.fault_rules)
         except FaultRuleError as err:
             fail("fault_rules", str(err))
+    if settings.ring_secret is not None:
+        if settings.ring_secret_file is not None:
+            fail("ring_secret_file", "give either ring_secret or ring_secret_file, not both")
+        if not RING_SECRET.fullmatch(settings.ring_secret):
+            fail("ring_secret", RING_SECRET_RULE)  # never echo the value
+    tls = {name: getattr(settings, name) for name in ("tls_cert", "tls_key", "tls_ca")}
+    if any(v is not None for v in tls.values()) and any(v is None for v in tls.values()):
+        missing = ", ".join(name for name, v in tls.items() if v is None)
+        fail(
+            next(name for name, v in tls.items() if v is None),
+            f"mutual TLS needs tls_cert, tls_key and tls_ca together; missing {missing}",
+        )
+    if not is_loopback(host) and not settings.insecure:
+        authenticated = (
+            settings.ring_secret is not None
+            or settings.ring_secret_file is not None
+            or settings.tls_cert is not None
+        )
+        if not authenticated:
+            # Protected mode, as in Redis: reachable from the network and unauthenticated
+            # means anyone who can reach the port can join the ring or call any peer RPC.
+            fail(
+                "ring_secret",
+                f"this peer binds {host}, which is not a loopback address, and has no "
+                "ring secret: anyone who reaches the port could join the ring. Set "
+                "--ring-secret (or CHORD_RING_SECRET, or ring_secret_file) on every peer, "
+                "or mutual TLS (tls_cert/tls_key/tls_ca); or pass --insecure to run an "
+                "open ring anyway",
+            )
 
     normalized = dataclasses.replace(settings, host=host, advertise_host=advertise, log_level=level)
     try:

@@ -20,7 +20,8 @@ from grpc_reflection.v1alpha import reflection
 from chord.node import ChordNode
 from proto import chord_pb2 as pb
 from proto import chord_pb2_grpc as pb_grpc
-from services.servicer import ChordServicer
+from services.security import MESSAGE_OPTIONS, RingSecurity
+from services.servicer import Admission, ChordServicer
 
 CHORD_SERVICE = pb.DESCRIPTOR.services_by_name["Chord"].full_name
 
@@ -48,17 +49,22 @@ class GrpcServer:
         max_concurrent_rpcs: int,
         services: Sequence[tuple[str, Callable[[grpc.Server], None]]] = (),
         interceptors: Sequence[grpc.ServerInterceptor] = (),
+        security: RingSecurity | None = None,
+        admission: Admission | None = None,
     ) -> None:
-        """``services``: more (full name, register function) pairs served beside Chord."""
+        """``services``: more (full name, register function) pairs served beside Chord.
+        ``interceptors`` run outside the ring-secret check (so they see refused calls
+        too); ``admission`` verifies joiners and notifiers (see services.admission)."""
+        security = security or RingSecurity()
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-            interceptors=list(interceptors),
+            interceptors=[*interceptors, *security.interceptors()],
             maximum_concurrent_rpcs=max_concurrent_rpcs,
             # Without this, two peers could silently share one port (SO_REUSEPORT)
             # and "port already in use" would go unnoticed.
-            options=SERVER_OPTIONS,
+            options=[*SERVER_OPTIONS, *MESSAGE_OPTIONS],
         )
-        pb_grpc.add_ChordServicer_to_server(ChordServicer(node), self._server)
+        pb_grpc.add_ChordServicer_to_server(ChordServicer(node, admission), self._server)
         for _, register in services:
             register(self._server)
         self.health = health.HealthServicer()
@@ -72,7 +78,7 @@ class GrpcServer:
         if problem is not None:
             raise BindError(f"cannot listen for gRPC on {bind_address}: {problem}")
         try:
-            self.port = self._server.add_insecure_port(bind_address)
+            self.port = security.add_port(self._server, bind_address)
         except RuntimeError as exc:
             raise BindError(f"cannot listen for gRPC on {bind_address}: {exc}") from None
         if self.port == 0:

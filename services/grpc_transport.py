@@ -16,6 +16,7 @@ from chord.transport import PeerState, PeerUnreachable, Refused, StepAnswer
 from proto import chord_pb2 as pb
 from proto import chord_pb2_grpc as pb_grpc
 from services.convert import BadReference, ref_from_pb, ref_to_pb, refs_from_pb
+from services.security import RingSecurity
 
 T = TypeVar("T")
 
@@ -57,10 +58,14 @@ ChannelWrapper = Callable[[grpc.Channel, str], grpc.Channel]
 
 
 class ChannelPool:
-    """One channel and stub per address, created on first use and reused. ``wrap``
+    """One channel and stub per address, created on first use and reused. ``security``
+    decides how each channel authenticates this peer (ring secret, mutual TLS); ``wrap``
     (channel, address) -> channel adds client interceptors (fault injection)."""
 
-    def __init__(self, wrap: ChannelWrapper | None = None) -> None:
+    def __init__(
+        self, security: RingSecurity | None = None, wrap: ChannelWrapper | None = None
+    ) -> None:
+        self.security = security or RingSecurity()
         self._wrap = wrap
         self._lock = threading.Lock()
         self._stubs: dict[str, tuple[grpc.Channel, pb_grpc.ChordStub]] = {}
@@ -71,7 +76,7 @@ class ChannelPool:
             self._used[address] = time.monotonic()
             entry = self._stubs.get(address)
             if entry is None:
-                channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+                channel = self.security.channel(address, CHANNEL_OPTIONS)
                 if self._wrap is not None:
                     channel = self._wrap(channel, address)
                 entry = (channel, pb_grpc.ChordStub(channel))
@@ -106,10 +111,16 @@ class ChannelPool:
 
 
 class GrpcTransport:
-    def __init__(self, ring: Ring, timeout: float, pool: ChannelPool | None = None) -> None:
+    def __init__(
+        self,
+        ring: Ring,
+        timeout: float,
+        pool: ChannelPool | None = None,
+        security: RingSecurity | None = None,
+    ) -> None:
         self.ring = ring
         self.timeout = timeout
-        self.pool = pool if pool is not None else ChannelPool()  # an empty pool is falsy
+        self.pool = pool if pool is not None else ChannelPool(security)  # an empty pool is falsy
 
     def _call(
         self, peer: NodeRef, method: str, request: object, convert: Callable[[object], T]

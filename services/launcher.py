@@ -27,6 +27,7 @@ from chord.node_ref import NodeRef
 from chord.transport import PeerState, PeerUnreachable
 from config.settings import API_PORT_OFFSET
 from services.grpc_transport import GrpcTransport
+from services.security import RingSecurity
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -144,10 +145,13 @@ class LocalRing:
     )
     env: dict[str, str] = field(default_factory=dict)
     peers: list[PeerProcess] = field(default_factory=list)
+    # How the launcher's own observer calls authenticate (the peers get theirs from
+    # env / args): needed when the peers demand a ring secret or mutual TLS.
+    security: RingSecurity | None = None
 
     def __post_init__(self) -> None:
         self.ring = Ring(self.bits)
-        self.transport = GrpcTransport(self.ring, timeout=2.0)
+        self.transport = GrpcTransport(self.ring, timeout=2.0, security=self.security)
 
     # -------------------------------------------------------------- processes
     def spawn(

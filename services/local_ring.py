@@ -10,8 +10,9 @@ from types import FrameType
 
 from tabulate import tabulate
 
-from config.settings import API_PORT_OFFSET, Settings
+from config.settings import API_PORT_OFFSET, ConfigError, Settings
 from services.launcher import LocalRing, PeerProcess, free_port, port_is_free, wait_for
+from services.security import RingSecurity, SecurityError
 
 
 def choose_ports(host: str, first: int, count: int) -> list[int]:
@@ -38,11 +39,28 @@ def print_table(peers: list[PeerProcess]) -> None:
 def run_local_ring(count: int, settings: Settings) -> int:
     host = settings.host if settings.host not in ("0.0.0.0", "::") else "127.0.0.1"
     workdir = Path(settings.data_dir or "data/local-ring")
+    try:
+        security = RingSecurity.from_settings(settings)
+    except (SecurityError, ConfigError) as exc:
+        print(f"run_node.py: error: {exc}", file=sys.stderr)
+        return 1
+    # The peers inherit the environment; a secret or TLS given as a flag or in a file
+    # reaches them the same way (never on their command lines, which ps shows).
+    env = {
+        f"CHORD_{name.upper()}": value
+        for name in ("tls_cert", "tls_key", "tls_ca")
+        if (value := getattr(settings, name)) is not None
+    }
+    if security.secret is not None:
+        env["CHORD_RING_SECRET"] = security.secret
+        env["CHORD_RING_SECRET_FILE"] = ""  # '' is "not set": one of the two, not both
     ring = LocalRing(
         workdir,
         bits=settings.bits,
         successors=settings.successors,
         extra_args=("--log-level", settings.log_level),
+        env=env,
+        security=security,
     )
     stop = False
 

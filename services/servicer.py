@@ -13,6 +13,7 @@ from typing import TypeVar
 import grpc
 
 from chord.node import ChordNode
+from chord.node_ref import NodeRef
 from chord.transport import NotReady, Refused
 from proto import chord_pb2 as pb
 from proto import chord_pb2_grpc as pb_grpc
@@ -20,8 +21,12 @@ from services.convert import BadReference, key_from_text, ref_from_pb, ref_to_pb
 
 T = TypeVar("T")
 log = logging.getLogger("chord.rpc")
+# Verifies a joiner's or notifier's advertised address before it is admitted; raises
+# Refused or NotReady (services.admission.AddressCheck).
+Admission = Callable[[NodeRef], None]
 
 REFUSAL_STATUS = {
+    "unreachable-address": grpc.StatusCode.PERMISSION_DENIED,
     "invalid-identity": grpc.StatusCode.INVALID_ARGUMENT,
     "id-collision": grpc.StatusCode.ALREADY_EXISTS,
     "ring-mismatch": grpc.StatusCode.FAILED_PRECONDITION,
@@ -29,9 +34,10 @@ REFUSAL_STATUS = {
 
 
 class ChordServicer(pb_grpc.ChordServicer):
-    def __init__(self, node: ChordNode) -> None:
+    def __init__(self, node: ChordNode, admission: Admission | None = None) -> None:
         self.node = node
         self.ring = node.ring
+        self.admission = admission
 
     def _guarded(self, context: grpc.ServicerContext, call: Callable[[], T]) -> T:
         """Run a handler; whatever the caller sent, answer with a status, never crash."""
@@ -94,7 +100,10 @@ class ChordServicer(pb_grpc.ChordServicer):
     def Join(self, request: pb.JoinRequest, context: grpc.ServicerContext) -> pb.NodeList:
         def join() -> pb.NodeList:
             joiner = ref_from_pb(self.ring, request.joiner)
-            admitted = self.node.handle_join(joiner, request.bits)
+            admitted = self.node.handle_join(joiner, request.bits)  # cheap checks first
+            if self.admission is not None:
+                # Outside the node's guard; a health probe, never a Chord RPC back.
+                self.admission(joiner)
             log.info("admitting %s", joiner.describe(self.ring))
             return pb.NodeList(nodes=refs_to_pb(admitted))
 
@@ -102,7 +111,10 @@ class ChordServicer(pb_grpc.ChordServicer):
 
     def Notify(self, request: pb.NotifyRequest, context: grpc.ServicerContext) -> pb.Empty:
         def notify() -> pb.Empty:
-            self.node.handle_notify(ref_from_pb(self.ring, request.node))
+            node = ref_from_pb(self.ring, request.node)
+            if self.admission is not None and node != self.node.me:
+                self.admission(node)  # a notifier becomes predecessor: it must answer
+            self.node.handle_notify(node)
             return pb.Empty()
 
         return self._guarded(context, notify)

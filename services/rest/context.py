@@ -12,6 +12,7 @@ from services.file_client import FileClient
 from services.grpc_transport import GrpcTransport
 from services.replication import Replicator
 from services.rest.auth import Tokens
+from services.rest.limits import ClientLimits
 from services.rest.metrics import PeerMetrics
 from services.storage import StorageEngine
 
@@ -32,6 +33,7 @@ class PeerServices:
     replicas: int  # k
     successors: int  # r: the most copies an upload can ask for
     max_upload_bytes: int = 10240 * MIB
+    limits: ClientLimits = field(default_factory=ClientLimits)  # per client IP
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ CODES: dict[int, str] = {
     415: "unsupported-media-type",
     416: "range-not-satisfiable",
     422: "checksum-mismatch",
+    429: "too-many-requests",
     431: "headers-too-large",
     500: "internal-error",
     503: "unavailable",

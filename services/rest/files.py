@@ -19,6 +19,7 @@ from services.rest import download
 from services.rest.auth import Need, authorize
 from services.rest.context import ApiContext, PeerServices
 from services.rest.errors import ApiError, bad_request
+from services.rest.limits import client_of
 from services.rest.params import checked_name, name_param, parse_bool, parse_replicas
 from services.rest.shapes import ref_json
 from services.rest.upload import FRAMING_BYTES, MultipartUpload
@@ -39,8 +40,14 @@ def blueprint(ctx: ApiContext, peer: PeerServices) -> Blueprint:
 
     @routes.post("/upload_file")
     def upload_file() -> Any:
+        client = client_of(request)
+        peer.limits.spend(client)  # before the token check: slows guessing down too
         authorize(peer.tokens, request.headers.get("Authorization"), Need.WRITE)
-        return store_upload(ctx, peer)
+        slot = peer.limits.transfer(client)
+        try:
+            return store_upload(ctx, peer)
+        finally:
+            slot.release()
 
     @routes.route("/download_file", methods=["GET", "POST"])
     def download_file() -> Any:
@@ -52,8 +59,15 @@ def blueprint(ctx: ApiContext, peer: PeerServices) -> Blueprint:
             return Response(status=304, headers=headers)
         span = download.requested_range(info)
         offset, length = (span.start, span.length) if span else (0, None)
-        chunks = download.counted(files.open(info, having, offset, length), ctx.metrics)
-        return download.file_response(info, span, chunks, headers)
+        slot = peer.limits.transfer(client_of(request))
+        try:
+            chunks = download.counted(files.open(info, having, offset, length), ctx.metrics)
+            response = download.file_response(info, span, slot.held_over(chunks), headers)
+        except BaseException:
+            slot.release()
+            raise
+        response.call_on_close(slot.release)  # also if the body is never iterated
+        return response
 
     @routes.route("/search_file", methods=["GET", "POST"])
     def search_file() -> Any:
@@ -87,6 +101,7 @@ def blueprint(ctx: ApiContext, peer: PeerServices) -> Blueprint:
 
     @routes.route("/delete_file", methods=["DELETE", "POST"])
     def delete_file() -> Any:
+        peer.limits.spend(client_of(request))
         authorize(peer.tokens, request.headers.get("Authorization"), Need.WRITE)
         name = name_param()
         require_joined(node)

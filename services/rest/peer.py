@@ -13,6 +13,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from services.rest.auth import Need, authorize
 from services.rest.context import ApiContext, PeerServices
+from services.rest.limits import client_of
 from services.rest.metrics import Snapshot
 from services.rest.shapes import ref_json
 
@@ -82,6 +83,7 @@ def blueprint(ctx: ApiContext) -> Blueprint:
 
     @routes.post("/shutdown")
     def shutdown() -> Any:
+        peer.limits.spend(client_of(request))
         authorize(peer.tokens, request.headers.get("Authorization"), Need.ADMIN)
         response = jsonify(status="leaving", node=ref_json(ctx.node.me))
         response.status_code = 202

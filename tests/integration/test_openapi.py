@@ -40,7 +40,12 @@ DOCUMENT_PATH = ROOT / "services" / "rest" / "openapi.yaml"
 API_TOKEN = "schemathesis-api-token"
 ADMIN_TOKEN = "schemathesis-admin-token"
 WRONG_ADMIN_TOKEN = "not-the-admin-token"  # /shutdown must answer 401 to it
-TOKEN_ARGS = ("--api-token", API_TOKEN, "--admin-token", ADMIN_TOKEN)
+# Schemathesis sends hundreds of writes a minute from one address: the per-client limits
+# (429, tested in test_security) would answer them before the auth check it verifies.
+TOKEN_ARGS = (
+    "--api-token", API_TOKEN, "--admin-token", ADMIN_TOKEN,
+    "--rate-limit-per-minute", "1000000", "--max-transfers-per-client", "1000",
+)  # fmt: skip
 SEED_FILE = ("hello.txt", b"hello, chord\n")  # the document's example name: found by examples
 # Derandomized and seeded: every run sends the same cases. Explore with other seeds or
 # more examples through these variables (the defaults keep the run well under a minute

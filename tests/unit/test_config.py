@@ -206,7 +206,8 @@ def test_unspecified_bind_host_message() -> None:
     with pytest.raises(ConfigError) as exc:
         load(flags={"host": "0.0.0.0"})
     assert "--advertise-host" in str(exc.value)
-    s = load(flags={"host": "0.0.0.0", "advertise_host": "10.1.2.3"})
+    # insecure: protected mode wants a ring secret on a non-loopback bind (test_security_config)
+    s = load(flags={"host": "0.0.0.0", "advertise_host": "10.1.2.3", "insecure": True})
     assert (s.bind_address, s.address) == ("0.0.0.0:7000", "10.1.2.3:7000")
     assert s.api_address == "10.1.2.3:17000"
 

@@ -53,6 +53,7 @@ ERROR_CODES = {
     415: {"unsupported-media-type"},
     416: {"range-not-satisfiable"},
     422: {"checksum-mismatch"},
+    429: {"too-many-requests"},  # issue 8: rate and transfer limits per client
     503: {"unavailable", "not-ready", "lookup-failed"},
     507: {"no-space"},
 }
