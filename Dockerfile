@@ -1,12 +1,20 @@
 # One Chord peer. Build:  docker build -t chord-dht .
 # Configure it with CHORD_<SETTING> variables (every setting of config/default.yaml), e.g.
 #   docker run -p 7000:7000 -p 17000:17000 -v chord-data:/data \
-#       -e CHORD_ADVERTISE_HOST=<this host's IP> chord-dht                       # create a ring
-#   docker run ... -e CHORD_ADVERTISE_HOST=<ip> -e CHORD_JOIN=<seed ip>:7000 chord-dht  # join it
+#       -e CHORD_RING_SECRET -e CHORD_ADVERTISE_HOST=<this host's IP> chord-dht   # create a ring
+#   docker run ... -e CHORD_RING_SECRET -e CHORD_ADVERTISE_HOST=<ip> \
+#       -e CHORD_JOIN=<seed ip>:7000 chord-dht                                   # join it
+# (`-e CHORD_RING_SECRET` with no value passes the variable of the calling shell.)
 # The ancestor's NODE_MODE=master|slave works too: master creates the ring, slave joins the
 # seed named by CHORD_JOIN (and refuses to start without one).
 # The peer binds 0.0.0.0 here, so CHORD_ADVERTISE_HOST is required: an address the other
 # peers can reach (the host's public or VPC IP, or a DNS name). The peer ID is SHA-1 of it.
+# A ring secret is required too (protected mode: a non-loopback bind without one refuses to
+# start), the same on every peer of the ring: -e CHORD_RING_SECRET (e.g. from
+# `openssl rand -hex 32`) or, better, CHORD_RING_SECRET_FILE naming a mounted secret file
+# readable by uid 10001. Optional: CHORD_API_TOKEN, CHORD_ADMIN_TOKEN, or mutual TLS with
+# CHORD_TLS_CERT/CHORD_TLS_KEY/CHORD_TLS_CA. No secret is baked into the image: set them
+# at run time (docs/security.md).
 # See docs/deploy-ec2.md, compose.yaml and deploy/k8s/.
 
 # Pinned by version (Debian bookworm, CPython 3.11.7: what the tests run on).

@@ -1,9 +1,12 @@
 """Five peers on five "hosts" (network namespaces on one bridge, tests/integration/netns.py):
 what crosses a real network interface, and a network partition.
 
-Each peer binds 0.0.0.0 and advertises its host's address, as on EC2. The tests talk to
-the peers only from inside the namespaces (a thread that entered one), so no traffic
-leaves them. Root only: skipped with the reason otherwise.
+Each peer binds 0.0.0.0 and advertises its host's address, as on EC2. Binding a
+non-loopback address needs peer authentication (protected mode), so every peer reads the
+same ring secret from a file (--ring-secret-file: the secret never appears in `ps`), and a
+peer on one of the hosts with a wrong secret, or none, is refused at start-up. The tests
+talk to the peers only from inside the namespaces (a thread that entered one), so no
+traffic leaves them. Root only: skipped with the reason otherwise.
 
 The partition lasts PARTITION_SECONDS (30 s, as the issue asks; CHORD_NETNS_PARTITION_S
 overrides it), and at least until each side has dropped the other and formed a ring of
@@ -19,6 +22,7 @@ import http.client
 import json
 import os
 import random
+import secrets
 import signal
 import subprocess
 import sys
@@ -137,20 +141,36 @@ class NetRing:
         self.workdir = workdir
         self.ring = Ring(160)
         self.peers: list[NetPeer] = []
+        # The ring secret, in a file only root (the test) can read, as a mounted secret
+        # would be; passed by path, so `ps` shows the path and never the secret.
+        self.secret = secrets.token_hex(32)
+        self.secret_file = workdir / "ring-secret"
+        self.secret_file.touch(mode=0o600)
+        self.secret_file.write_text(self.secret + "\n", encoding="utf-8")
 
-    def start(self, host: Host, join: str | None) -> NetPeer:
-        data_dir = self.workdir / f"h{host.index}"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        argv = [
+    def environ(self, **extra: str) -> dict[str, str]:
+        """The test's environment without any CHORD_* of the caller's (a stray
+        CHORD_RING_SECRET would clash with --ring-secret-file), plus ``extra``."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHORD_")}
+        return {**env, **extra}
+
+    def argv(self, host: Host, data_dir: Path, port: int = PORT) -> list[str]:
+        return [
             sys.executable, str(ROOT / "run_node.py"),
             "--host", "0.0.0.0", "--advertise-host", host.address,
-            "--port", str(PORT), "--api-port", str(API_PORT),
+            "--port", str(port), "--api-port", str(port + API_PORT - PORT),
             "--data-dir", str(data_dir), "--no-menu",
             "--successors", str(R), "--replicas", str(K), "--write-quorum", "2",
             "--stabilize-interval", "0.2", "--fix-fingers-interval", "0.2",
             "--check-predecessor-interval", "0.3", "--rpc-timeout", "1",
             "--repair-interval", "1", "--merge-interval", "1",
         ]  # fmt: skip
+
+    def start(self, host: Host, join: str | None) -> NetPeer:
+        data_dir = self.workdir / f"h{host.index}"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        argv = [*self.argv(host, data_dir), "--ring-secret-file", str(self.secret_file)]
+        assert self.secret not in " ".join(argv)
         if join is not None:
             argv += ["--join", join]
         log = data_dir / "peer.log"
@@ -161,6 +181,7 @@ class NetRing:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
+                env=self.environ(),
                 start_new_session=True,
             )
         peer = NetPeer(host, process, log)
@@ -257,6 +278,53 @@ def test_five_hosts_form_one_ring_and_move_a_file_across(net: NetRing, seed: str
     stored = net.peers[0].upload("across/hosts.bin", data)
     assert len(stored["holders"]) == K
     assert net.peers[4].download("across/hosts.bin") == data
+
+
+@pytest.mark.parametrize("secret", ["wrong", "none"])
+def test_a_peer_without_the_ring_secret_cannot_join(net: NetRing, secret: str) -> None:
+    """On host 5 (another port), a peer with a wrong secret is refused by the ring; one
+    with none is refused by its own protected mode (it binds 0.0.0.0). Either way: one
+    line naming the fix, a non-zero exit, within seconds, and the ring is untouched."""
+    host, seed = net.hosts.hosts[4], net.peers[0].address
+    data_dir = net.workdir / f"outsider-{secret}"
+    data_dir.mkdir(exist_ok=True)
+    wrong = secrets.token_hex(32)
+    env = net.environ(CHORD_RING_SECRET=wrong) if secret == "wrong" else net.environ()
+    started = time.monotonic()
+    done = subprocess.run(
+        net.hosts.command(host, [*net.argv(host, data_dir, port=PORT + 1), "--join", seed]),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=30,
+    )
+    took = time.monotonic() - started
+    output = done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode != 0 and lines, output
+    assert lines[-1].startswith("run_node.py: error: "), output
+    assert "Traceback" not in output
+    if secret == "wrong":
+        assert done.returncode == 1, output
+        assert f"the ring at {seed} requires a secret this peer does not have" in lines[-1]
+    else:
+        assert done.returncode == 2, output  # a configuration error: refused before binding
+        assert "invalid setting 'ring_secret'" in lines[-1] and "--insecure" in lines[-1]
+    assert "--ring-secret" in lines[-1]
+    assert took < 15, f"took {took:.1f}s"
+    assert net.secret not in output and wrong not in output
+    for peer in net.peers:  # the refusals the ring logged name the metadata key only
+        assert wrong not in peer.log.read_text(errors="replace")
+        assert net.secret not in peer.log.read_text(errors="replace")
+    # The ring never saw it: still the five hosts, nobody lists the outsider.
+    net.wait_ideal(net.peers, 10, "after the refused peer")
+    views = net.views(net.peers)
+    assert views is not None
+    outsider = f"{host.address}:{PORT + 1}"
+    assert all(outsider not in {s.address for s in v.successors} for v in views)
+    assert all(v.predecessor is None or v.predecessor.address != outsider for v in views)
 
 
 def test_partition_two_rings_then_merge_into_one_without_losing_files(

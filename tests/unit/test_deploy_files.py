@@ -1,7 +1,9 @@
 """Dockerfile, compose.yaml and deploy/k8s/ cannot run here (no Docker engine, no cluster),
 so they are checked against the code they configure: every CHORD_* name is a setting,
 every command and flag exists, ports agree, probes hit real REST routes, and the settings
-each container would start with pass the peer's own validation."""
+each container would start with pass the peer's own validation. Every peer binds 0.0.0.0,
+so protected mode demands a ring secret: each file must give every peer one, and the
+image must not bake one in."""
 
 from __future__ import annotations
 
@@ -23,16 +25,25 @@ import yaml
 from chord.ids import Ring
 from chord.node_ref import NodeRef
 from config.cli import build_parser, parse_args
-from config.settings import ENV_PREFIX, FIELD_NAMES, NODE_MODE_ENV, Settings
+from config.settings import (
+    ENV_PREFIX,
+    FIELD_NAMES,
+    NODE_MODE_ENV,
+    ConfigError,
+    Settings,
+    is_loopback,
+)
+from services.security import RingSecurity
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 
-# CHORD_* names the deployment files set ahead of the setting that will read them. Each
-# is documented in the files as ignored until then; a name is allowed here either way.
-PENDING = {"CHORD_RING_SECRET": "ring secret, from the security-hardening issue"}
 # Environment names that are not settings but that the peer or its container reads.
 OTHER_ENV = {NODE_MODE_ENV, "POD_NAME", "POD_NAMESPACE"}
+# Settings that hold or point at secrets: never baked into the image.
+SECRET_SETTINGS = ("ring_secret", "ring_secret_file", "api_token", "admin_token", "tls_key")
+# A stand-in ring secret (valid: 16+ visible characters) for the files' ${...} references.
+STAND_IN_SECRET = "stand-in-ring-secret-0123456789"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -79,14 +90,24 @@ def settings_for(environ: Mapping[str, str]) -> Settings:
 
 
 def check_env_names(names: object, where: str) -> None:
+    """Every CHORD_* name is a field of config.settings.Settings; others are known."""
     for name in names:  # type: ignore[attr-defined]
-        if name.startswith(ENV_PREFIX) and name not in PENDING:
+        if name.startswith(ENV_PREFIX):
             setting = name.removeprefix(ENV_PREFIX).lower()
             assert setting in FIELD_NAMES, f"{where}: {name} is not a setting"
-        elif not name.startswith(ENV_PREFIX):
+        else:
             assert name in OTHER_ENV or name.startswith(("PYTHON", "MALLOC_")), (
                 f"{where}: unexpected environment variable {name}"
             )
+
+
+def authenticated(settings: Settings) -> bool:
+    """Whether the peer has peer authentication (what protected mode demands)."""
+    return (
+        settings.ring_secret is not None
+        or settings.ring_secret_file is not None
+        or settings.tls_cert is not None
+    )
 
 
 def load_yaml_documents(path: Path) -> list[dict[str, Any]]:
@@ -123,19 +144,34 @@ def test_dockerfile_env_names_are_settings_and_valid() -> None:
     check_env_names(env, "Dockerfile")
     for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_ARENA_MAX"):
         assert name in env, f"the malloc setting {name} is missing"
+    # No secret is baked into the image: each is given at run time.
+    baked = [n for n in env if n.removeprefix(ENV_PREFIX).lower() in SECRET_SETTINGS]
+    assert not baked, f"the image sets {baked}"
     # The image binds 0.0.0.0, so it must be told what to advertise...
     with pytest.raises(AssertionError):
         settings_for(env)
+    # ...and given a ring secret (protected mode)...
+    with pytest.raises(AssertionError):
+        settings_for({**env, "CHORD_ADVERTISE_HOST": "10.0.1.5"})
     # ...and then the advertised address, not the bind address, is the peer's identity.
-    settings = settings_for({**env, "CHORD_ADVERTISE_HOST": "10.0.1.5"})
+    settings = settings_for(
+        {**env, "CHORD_ADVERTISE_HOST": "10.0.1.5", "CHORD_RING_SECRET": STAND_IN_SECRET}
+    )
     assert settings.bind_address == "0.0.0.0:7000"
     assert settings.address == "10.0.1.5:7000"
     assert settings.resolved_data_dir == "/data"
+    from_file = {"CHORD_ADVERTISE_HOST": "10.0.1.5", "CHORD_RING_SECRET_FILE": "/run/secrets/r"}
+    assert settings_for({**env, **from_file}).ring_secret_file == "/run/secrets/r"
+    # The comment at its top tells users what to set.
+    comments = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert "CHORD_RING_SECRET" in comments and "CHORD_RING_SECRET_FILE" in comments
 
 
 def test_dockerfile_ports_dependencies_proto_and_healthcheck() -> None:
     instructions = dockerfile_instructions()
-    settings = settings_for({**image_env(), "CHORD_ADVERTISE_HOST": "10.0.1.5"})
+    settings = settings_for(
+        {**image_env(), "CHORD_ADVERTISE_HOST": "10.0.1.5", "CHORD_RING_SECRET": STAND_IN_SECRET}
+    )
     exposed = {int(p) for word, rest in instructions if word == "EXPOSE" for p in rest.split()}
     assert exposed == {settings.port, settings.resolved_api_port}
 
@@ -207,6 +243,46 @@ def compose() -> dict[str, Any]:
     return data
 
 
+class MissingVariable(Exception):
+    """A ${VAR:?message} (or ${VAR?message}) reference to an unset variable."""
+
+
+_COMPOSE_VARIABLE = re.compile(
+    r"\$(?:(?P<escaped>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
+    r"|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))"
+)
+
+
+def interpolate(value: str, environ: Mapping[str, str]) -> str:
+    """Compose's variable interpolation: $VAR, ${VAR}, ${VAR:-default}, ${VAR-default},
+    ${VAR:?error}, ${VAR?error} and $$ (the forms the compose specification defines)."""
+
+    def one(match: re.Match[str]) -> str:
+        if match["escaped"]:
+            return "$"
+        name = match["braced"] or match["plain"]
+        op, arg = match["op"], match["arg"] or ""
+        value = environ.get(name)
+        unset = value is None or (op is not None and op.startswith(":") and value == "")
+        if op in (":-", "-") and unset:
+            return arg
+        if op in (":?", "?") and unset:
+            raise MissingVariable(f"required variable {name} is missing a value: {arg}")
+        return value or ""
+
+    return _COMPOSE_VARIABLE.sub(one, value)
+
+
+def compose_env(service: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """A service's container environment as compose would set it, given the environment
+    ``docker compose`` runs in (the user's shell and .env)."""
+    return {k: interpolate(str(v), environ) for k, v in service["environment"].items()}
+
+
+# What the user exports before `docker compose up` (compose.yaml's header says so).
+COMPOSE_SHELL = {"CHORD_RING_SECRET": STAND_IN_SECRET}
+
+
 def test_compose_is_a_four_peer_ring_joining_by_service_name() -> None:
     data = compose()
     services: dict[str, Any] = data["services"]
@@ -215,7 +291,7 @@ def test_compose_is_a_four_peer_ring_joining_by_service_name() -> None:
     creators = []
     addresses = {}
     for name, service in services.items():
-        env = {k: str(v) for k, v in service["environment"].items()}
+        env = compose_env(service, COMPOSE_SHELL)
         check_env_names(env, f"compose service {name}")
         settings = settings_for({**image, **env})
         assert settings.advertised_host == name, "each peer advertises its service name"
@@ -224,7 +300,7 @@ def test_compose_is_a_four_peer_ring_joining_by_service_name() -> None:
             creators.append(name)
     assert len(creators) == 1, f"exactly one peer creates the ring, got {creators}"
     for name, service in services.items():
-        settings = settings_for({**image, **{k: str(v) for k, v in service["environment"].items()}})
+        settings = settings_for({**image, **compose_env(service, COMPOSE_SHELL)})
         if settings.join is not None:
             assert settings.join in addresses.values(), f"{name} joins {settings.join}"
             seed = next(s for s, a in addresses.items() if a == settings.join)
@@ -239,7 +315,7 @@ def test_compose_ports_volumes_and_healthchecks() -> None:
     image = image_env()
     published = []
     for name, service in data["services"].items():
-        env = {k: str(v) for k, v in service["environment"].items()}
+        env = compose_env(service, COMPOSE_SHELL)
         settings = settings_for({**image, **env})
         for mapping in service["ports"]:
             host_port, container_port = str(mapping).rsplit(":", 1)
@@ -254,6 +330,50 @@ def test_compose_ports_volumes_and_healthchecks() -> None:
         assert service.get("build") == "." and service["stop_grace_period"]
     assert len(set(published)) == len(published) == 4
     assert "/health" in rest_routes()
+
+
+def test_compose_gives_every_peer_the_ring_secret_and_requires_it() -> None:
+    """Every peer binds 0.0.0.0, so each gets the one ring secret, from the variable the
+    user must set (compose refuses to start without it); the tokens are optional."""
+    data = compose()
+    image = image_env()
+    assert not data.get("secrets"), "compose.yaml passes the secret as a variable, not a file"
+    references = set()
+    for name, service in data["services"].items():
+        raw = {k: str(v) for k, v in service["environment"].items()}
+        assert "CHORD_RING_SECRET" in raw, f"{name} gets no ring secret"
+        references.add(raw["CHORD_RING_SECRET"])
+        assert raw["CHORD_RING_SECRET"].startswith("${CHORD_RING_SECRET:?"), raw
+        # Unset (or empty): `docker compose up` stops, saying what to set.
+        for shell in ({}, {"CHORD_RING_SECRET": ""}):
+            with pytest.raises(MissingVariable, match=r"CHORD_RING_SECRET .*openssl rand"):
+                compose_env(service, shell)
+        settings = settings_for({**image, **compose_env(service, COMPOSE_SHELL)})
+        assert not is_loopback(settings.host) and not settings.insecure
+        assert authenticated(settings) and settings.ring_secret == STAND_IN_SECRET
+        # Without it the peer itself would refuse (protected mode), so the entry matters.
+        env = {k: v for k, v in compose_env(service, COMPOSE_SHELL).items()}
+        del env["CHORD_RING_SECRET"]
+        with pytest.raises(AssertionError):
+            settings_for({**image, **env})
+        # Tokens: optional, passed through when set.
+        assert settings.api_token is None and settings.admin_token is None
+        tokens = {"CHORD_API_TOKEN": "api-token-12345678", "CHORD_ADMIN_TOKEN": "admin-token-1234"}
+        with_tokens = settings_for({**image, **compose_env(service, {**COMPOSE_SHELL, **tokens})})
+        assert with_tokens.api_token == tokens["CHORD_API_TOKEN"]
+        assert with_tokens.admin_token == tokens["CHORD_ADMIN_TOKEN"]
+    assert len(references) == 1, "every peer must get the same ring secret"
+
+
+def test_compose_interpolation_helper() -> None:
+    """The test's stand-in for compose's interpolation follows the specification."""
+    env = {"A": "1", "E": ""}
+    assert interpolate("$A ${A} $$A ${B:-x} ${E:-x} ${E-x} ${B-y}", env) == "1 1 $A x x  y"
+    assert interpolate("${A:?no}", env) == "1"
+    for text in ("${B:?no}", "${E:?no}", "${B?no}"):
+        with pytest.raises(MissingVariable):
+            interpolate(text, env)
+    assert interpolate("${E?no}", env) == ""
 
 
 # --------------------------------------------------------------------------- Kubernetes
@@ -316,6 +436,11 @@ def run_container_command(
     return args, environ
 
 
+def container_spec() -> dict[str, Any]:
+    (container,) = statefulset()["spec"]["template"]["spec"]["containers"]
+    return dict(container)
+
+
 @pytest.mark.parametrize("ordinal", [0, 2])
 def test_k8s_pods_advertise_their_stable_dns_name(ordinal: int, tmp_path: Path) -> None:
     sts = statefulset()
@@ -340,9 +465,7 @@ def test_k8s_ports_probes_volumes_and_selectors() -> None:
     sts = statefulset()
     pod_spec = sts["spec"]["template"]["spec"]
     (container,) = pod_spec["containers"]
-    settings = settings_for(
-        {k: v for k, v in pod_environment("chord-1").items() if k != "CHORD_RING_SECRET"}
-    )
+    settings = settings_for(pod_environment("chord-1"))
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"grpc": settings.port, "api": settings.resolved_api_port}
     routes = rest_routes()
@@ -352,9 +475,9 @@ def test_k8s_ports_probes_volumes_and_selectors() -> None:
         assert ports.get(get["port"], get["port"]) == settings.resolved_api_port
     assert container["readinessProbe"]["httpGet"]["path"] == "/health"
 
-    (mount,) = container["volumeMounts"]
+    claims = {t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]}
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] in claims]
     assert mount["mountPath"] == settings.resolved_data_dir
-    assert mount["name"] in {t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]}
     assert pod_spec["securityContext"]["runAsUser"] != 0
 
     labels = sts["spec"]["template"]["metadata"]["labels"]
@@ -371,32 +494,74 @@ def test_k8s_ports_probes_volumes_and_selectors() -> None:
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
     assert pdb["spec"]["maxUnavailable"] == 1
 
-    # The ring secret comes from the Secret that is shipped alongside.
-    secrets = {s["metadata"]["name"]: s for s in objects["Secret"]}
-    refs = [e for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})]
-    assert [e["name"] for e in refs] == ["CHORD_RING_SECRET"]
-    for ref in refs:
-        key = ref["valueFrom"]["secretKeyRef"]
-        assert key["key"] in secrets[key["name"]]["stringData"]
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
     assert sorted(kustomization["resources"]) == sorted(
         p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml"
     )
 
 
-def test_pending_names_are_documented_where_used() -> None:
-    """A pending name must say, next to where it is set, that the peer ignores it for now."""
-    for name in PENDING:
-        setting = name.removeprefix(ENV_PREFIX).lower()
-        if setting in FIELD_NAMES:
-            continue  # it landed: nothing left to warn about
-        assert "ignored" in (K8S / "secret.yaml").read_text(encoding="utf-8")
-        assert "Ignored until" in (K8S / "statefulset.yaml").read_text(encoding="utf-8")
+@pytest.mark.parametrize("pod", ["chord-0", "chord-3"])
+def test_k8s_every_pod_reads_the_ring_secret_from_the_shipped_secret(
+    pod: str, tmp_path: Path
+) -> None:
+    """Pods bind 0.0.0.0, so each gets the ring secret: CHORD_RING_SECRET_FILE names a file
+    in a read-only secret volume of the Secret shipped alongside, readable by the pod's
+    unprivileged user; the shipped placeholder is refused, a real secret accepted."""
+    pod_spec = statefulset()["spec"]["template"]["spec"]
+    container = container_spec()
+    _, environ = run_container_command(pod_environment(pod), tmp_path)
+    settings = settings_for({k: v for k, v in environ.items() if k != "PATH"})
+    assert not is_loopback(settings.host) and not settings.insecure
+    assert authenticated(settings)
+    path = settings.ring_secret_file
+    assert path is not None, "the StatefulSet should mount the secret as a file"
+    assert not any(
+        "secretKeyRef" in e.get("valueFrom", {}) and e["name"] == "CHORD_RING_SECRET"
+        for e in container["env"]
+    ), "give the ring secret one way: the file"
+
+    mount = next(m for m in container["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
+    assert mount.get("readOnly") is True
+    volume = next(v for v in pod_spec["volumes"] if v["name"] == mount["name"])
+    secret_ref = volume["secret"]
+    relative = path.removeprefix(mount["mountPath"] + "/")
+    (item,) = [i for i in secret_ref["items"] if i["path"] == relative]
+    secrets = {s["metadata"]["name"]: s for s in k8s_objects()["Secret"]}
+    shipped = secrets[secret_ref["secretName"]]["stringData"][item["key"]]
+    # Files of a secret volume belong to root and, with fsGroup, to the pod's group.
+    mode = item.get("mode", secret_ref.get("defaultMode", 0o644))
+    security = pod_spec["securityContext"]
+    assert mode & 0o004 or (mode & 0o040 and security.get("fsGroup") == security["runAsGroup"])
+    assert not mode & 0o022, f"the secret file is writable: {oct(mode)}"
+
+    def secret_in_file(value: str) -> str | None:
+        file = tmp_path / "ring-secret"
+        file.write_text(value, encoding="utf-8")
+        with_file = Settings(host=settings.host, advertise_host="x", ring_secret_file=str(file))
+        return RingSecurity.from_settings(with_file).secret
+
+    with pytest.raises(ConfigError, match="ring_secret_file"):
+        secret_in_file(shipped)  # nobody runs a ring on the published placeholder
+    assert secret_in_file(STAND_IN_SECRET) == STAND_IN_SECRET
+
+
+def test_no_deployment_file_says_the_ring_secret_is_ignored() -> None:
+    """The ring secret landed: the deployment branch's "ignored until" notes are gone."""
+    texts = [ROOT / "Dockerfile", ROOT / "compose.yaml", ROOT / "docs" / "deploy-ec2.md"]
+    for path in [*texts, *K8S.glob("*.yaml")]:
+        text = path.read_text(encoding="utf-8").lower()
+        for stale in ("ignored until", "until the ring secret", "once the ring-secret"):
+            assert stale not in text, f"{path.name} still says {stale!r}"
+    assert "security.md" in (ROOT / "docs" / "deploy-ec2.md").read_text(encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- NODE_MODE
 def test_node_mode_master_and_slave() -> None:
-    base = {"CHORD_HOST": "0.0.0.0", "CHORD_ADVERTISE_HOST": "10.0.0.7"}
+    base = {
+        "CHORD_HOST": "0.0.0.0",
+        "CHORD_ADVERTISE_HOST": "10.0.0.7",
+        "CHORD_RING_SECRET": STAND_IN_SECRET,
+    }
     assert settings_for({**base, NODE_MODE_ENV: "master"}).join is None
     joined = settings_for({**base, NODE_MODE_ENV: "slave", "CHORD_JOIN": "10.0.0.1:7000"})
     assert joined.join == "10.0.0.1:7000"
