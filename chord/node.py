@@ -529,7 +529,10 @@ class ChordNode:
         head = self.successor
         if head == self.me:
             return
-        with suppress(PeerUnreachable):  # the next stabilize drops it
+        # Unreachable: the next stabilize drops it. Refused: it cannot admit us (say, it
+        # cannot reach our advertised address); joining reported that already, and
+        # stabilize must go on rather than fail every round on the same refusal.
+        with suppress(PeerUnreachable, Refused):
             self.transport.notify(head, self.me)
 
     def _neighbours_changed(self) -> None:
