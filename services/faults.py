@@ -47,12 +47,14 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import grpc
+
+from services.interceptors import rewrap, run_first
 
 log = logging.getLogger("chord.faults")
 
@@ -417,12 +419,6 @@ class _ServerInterceptor(grpc.ServerInterceptor):
         if handler is None:
             return None
         method = short_method(details.method)
-        streaming = not (handler.unary_unary or handler.stream_unary)
-        if handler.unary_unary or handler.stream_unary:
-            kind = "unary_unary" if handler.unary_unary else "stream_unary"
-        else:
-            kind = "unary_stream" if handler.unary_stream else "stream_stream"
-        behaviour = getattr(handler, kind)
         injector = self.injector
 
         def before(context: grpc.ServicerContext) -> None:
@@ -442,26 +438,7 @@ class _ServerInterceptor(grpc.ServerInterceptor):
             code = grpc.StatusCode.UNAVAILABLE if rule.action == "drop" else rule.code
             context.abort(code, what)
 
-        if streaming:
-
-            def stream_call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                before(context)
-                yield from behaviour(request, context)
-
-            wrapped: Callable[[Any, grpc.ServicerContext], Any] = stream_call
-        else:
-
-            def unary_call(request: Any, context: grpc.ServicerContext) -> Any:
-                before(context)
-                return behaviour(request, context)
-
-            wrapped = unary_call
-        factory = getattr(grpc, f"{kind}_rpc_method_handler")
-        return factory(  # type: ignore[no-any-return]
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return rewrap(handler, run_first(before))
 
 
 def injector_for(me: str, rules: str | None, rules_file: str | None) -> FaultInjector | None:

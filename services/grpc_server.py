@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from chord.node import ChordNode
 from proto import chord_pb2 as pb
 from proto import chord_pb2_grpc as pb_grpc
+from services.interceptors import rewrap
 from services.security import MESSAGE_OPTIONS, RingSecurity
 from services.servicer import Admission, ChordServicer
 
@@ -130,17 +131,11 @@ class CallCounter(grpc.ServerInterceptor):
         # "/chord.v1.Chord/Ping" -> "Chord/Ping": short labels, one per method.
         method = details.method.rsplit(".", 1)[-1]
         scope = self._transfer if method in self._transfers else contextlib.nullcontext
-        if handler.unary_unary or handler.stream_unary:
-            kind = "unary_unary" if handler.unary_unary else "stream_unary"
-            wrapped = self._unary(getattr(handler, kind), method, scope)
-        else:
-            kind = "unary_stream" if handler.unary_stream else "stream_stream"
-            wrapped = self._streaming(getattr(handler, kind), method, scope)
-        factory = getattr(grpc, f"{kind}_rpc_method_handler")
-        return factory(  # type: ignore[no-any-return]
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+        return rewrap(
+            handler,
+            lambda behaviour, streaming: (self._streaming if streaming else self._unary)(
+                behaviour, method, scope
+            ),
         )
 
     def _unary(

@@ -21,7 +21,7 @@ import hmac
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from typing import Any
 import grpc
 
 from config.settings import RING_SECRET, RING_SECRET_RULE, ConfigError, Settings
+from services.interceptors import rewrap, run_first
 
 log = logging.getLogger("chord.security")
 
@@ -232,28 +233,10 @@ def _refusing(
     problem: str,
     warn: Callable[[str, str, str], None],
 ) -> grpc.RpcMethodHandler:
-    """A handler of the same kind as ``handler`` that only aborts UNAUTHENTICATED."""
+    """``handler`` aborting UNAUTHENTICATED before its behaviour could run."""
 
     def refuse(context: grpc.ServicerContext) -> None:
         warn(context.peer(), method, problem)
         context.abort(grpc.StatusCode.UNAUTHENTICATED, problem)
 
-    def unary(request: Any, context: grpc.ServicerContext) -> Any:
-        refuse(context)
-
-    def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        refuse(context)
-        yield from ()
-
-    if handler.unary_unary or handler.stream_unary:
-        kind = "unary_unary" if handler.unary_unary else "stream_unary"
-        behaviour: Any = unary
-    else:
-        kind = "unary_stream" if handler.unary_stream else "stream_stream"
-        behaviour = streaming
-    factory = getattr(grpc, f"{kind}_rpc_method_handler")
-    return factory(  # type: ignore[no-any-return]
-        behaviour,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
+    return rewrap(handler, run_first(refuse))
