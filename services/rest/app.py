@@ -12,6 +12,7 @@ from chord.node import ChordNode
 from services.rest import dashboard, files, peer, ring
 from services.rest.context import ApiContext
 from services.rest.errors import ApiError, error_response, from_exception, http_error
+from services.rest.health import fast_health
 
 log = logging.getLogger("chord.api")
 
@@ -28,6 +29,7 @@ def create_app(target: ChordNode | ApiContext) -> Flask:
         app.register_blueprint(files.blueprint(ctx, ctx.peer))
     app.register_blueprint(dashboard.blueprint())
     app.after_request(dashboard.allow_cross_origin_reads)
+    app.wsgi_app = fast_health(app.wsgi_app, ctx.node)  # type: ignore[method-assign,assignment]
 
     @app.errorhandler(HTTPException)
     def flask_error(exc: HTTPException) -> WerkzeugResponse:
