@@ -22,7 +22,10 @@ from clientlib.download import RangeFetcher, Remote
 from clientlib.peer import ClientError, PeerApi
 from clientlib.ranges import MIB
 
-BLOCK = 4 * MIB
+# Bytes per Range request. Each request costs the peer a lookup and a stat of the holders
+# (~10 ms) before bytes flow, so bigger blocks pay it less often: measured with bench.mount,
+# cold sequential read vs REST download: 4 MiB 0.5-0.6x, 8 MiB 0.7-0.9x, 16 MiB ~0.85x.
+BLOCK = 8 * MIB
 AHEAD = 3  # blocks fetched ahead of a sequential reader
 
 Key = tuple[str, int]
