@@ -78,7 +78,12 @@ def run_local_ring(count: int, settings: Settings) -> int:
             ring.start_peer(host, port, join=first.address)
         ring.wait_ideal(timeout=60)
         print_table(ring.peers)
-        print("\nThe ring is ready. Try:  curl " + first.api_url + "/finger_table")
+        print(
+            f"\nThe ring is ready. Open {first.api_url}/ for the dashboard, or try:\n"
+            f"  curl {first.api_url}/finger_table\n"
+            f"  .venv/bin/python client.py --node {first.host}:{first.api_port} upload README.md\n"
+            f"  .venv/bin/python client.py --node {first.host}:{first.api_port} ls --all"
+        )
         print("Press Ctrl-C to stop: every peer leaves the ring gracefully.", flush=True)
         while not stop:
             dead = [p for p in ring.peers if not p.running()]
