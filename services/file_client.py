@@ -156,11 +156,17 @@ class FileClient:
 
     def stat_all(self, name: str, holders: Iterable[NodeRef]) -> dict[NodeRef, FileInfo | None]:
         """What each reachable holder has for ``name`` (None: nothing); unreachable ones omitted."""
+        request = fpb.NameRequest(name=name)
+        # All at once (gRPC futures, no threads): every download, search and upload starts
+        # here, and asking k holders one after the other cost k round trips.
+        calls = [
+            (peer, self.stub(peer).Stat.future(request, timeout=self.rpc_timeout))
+            for peer in holders
+        ]
         answers: dict[NodeRef, FileInfo | None] = {}
-        for peer in holders:
+        for peer, call in calls:
             try:
-                meta = self.stub(peer).Stat(fpb.NameRequest(name=name), timeout=self.rpc_timeout)
-                answers[peer] = FileInfo.from_pb(meta)
+                answers[peer] = FileInfo.from_pb(call.result())
             except grpc.RpcError as exc:
                 if _status(exc)[0] == grpc.StatusCode.NOT_FOUND:
                     answers[peer] = None
