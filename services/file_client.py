@@ -23,7 +23,7 @@ from typing import Any
 
 import grpc
 
-from chord.ids import Ring, between_right, from_hex, to_hex
+from chord.ids import Ring, from_hex, to_hex
 from chord.lookup import LookupResult, iterative_lookup
 from chord.node_ref import NodeRef
 from chord.placement import holders_of
@@ -527,25 +527,3 @@ def remote_client(
 
     return FileClient(ring, lookup, transport.pool, **options)
 
-
-def list_ring(
-    client: FileClient, transport: GrpcTransport, entry: NodeRef, limit: int = 100_000
-) -> list[tuple[NodeRef, FileInfo]]:
-    """Every live file in the ring with its owner: walk the ring from ``entry`` along
-    successor pointers, asking each peer for the files it holds as primary."""
-    files: list[tuple[NodeRef, FileInfo]] = []
-    peer = entry
-    seen: set[int] = set()
-    while peer.id not in seen and len(seen) < limit:
-        seen.add(peer.id)
-        state = transport.get_state(peer)
-        start = state.predecessor.id if state.predecessor else peer.id  # alone: everything
-        files += [
-            (peer, record)
-            for record in client.list_peer(peer)
-            if not record.deleted and between_right(start, record.key, peer.id)
-        ]
-        if not state.successors:
-            break
-        peer = state.successors[0]
-    return sorted(files, key=lambda pair: pair[1].name)

@@ -15,7 +15,7 @@ import grpc
 from chord.ids import between_right
 from chord.node import ChordNode
 from chord.node_ref import NodeRef
-from chord.transport import PeerState, PeerUnreachable
+from chord.transport import PeerState, PeerUnreachable, Transport
 from services.file_client import FileClient, FileInfo
 from services.replication import Health, Replicator
 from services.storage import StorageEngine
@@ -96,7 +96,23 @@ def _count(state: PeerState, listing: list[FileInfo]) -> tuple[int, int]:
 
 
 def ring_walk(node: ChordNode, files: FileClient, limit: int = MAX_WALK) -> list[RingPeer]:
-    """Every peer in ring order from this one, following successor pointers.
+    """Every peer in ring order from this one (see :func:`walk_from`); this peer's own
+    state is read locally, not over the network."""
+    local = node.state()
+    here = PeerState(local.me, local.predecessor, local.successors)
+    return walk_from(node.transport, files, node.me, limit, known=here)
+
+
+def walk_from(
+    transport: Transport,
+    files: FileClient,
+    start: NodeRef,
+    limit: int = MAX_WALK,
+    known: PeerState | None = None,
+) -> list[RingPeer]:
+    """Every peer in ring order from ``start``, following successor pointers (from
+    inside the ring or from a client beside it; ``known`` is ``start``'s state if the
+    caller has it).
 
     A peer that does not answer is listed as unreachable and the walk goes on with the
     next entry of the last live peer's successor list. It stops when it comes back to
@@ -106,18 +122,14 @@ def ring_walk(node: ChordNode, files: FileClient, limit: int = MAX_WALK) -> list
     list_timeout = files.rpc_timeout * LIST_TIMEOUT_FACTOR
     walked: list[RingPeer] = []
     seen: set[int] = set()
-    candidates: list[NodeRef] = [node.me]
+    candidates: list[NodeRef] = [start]
     while candidates and len(walked) < limit:
         peer = candidates.pop(0)
         if peer.id in seen:
             break
         seen.add(peer.id)
         try:
-            if peer == node.me:
-                local = node.state()
-                state = PeerState(local.me, local.predecessor, local.successors)
-            else:
-                state = node.transport.get_state(peer)
+            state = known if known is not None and peer == start else transport.get_state(peer)
         except PeerUnreachable as exc:
             walked.append(RingPeer(peer, reachable=False, detail=exc.reason or "no answer"))
             continue

@@ -56,9 +56,9 @@ from services.file_client import (
     NotFound,
     PutResult,
     Unavailable,
-    list_ring,
 )
 from services.launcher import LocalRing, PeerProcess, wait_for
+from services.overview import ring_files, walk_from
 
 pytestmark = pytest.mark.integration
 
@@ -157,10 +157,10 @@ def test_files_live_on_their_k_successors_and_read_back_through_every_peer(
         f"{time.monotonic() - started:.1f}s"
     )
     # Walking the ring from any peer lists every file once, with its owner.
-    listed = list_ring(client, cr.ring.transport, peers[-1].ref)
-    assert sorted(info.name for _, info in listed) == sorted(cr.corpus)
-    for owner, info in listed:
-        assert owner == expected_holders(cr.ring, peers, info.name)[0].ref
+    listed = ring_files(walk_from(cr.ring.transport, client, peers[-1].ref))
+    assert sorted(row.info.name for row in listed) == sorted(cr.corpus)
+    for row in listed:
+        assert row.owner == expected_holders(cr.ring, peers, row.info.name)[0].ref
 
 
 def _wait_repaired(
