@@ -12,14 +12,12 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol, TypeVar
 
-from tqdm import tqdm
-
+from clientlib.progress import bar as progress_bar
 from services.file_client import ChecksumMismatch, FileClient, FileInfo, PutResult
 
 PIECE = 1 << 20  # bytes read from the local file at a time
@@ -41,15 +39,7 @@ ProgressFactory = Callable[[int, str], Bar]
 
 
 def tqdm_bar(total: int, label: str) -> Bar:
-    return tqdm(
-        total=total,
-        desc=label,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
+    return progress_bar(total, label, enabled=True)  # the menu runs on a terminal
 
 
 def cancellable(work: Callable[[threading.Event], T]) -> T:

@@ -6,6 +6,7 @@ shape the JSON. Errors are raised and turned into responses by the app.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 from urllib.parse import quote
 
@@ -122,17 +123,8 @@ def blueprint(ctx: ApiContext, peer: PeerServices) -> Blueprint:
 def _peer_files(peer: PeerServices) -> list[dict[str, Any]]:
     """This peer's live files (tombstones omitted), damaged ones flagged."""
     return [
-        dict(
-            name=r.name,
-            key=r.key_hex,
-            size=r.size,
-            sha256=r.sha256,
-            version=r.version,
-            role=r.role,
-            damaged=r.damaged,
-            created=r.created,
-        )
-        for r in peer.storage.records()
+        {**dataclasses.asdict(row), "key": to_hex(row.key)}
+        for row in overview.local_files(peer.storage)
     ]
 
 
