@@ -14,6 +14,7 @@ from typing import Any
 
 from faults.harness import Harness, Options, Verdict
 from services.launcher import PeerProcess
+from services.storage.blobs import flip_byte
 
 log = logging.getLogger("faults")
 
@@ -163,7 +164,7 @@ def corrupt(h: Harness, files: int = 10) -> Verdict:
     damaged: list[tuple[str, PeerProcess]] = []
     for name in h.rng.sample(sorted(h.acked), min(files, len(h.acked))):
         holder = h.rng.choice(h.expected_holders(name, peers))
-        path = blob_path(holder, h.acked[name])
+        path = holder.blob_path(h.acked[name])
         size = path.stat().st_size
         flip_byte(path, h.rng.randrange(size))
         damaged.append((name, holder))
@@ -181,7 +182,7 @@ def corrupt(h: Harness, files: int = 10) -> Verdict:
     h.extra["unreadable_reads"] = unreadable
 
     def repaired() -> bool:
-        return all(sha_of_file(blob_path(p, h.acked[n])) == h.acked[n] for n, p in damaged)
+        return all(sha_of_file(p.blob_path(h.acked[n])) == h.acked[n] for n, p in damaged)
 
     h.converge(extra=repaired)
     h.extra["repaired"] = repaired()
@@ -253,20 +254,6 @@ def run(name: str, options: Options) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------- on-disk helpers
-def blob_path(peer: PeerProcess, sha256: str) -> Path:
-    """A LocalRing peer's stored blob: <data dir>/files/blobs/<sha[:2]>/<sha>."""
-    return peer.log_path.parent / "files" / "blobs" / sha256[:2] / sha256
-
-
-def flip_byte(path: Path, offset: int) -> None:
-    """Corrupt one byte in place (same inode, same size), as bit rot would."""
-    with path.open("r+b") as handle:
-        handle.seek(offset)
-        byte = handle.read(1)
-        handle.seek(offset)
-        handle.write(bytes([byte[0] ^ 0xFF]))
-
-
 def sha_of_file(path: Path) -> str | None:
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -28,6 +28,7 @@ from chord.transport import PeerState, PeerUnreachable
 from config.settings import API_PORT_OFFSET
 from services.grpc_transport import GrpcTransport
 from services.security import RingSecurity
+from services.storage.blobs import blob_path
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -115,6 +116,10 @@ class PeerProcess:
             if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
         return float("nan")
+
+    def blob_path(self, sha256: str) -> Path:
+        """This peer's stored blob of that content (``<data dir>/files`` is its storage)."""
+        return blob_path(self.log_path.parent / "files", sha256)
 
     def log_tail(self, lines: int = 15) -> str:
         try:

@@ -26,6 +26,21 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def blob_path(root: Path, sha: str) -> Path:
+    """Where the blob with SHA-256 ``sha`` lives under a storage root."""
+    return root / "blobs" / sha[:2] / sha
+
+
+def flip_byte(path: Path, offset: int) -> None:
+    """Corrupt one byte in place (same inode, same size), as bit rot would: for the
+    corruption tests and the fault harness, never called by the engine."""
+    with path.open("r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+
+
 class BlobStore:
     def __init__(self, root: Path) -> None:
         self.blobs = root / "blobs"
@@ -34,7 +49,7 @@ class BlobStore:
         self.tmp.mkdir(parents=True, exist_ok=True)
 
     def path(self, sha: str) -> Path:
-        return self.blobs / sha[:2] / sha
+        return blob_path(self.blobs.parent, sha)
 
     def new_tmp(self) -> tuple[BinaryIO, Path]:
         fd, name = tempfile.mkstemp(dir=self.tmp, prefix="w-")

@@ -193,8 +193,6 @@ def files_dir(peer: PeerProcess) -> Path:
     return peer.log_path.parent / "files"
 
 
-def blob_path(peer: PeerProcess, sha256: str) -> Path:
-    return files_dir(peer) / "blobs" / sha256[:2] / sha256
 
 
 def tmp_entries(peer: PeerProcess) -> list[str]:
@@ -206,15 +204,6 @@ def sha_of_file(path: Path) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except FileNotFoundError:
         return None
-
-
-def flip_byte(path: Path, offset: int) -> None:
-    """Corrupt one byte in place (same inode, same size), as bit rot would."""
-    with path.open("r+b") as handle:
-        handle.seek(offset)
-        byte = handle.read(1)
-        handle.seek(offset)
-        handle.write(bytes([byte[0] ^ 0xFF]))
 
 
 def log_tails(peers: Iterable[PeerProcess], lines: int = 12) -> str:

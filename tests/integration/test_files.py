@@ -30,13 +30,11 @@ from filetest import (
     FAST_FILES,
     MIB,
     K,
-    blob_path,
     by_id,
     client_via,
     download,
     download_problems,
     expected_holders,
-    flip_byte,
     holdings,
     log_tails,
     make_corpus,
@@ -59,6 +57,7 @@ from services.file_client import (
 )
 from services.launcher import LocalRing, PeerProcess, wait_for
 from services.overview import ring_files, walk_from
+from services.storage.blobs import flip_byte
 
 pytestmark = pytest.mark.integration
 
@@ -169,7 +168,7 @@ def _wait_repaired(
     """Poll until ``holder``'s blob of ``name`` has the right bytes again and every
     holder reports a whole, undamaged copy."""
     sha = hashlib.sha256(data).hexdigest()
-    path = blob_path(holder, sha)
+    path = holder.blob_path(sha)
     client = cr.client(holder)
     holders = [p.ref for p in expected_holders(cr.ring, cr.live(), name)]
     seen: dict[Any, FileInfo | None] = {}
@@ -199,7 +198,7 @@ def test_a_corrupted_copy_that_is_read_is_never_served_and_gets_repaired(
     data = cr.fresh_file(name, 2 * MIB + 99)  # 3 chunks: the middle one gets hit
     owner = expected_holders(cr.ring, cr.live(), name)[0]
     sha = hashlib.sha256(data).hexdigest()
-    flip_byte(blob_path(owner, sha), MIB + cr.rng.randrange(MIB))
+    flip_byte(owner.blob_path(sha), MIB + cr.rng.randrange(MIB))
 
     # A 3-chunk file is one segment, read from the first holder with the newest
     # version: the owner, whose copy is corrupt.
@@ -238,7 +237,7 @@ def test_a_corrupted_copy_that_nobody_reads_gets_repaired(
     data = cr.fresh_file(name, 200_000)
     replica = expected_holders(cr.ring, cr.live(), name)[-1]
     sha = hashlib.sha256(data).hexdigest()
-    flip_byte(blob_path(replica, sha), cr.rng.randrange(len(data)))
+    flip_byte(replica.blob_path(sha), cr.rng.randrange(len(data)))
     heal_afterwards.append((name, data, replica))
     assert download(cr.client(replica), name) == data
     _wait_repaired(cr, name, data, replica, timeout=10)
@@ -246,7 +245,7 @@ def test_a_corrupted_copy_that_nobody_reads_gets_repaired(
 
 def _inodes(peer: PeerProcess, infos: dict[str, FileInfo]) -> dict[str, int]:
     return {
-        name: blob_path(peer, info.sha256).stat().st_ino
+        name: peer.blob_path(info.sha256).stat().st_ino
         for name, info in infos.items()
         if not info.deleted and info.size
     }

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from services.storage import CorruptData, StorageEngine, StorageError
+from services.storage.blobs import blob_path, flip_byte
 from tests.storage.storage_helpers import (
     CS,
     blob_files,
@@ -24,18 +25,6 @@ from tests.storage.storage_helpers import (
     sha,
     tmp_files,
 )
-
-
-def blob_path(data_dir: Path, digest: str) -> Path:
-    return data_dir / "blobs" / digest[:2] / digest
-
-
-def flip_byte(path: Path, offset: int) -> None:
-    with path.open("r+b") as fh:
-        fh.seek(offset)
-        byte = fh.read(1)
-        fh.seek(offset)
-        fh.write(bytes([byte[0] ^ 0xFF]))
 
 
 def test_flipped_byte_detected_before_bad_chunk_is_yielded(
