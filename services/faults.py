@@ -54,7 +54,7 @@ from typing import Any, NamedTuple
 
 import grpc
 
-from services.interceptors import rewrap, run_first
+from services.interceptors import HandlerInterceptor, rewrap, run_first, short_method
 
 log = logging.getLogger("chord.faults")
 
@@ -191,12 +191,6 @@ def parse_rules(text: str | None) -> RuleSet:
         raw_rules = list(_compact(stripped))
     rules = tuple(rule_from_dict(raw, f"rule {i + 1}") for i, raw in enumerate(raw_rules))
     return RuleSet(rules, None if seed is None else str(seed))
-
-
-def short_method(full: str | bytes) -> str:
-    """'/chord.v1.Chord/Ping' -> 'Chord/Ping' (the labels the metrics use too)."""
-    text = full.decode() if isinstance(full, bytes) else full
-    return text.rsplit(".", 1)[-1]
 
 
 def caller_address(context_peer: str) -> str:
@@ -403,22 +397,14 @@ class _ClientInterceptor(
         return self._intercept(continuation, details, requests)
 
 
-class _ServerInterceptor(grpc.ServerInterceptor):
+class _ServerInterceptor(HandlerInterceptor):
     """Incoming faults: the handler is wrapped so the fault is decided per call, with
     the caller's address from the call's context."""
 
     def __init__(self, injector: FaultInjector) -> None:
         self.injector = injector
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(details)
-        if handler is None:
-            return None
-        method = short_method(details.method)
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         injector = self.injector
 
         def before(context: grpc.ServicerContext) -> None:

@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from chord.node import ChordNode
 from proto import chord_pb2 as pb
 from proto import chord_pb2_grpc as pb_grpc
-from services.interceptors import rewrap
+from services.interceptors import HandlerInterceptor, rewrap
 from services.security import MESSAGE_OPTIONS, RingSecurity
 from services.servicer import Admission, ChordServicer
 
@@ -108,7 +108,7 @@ RpcObserver = Callable[[str, str], None]  # (method, status code name) of a fini
 TransferScope = Callable[[], contextlib.AbstractContextManager[None]]
 
 
-class CallCounter(grpc.ServerInterceptor):
+class CallCounter(HandlerInterceptor):
     """Reports every served call's method and final status code to ``observe`` (the
     metrics), and runs the streaming calls named in ``transfers`` (file bytes moving)
     inside ``transfer()`` so they count as active transfers while they last."""
@@ -120,16 +120,7 @@ class CallCounter(grpc.ServerInterceptor):
         self._transfer = transfer
         self._transfers = transfers
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(details)
-        if handler is None:
-            return None
-        # "/chord.v1.Chord/Ping" -> "Chord/Ping": short labels, one per method.
-        method = details.method.rsplit(".", 1)[-1]
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         scope = self._transfer if method in self._transfers else contextlib.nullcontext
         return rewrap(
             handler,

@@ -17,6 +17,28 @@ Behaviour = Callable[[Any, grpc.ServicerContext], Any]
 Wrapper = Callable[[Behaviour, bool], Behaviour]
 
 
+def short_method(full: str | bytes) -> str:
+    """'/chord.v1.Chord/Ping' -> 'Chord/Ping' (the labels metrics and fault rules use)."""
+    text = full.decode() if isinstance(full, bytes) else full
+    return text.rsplit(".", 1)[-1]
+
+
+class HandlerInterceptor(grpc.ServerInterceptor):
+    """A server interceptor that replaces each call's handler: subclasses say how in
+    :meth:`wrap` (usually with :func:`rewrap`)."""
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(details)
+        return None if handler is None else self.wrap(handler, short_method(details.method))
+
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        raise NotImplementedError
+
+
 def rewrap(handler: grpc.RpcMethodHandler, wrap: Wrapper) -> grpc.RpcMethodHandler:
     """``handler`` with its behaviour replaced by ``wrap(behaviour, streaming)``."""
     if handler.unary_unary or handler.stream_unary:
