@@ -62,6 +62,33 @@ def _is_http1(reason: str) -> bool:
     return "http1.x server" in reason or "Failed parsing HTTP/2" in reason
 
 
+def _join_failure(seed: str, exc: Refused | PeerUnreachable | JoinFailed) -> str | None:
+    """The start-up error for a join attempt that retrying cannot fix, with the advice
+    that fits; None when another attempt may succeed (a seed still starting, a ring
+    still settling)."""
+    if isinstance(exc, Refused):
+        if exc.code == "unauthenticated":
+            return (
+                f"the ring at {seed} requires a secret this peer does not have: "
+                "start it with --ring-secret SECRET (or CHORD_RING_SECRET, or "
+                f"--ring-secret-file FILE) set to the ring's secret ({exc.detail})"
+            )
+        return f"the ring refused this peer: {exc.detail}"
+    if isinstance(exc, PeerUnreachable) and _is_tls_failure(exc.reason):
+        return (
+            f"the TLS handshake with {seed} failed: every peer needs a "
+            "certificate from the ring CA (--tls-cert/--tls-key/--tls-ca) that "
+            f"names the address it advertises ({exc.reason})"
+        )
+    if isinstance(exc, PeerUnreachable) and _is_http1(exc.reason):
+        return (
+            f"{seed} is not a Chord peer: it answers HTTP/1.x, not gRPC. Is it a "
+            "REST port? A peer's gRPC port is its REST port minus "
+            f"{API_PORT_OFFSET} unless set otherwise."
+        )
+    return None
+
+
 class MonotonicClock:
     def now(self) -> float:
         return time.monotonic()
@@ -240,27 +267,10 @@ class Peer:
                     self.node.successor.describe(self.ring),
                 )
                 return
-            except Refused as exc:
-                if exc.code == "unauthenticated":
-                    raise StartupError(
-                        f"the ring at {seed} requires a secret this peer does not have: "
-                        "start it with --ring-secret SECRET (or CHORD_RING_SECRET, or "
-                        f"--ring-secret-file FILE) set to the ring's secret ({exc.detail})"
-                    ) from None
-                raise StartupError(f"the ring refused this peer: {exc.detail}") from None
-            except (PeerUnreachable, JoinFailed) as exc:
-                if isinstance(exc, PeerUnreachable) and _is_tls_failure(exc.reason):
-                    raise StartupError(
-                        f"the TLS handshake with {seed} failed: every peer needs a "
-                        "certificate from the ring CA (--tls-cert/--tls-key/--tls-ca) that "
-                        f"names the address it advertises ({exc.reason})"
-                    ) from None
-                if isinstance(exc, PeerUnreachable) and _is_http1(exc.reason):
-                    raise StartupError(
-                        f"{seed} is not a Chord peer: it answers HTTP/1.x, not gRPC. Is it a "
-                        "REST port? A peer's gRPC port is its REST port minus "
-                        f"{API_PORT_OFFSET} unless set otherwise."
-                    ) from None
+            except (Refused, PeerUnreachable, JoinFailed) as exc:
+                final = _join_failure(seed, exc)
+                if final is not None:
+                    raise StartupError(final) from None
                 if time.monotonic() + delay > deadline:
                     hint = ""
                     if "Socket closed" in str(exc) and not self.settings.tls_enabled:
