@@ -9,7 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from chord.sim.network import SimNetwork
-from services.api import create_app
+from services.rest import create_app
 from tests.unit.sim_ring import ideal_sim_ring
 
 HEX40 = re.compile(r"^[0-9a-f]{40}$")

@@ -9,7 +9,7 @@ import re
 import pytest
 from flask.testing import FlaskClient
 
-from services.api import create_app
+from services.rest import create_app
 from services.rest.dashboard import UI
 from tests.unit.sim_ring import ideal_sim_ring
 
