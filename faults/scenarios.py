@@ -88,16 +88,22 @@ def kill3(h: Harness) -> Verdict:
     return _kill(h, _adjacent(h, 3))
 
 
-def sigstop(h: Harness) -> Verdict:
-    """SIGSTOP one peer for stop_seconds while clients upload and download; SIGCONT.
-    The stopped peer accepts connections but answers nothing: every call to it must
-    end at its deadline, so no operation outlasts the clients' retry budget."""
+def _half_uploaded_then_load(h: Harness, clients: int) -> tuple[threading.Event, threading.Thread]:
+    """Start the ring, upload half the files, and let ``clients`` clients upload the other
+    half and download acknowledged ones in the background until the event is set."""
     h.start()
     names = h.make_files(h.options.files)
     half = len(names) // 2
     h.upload(names[:half])
     stop = threading.Event()
-    load = h.background_load(names[half:], h.options.clients, stop)
+    return stop, h.background_load(names[half:], clients, stop)
+
+
+def sigstop(h: Harness) -> Verdict:
+    """SIGSTOP one peer for stop_seconds while clients upload and download; SIGCONT.
+    The stopped peer accepts connections but answers nothing: every call to it must
+    end at its deadline, so no operation outlasts the clients' retry budget."""
+    stop, load = _half_uploaded_then_load(h, h.options.clients)
     time.sleep(min(2.0, h.options.stop_seconds / 4))  # load flowing before the fault
     victim = h.rng.choice(h.live())
     h.extra["stopped"] = victim.address
@@ -116,12 +122,7 @@ def churn(h: Harness) -> Verdict:
     """Every churn_every seconds for churn_seconds, a join, a graceful leave or a
     kill -9, while churn_clients clients upload new files and download acknowledged
     ones. The ring size stays within a few peers of its start."""
-    h.start()
-    names = h.make_files(h.options.files)
-    half = len(names) // 2
-    h.upload(names[:half])
-    stop = threading.Event()
-    load = h.background_load(names[half:], h.options.churn_clients, stop)
+    stop, load = _half_uploaded_then_load(h, h.options.churn_clients)
     size = h.options.peers
     events: list[str] = []
     end = time.monotonic() + h.options.churn_seconds
