@@ -1,7 +1,8 @@
 """The library behind ``client.py``: talking to one peer's REST API over HTTP.
 
 Kept apart from ``services/`` (the peer's own runtime) and ``chord/`` (the pure protocol
-core): nothing here imports either, so the client runs with the standard library plus
+core), except ``chord.names``, the one file-name validator (pure standard library), so
+the client refuses exactly what a peer refuses; it runs with the standard library plus
 tabulate and tqdm.
 
 * ``peer``      -- addresses, one-line errors, JSON requests with ``http.client``

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -20,13 +19,13 @@ from tabulate import tabulate
 
 from chord.ids import from_hex, to_hex
 from chord.lookup import LookupFailed
+from chord.names import name_problem
 from chord.transport import PeerUnreachable
 from services import overview
 from services.file_client import Conflict, FileError
 from services.menu import tables, transfers
 from services.menu.transfers import Cancelled, ProgressFactory
 from services.overview import PeerParts
-from services.storage.record import check_name
 
 log = logging.getLogger("chord.menu")
 
@@ -36,20 +35,6 @@ Output = Callable[[str], None]
 
 class Back(Exception):
     """The user gave up on this action (an empty answer): back to the menu."""
-
-
-def name_problem(name: str) -> str | None:
-    """Why ``name`` cannot name a file in the ring (None: it can). A name may contain
-    "/" as a folder separator, but no empty, "." or ".." part."""
-    try:
-        check_name(name)
-    except ValueError as exc:
-        return str(exc)
-    if any(unicodedata.category(c) == "Cc" for c in name):
-        return "file name must not contain control characters"
-    if name.startswith("/") or any(p in ("", ".", "..") for p in name.split("/")):
-        return 'use a relative name without empty, "." or ".." parts (e.g. docs/report.pdf)'
-    return None
 
 
 def explain(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 from flask import request
 
 from services.rest.errors import ApiError, bad_request
-from services.rest.names import InvalidName, validate_name
+from chord.names import InvalidName, validate_name
 
 MAX_JSON_BYTES = 64 << 10  # a JSON body only ever names a file
 _TRUE = {"true", "1", "yes"}

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO, NoReturn
 
 from chord.ids import between_right
+from chord.names import validate_name
 
 from .blobs import BlobStore
 from .errors import CorruptData, QuotaExceeded, StaleVersion, StorageError
@@ -143,7 +144,7 @@ class StorageEngine:
         expected_size: int | None = None,
         expected_sha256: str | None = None,
     ) -> BlobWriter:
-        check_name(name)
+        validate_name(name)  # new content obeys the ring's name rules (reads stay lenient)
         check_key(key)
         check_version(version)
         check_role(role)

@@ -3,6 +3,7 @@ the admin token file, and the incremental multipart reader."""
 
 from __future__ import annotations
 
+import re
 import io
 import stat
 from pathlib import Path
@@ -23,7 +24,7 @@ from services.rest.auth import (
 from services.rest.download import content_disposition
 from services.rest.errors import ApiError, from_exception
 from services.rest.metrics import PeerMetrics
-from services.rest.names import InvalidName, validate_name
+from chord.names import InvalidName, decode_name, validate_name
 from services.rest.ranges import BadRange, ByteRange, Unsatisfiable, parse_range
 from services.rest.upload import PIECE, MultipartUpload
 
@@ -53,6 +54,8 @@ def test_good_names_are_returned_unchanged(name: str) -> None:
         "", "../x", "/etc/passwd", "..", ".", "a/../b", "a/./b", "a//b", "a/", "a\x00b",
         "tab\there", "new\nline", "del\x7f", "c1\x85", "back\\slash", "x" * 256, "é" * 128,
         "\ud800", 5, None, ["a"],
+        "evil\u202egnp.exe", "zero\u200bwidth", "\ufeffbom", "join\u200dme", "word\u2060joiner",
+        "line\u2028sep", " ", "   ", "a/ /b", "...", "a/. ./b", "soft\u00adhyphen",
     ],
 )  # fmt: skip
 def test_bad_names_are_refused(name: object) -> None:
@@ -260,3 +263,24 @@ def test_token_settings_from_flags_env_and_validation() -> None:
                 {"api_token": "same-token", "admin_token": "same-token"}):  # fmt: skip
         with pytest.raises(ConfigError):
             load_settings(bad, None, {})
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("evil\u202egnp.exe", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ("a\u200bb", "U+200B ZERO WIDTH SPACE"),
+        ("\ufeffx", "U+FEFF"),
+        ("a/  /b", "only of dots and spaces"),
+        ("a\\b", "'\\'"),
+    ],
+)
+def test_refusals_name_the_character_and_the_reason(name: str, says: str) -> None:
+    with pytest.raises(InvalidName, match=re.escape(says)):
+        validate_name(name)
+
+
+def test_invalid_utf8_bytes_are_refused_not_replaced() -> None:
+    with pytest.raises(InvalidName, match="0xC0"):
+        decode_name(b"\xc0\xae")
+    assert decode_name("файл".encode()) == "файл"

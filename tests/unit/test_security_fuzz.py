@@ -19,7 +19,7 @@ from config.settings import ConfigError, format_address, split_address
 from services.rest.download import content_disposition
 from services.rest.errors import ApiError
 from services.rest.metrics import PeerMetrics
-from services.rest.names import MAX_NAME_BYTES, InvalidName, last_segment, validate_name
+from chord.names import MAX_NAME_BYTES, InvalidName, last_segment, validate_name
 from services.rest.params import name_param, parse_bool, parse_replicas
 from services.rest.ranges import BadRange, ByteRange, Unsatisfiable, parse_range
 from services.rest.upload import MAX_FIELD_BYTES, MultipartUpload
@@ -33,11 +33,11 @@ METRICS = PeerMetrics()
 # Names built from the rules: segments of ordinary characters joined by '/'.
 SEGMENT = st.text(
     alphabet=st.characters(
-        blacklist_categories=("Cs", "Cc"), blacklist_characters="/\\\x7f"
-    ).filter(lambda c: not 0x80 <= ord(c) <= 0x9F),
+        blacklist_categories=("Cs", "Cc", "Cf", "Zl", "Zp"), blacklist_characters="/\\\x7f"
+    ),
     min_size=1,
     max_size=20,
-).filter(lambda s: s not in (".", ".."))
+).filter(lambda s: s.strip(". ") != "")
 VALID_NAME = (
     st.lists(SEGMENT, min_size=1, max_size=4)
     .map("/".join)
