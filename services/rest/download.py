@@ -7,10 +7,10 @@ from urllib.parse import quote
 
 from flask import Response, request
 
+from chord.names import last_segment
 from services.file_client import FileInfo
 from services.rest.errors import ApiError, bad_request
 from services.rest.metrics import PeerMetrics
-from chord.names import last_segment
 from services.rest.ranges import BadRange, ByteRange, Unsatisfiable, parse_range
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from flask import request
 
-from services.rest.errors import ApiError, bad_request
 from chord.names import InvalidName, validate_name
+from services.rest.errors import ApiError, bad_request
 
 MAX_JSON_BYTES = 64 << 10  # a JSON body only ever names a file
 _TRUE = {"true", "1", "yes"}

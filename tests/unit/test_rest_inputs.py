@@ -3,14 +3,15 @@ the admin token file, and the incremental multipart reader."""
 
 from __future__ import annotations
 
-import re
 import io
+import re
 import stat
 from pathlib import Path
 
 import pytest
 
 from chord.lookup import LookupFailed
+from chord.names import InvalidName, decode_name, validate_name
 from config import ConfigError, Settings, load_settings, parse_args
 from services import file_client as fc
 from services.rest.auth import (
@@ -24,7 +25,6 @@ from services.rest.auth import (
 from services.rest.download import content_disposition
 from services.rest.errors import ApiError, from_exception
 from services.rest.metrics import PeerMetrics
-from chord.names import InvalidName, decode_name, validate_name
 from services.rest.ranges import BadRange, ByteRange, Unsatisfiable, parse_range
 from services.rest.upload import PIECE, MultipartUpload
 

@@ -14,12 +14,12 @@ from flask import Flask
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from chord.names import MAX_NAME_BYTES, InvalidName, last_segment, validate_name
 from clientlib.ranges import parse_content_range, range_header
 from config.settings import ConfigError, format_address, split_address
 from services.rest.download import content_disposition
 from services.rest.errors import ApiError
 from services.rest.metrics import PeerMetrics
-from chord.names import MAX_NAME_BYTES, InvalidName, last_segment, validate_name
 from services.rest.params import name_param, parse_bool, parse_replicas
 from services.rest.ranges import BadRange, ByteRange, Unsatisfiable, parse_range
 from services.rest.upload import MAX_FIELD_BYTES, MultipartUpload
