@@ -42,7 +42,7 @@ MIB = 1 << 20
 CHANNEL_IDLE_SECONDS = 1200.0  # longer than any transfer (transfer_timeout is 600 s)
 FILES_SERVICE = FILES_DESCRIPTOR.services_by_name["Files"].full_name
 # gRPC calls that move file bytes: counted as active transfers while they run.
-TRANSFER_RPCS = frozenset({"Files/Store", "Files/Fetch"})
+TRANSFER_RPCS = frozenset({"Files/Write", "Files/Store", "Files/Fetch"})
 
 
 class StartupError(RuntimeError):
@@ -172,7 +172,9 @@ class Peer:
         )
         self.replicator = Replicator(self.node, self.storage, self.files, settings.replicas)
         self.node.hooks.before_leave = self.replicator.hand_off
-        files_service = FilesServicer(self.storage, self.ring, self.replicator.health_rows)
+        files_service = FilesServicer(
+            self.storage, self.ring, self.replicator.health_rows, settings.replicas
+        )
         try:
             self.grpc = GrpcServer(
                 self.node,

@@ -38,3 +38,9 @@ def holders_of(owner_and_successors: Sequence[NodeRef], copies: int) -> tuple[No
             if len(holders) == copies:
                 break
     return tuple(holders)
+
+
+def copies_wanted(recorded: int, default: int) -> int:
+    """How many holders a file version has: the count its writer chose, or the ring's
+    default for versions stored before per-file counts (recorded as 0)."""
+    return recorded or default

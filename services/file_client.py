@@ -2,8 +2,9 @@
 
 A file named X lives whole on its *holders*: successor(SHA-1(X)) and the next k-1
 distinct peers. put streams the bytes once from the caller to all holders at the same
-time (a bounded queue per holder, so memory stays at a few MiB whatever the size) and
-returns when ``write_quorum`` of them have made it durable. get pulls chunk ranges from
+time (a bounded queue per holder, so memory stays at a few MiB whatever the size), in
+two phases (services.file_write): it is acknowledged once ``write_quorum`` of them have
+committed it, and a write refused anywhere leaves no copy anywhere. get pulls chunk ranges from
 different holders in parallel and checks every chunk's SHA-256 before yielding it.
 
 Versions give the conflict rule: uploading a name that exists stores the *same* version
@@ -14,8 +15,6 @@ refuses (Conflict); overwrite stores version + 1. Deletes store a tombstone vers
 from __future__ import annotations
 
 import hashlib
-import queue
-import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
@@ -26,15 +25,14 @@ import grpc
 from chord.ids import Ring, from_hex, to_hex
 from chord.lookup import LookupResult, iterative_lookup
 from chord.node_ref import NodeRef
-from chord.placement import holders_of
+from chord.placement import copies_wanted, holders_of
 from chord.transport import PeerUnreachable
 from proto import files_pb2 as fpb
 from proto import files_pb2_grpc as fpb_grpc
+from services.file_write import TwoPhaseWrite, status_of
 from services.grpc_transport import ChannelPool, GrpcTransport
 from services.storage import FileRecord, StorageEngine
 
-PIECE = 1 << 20  # bytes per gRPC message: the measured sweet spot
-QUEUE_DEPTH = 4  # pieces buffered per holder during a put
 SEGMENT_CHUNKS = 8  # chunks per parallel download task (8 MiB: read-ahead stays bounded)
 WHOLE_RING = to_hex(0)
 
@@ -79,12 +77,14 @@ class FileInfo:
     deleted: bool
     damaged: bool = False
     created: float = 0.0  # Unix time the answering holder stored this version
+    replicas: int = 0  # copies the ring keeps of this version (0: the ring's default)
 
     @classmethod
     def from_pb(cls, meta: fpb.FileMeta) -> FileInfo:
         return cls(
             meta.name, from_hex(meta.key), meta.version, meta.size, meta.sha256,
             meta.chunk_size, tuple(meta.chunk_hashes), meta.deleted, meta.damaged, meta.created,
+            meta.replicas,
         )  # fmt: skip
 
 
@@ -115,12 +115,6 @@ def holders_found(found: LookupResult, copies: int) -> tuple[NodeRef, ...]:
     if len(holders) < copies:
         holders = holders_of((*found.successors, found.predecessor), copies)
     return holders
-
-
-def _status(exc: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
-    if isinstance(exc, grpc.Call):
-        return exc.code(), exc.details() or ""
-    return grpc.StatusCode.UNKNOWN, str(exc)
 
 
 class FileClient:
@@ -168,7 +162,7 @@ class FileClient:
             try:
                 answers[peer] = FileInfo.from_pb(call.result())
             except grpc.RpcError as exc:
-                if _status(exc)[0] == grpc.StatusCode.NOT_FOUND:
+                if status_of(exc)[0] == grpc.StatusCode.NOT_FOUND:
                     answers[peer] = None
         return answers
 
@@ -187,106 +181,67 @@ class FileClient:
         replicas: int | None = None,
         overwrite: bool = False,
     ) -> PutResult:
-        copies = replicas or self.replicas
-        key, found, holders = self.locate(name, copies)
-        current = self.newest(self.stat_all(name, holders))
+        """Store ``data`` as ``name`` on its holders, in two phases (services.file_write):
+        acknowledged only once ``write_quorum`` holders committed it; if any holder
+        refuses it, or too few can store it, or ``data`` raises, no holder keeps it.
+
+        ``replicas`` is this file's own number of copies (default: the current version's
+        count for an overwrite, else the ring's default); it travels with the version and
+        placement, repair and migration honour it."""
+        key, found, current = self._current_version(name, replicas)
         if current is None:
             version = 1
         elif current.deleted or overwrite:
             version = current.version + 1
         else:
             version = current.version  # accepted only for identical bytes: else Conflict
+        inherited = current.replicas if current is not None and not current.deleted else 0
+        copies = replicas or inherited or self.replicas
+        holders = holders_found(found, copies)
         quorum = min(self.write_quorum or copies, len(holders))
-        acked, problems = self._fan_out(name, key, version, holders, data, size)
-        if len(acked) < quorum:
-            codes = {code for code, _ in problems.values()}
-            detail = "; ".join(f"{p.address}: {d}" for p, (_, d) in problems.items())
-            if grpc.StatusCode.ALREADY_EXISTS in codes:
-                raise Conflict(f"{name!r} already exists with other content (use overwrite)")
-            if grpc.StatusCode.RESOURCE_EXHAUSTED in codes:
-                raise NoSpace(f"a holder of {name!r} is full: {detail}")
-            if grpc.StatusCode.DATA_LOSS in codes:
-                raise ChecksumMismatch(f"{name!r} arrived damaged: {detail}")
-            raise Unavailable(f"{len(acked)} of {quorum} holders stored {name!r}: {detail}")
-        info = next(iter(acked.values()))
-        return PutResult(info, tuple(p for p in holders if p in acked), found.hops)
+        header = fpb.StoreHeader(name=name, key=to_hex(key), version=version, replicas=copies)
+        write = TwoPhaseWrite(self.stub, header, holders, quorum, self.transfer_timeout)
+        write.stage(data, size)  # if data raises, every holder has aborted
+        refusal = self._refusal(name, write, quorum)
+        write.decide(commit=refusal is None)
+        if refusal is not None:
+            raise refusal
+        committed = write.committed()
+        if not committed:
+            raise self._refusal(name, write, quorum) or Unavailable(
+                f"no holder committed {name!r}: {self._problems(write)}"
+            )
+        assert committed[0].committed is not None
+        info = FileInfo.from_pb(committed[0].committed)
+        return PutResult(info, tuple(h.peer for h in committed), found.hops)
 
-    def _fan_out(
-        self,
-        name: str,
-        key: int,
-        version: int,
-        holders: tuple[NodeRef, ...],
-        data: Iterable[bytes],
-        size: int | None,
-    ) -> tuple[dict[NodeRef, FileInfo], dict[NodeRef, tuple[grpc.StatusCode, str]]]:
-        """Stream ``data`` to every holder at once; each gets its own bounded queue and
-        sending thread, so one slow or dead holder never stalls the others."""
-        feeds: dict[NodeRef, queue.Queue[fpb.StoreRequest | None]] = {
-            peer: queue.Queue(QUEUE_DEPTH) for peer in holders
-        }
-        results: dict[NodeRef, FileInfo] = {}
-        problems: dict[NodeRef, tuple[grpc.StatusCode, str]] = {}
-        finished: dict[NodeRef, threading.Event] = {peer: threading.Event() for peer in holders}
+    def _current_version(
+        self, name: str, replicas: int | None
+    ) -> tuple[int, LookupResult, FileInfo | None]:
+        """The key, its lookup and the newest version its holders have (any count: the
+        default's holders and the requested ones are both asked)."""
+        key, found, holders = self.locate(name, max(replicas or 0, self.replicas))
+        return key, found, self.newest(self.stat_all(name, holders))
 
-        def send(peer: NodeRef) -> None:
-            def requests() -> Iterator[fpb.StoreRequest]:
-                while (message := feeds[peer].get()) is not None:
-                    yield message
+    @staticmethod
+    def _problems(write: TwoPhaseWrite) -> str:
+        return "; ".join(f"{p.address}: {d}" for p, (_, d) in write.problems().items())
 
-            try:
-                meta = self.stub(peer).Store(requests(), timeout=self.transfer_timeout)
-                results[peer] = FileInfo.from_pb(meta)
-            except grpc.RpcError as exc:
-                problems[peer] = _status(exc)
-            finally:
-                finished[peer].set()
-
-        header = fpb.StoreHeader(
-            name=name, key=to_hex(key), version=version, size=size or 0, size_known=size is not None
-        )
-        threads = []
-        for index, peer in enumerate(holders):
-            role = "primary" if index == 0 else "replica"
-            thread = threading.Thread(target=send, args=(peer,), daemon=True)
-            thread.start()
-            threads.append(thread)
-            first = fpb.StoreHeader()
-            first.CopyFrom(header)
-            first.role = role
-            feeds[peer].put(fpb.StoreRequest(header=first))
-
-        def deliver(message: fpb.StoreRequest | None) -> None:
-            for peer in holders:
-                while not finished[peer].is_set():  # a holder that failed stops being fed
-                    try:
-                        feeds[peer].put(message, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-
-        digest = hashlib.sha256()
-        total = 0
-        try:
-            for block in data:
-                for start in range(0, len(block), PIECE):
-                    piece = block[start : start + PIECE]
-                    digest.update(piece)
-                    total += len(piece)
-                    deliver(fpb.StoreRequest(data=piece))
-        except BaseException:
-            # The source failed (say, a REST upload body turned out malformed): end every
-            # stream without a trailer, so each holder discards what it got and frees its
-            # reservation now rather than at the transfer deadline.
-            deliver(None)
-            for thread in threads:
-                thread.join(self.rpc_timeout)
-            raise
-        deliver(fpb.StoreRequest(trailer=fpb.StoreTrailer(sha256=digest.hexdigest(), size=total)))
-        deliver(None)
-        for thread in threads:
-            thread.join(self.transfer_timeout)
-        return results, problems
+    def _refusal(self, name: str, write: TwoPhaseWrite, quorum: int) -> FileError | None:
+        """Why the write must be aborted (None: commit). A holder refusing the version
+        stops it whatever the others did, so one full holder means no holder keeps it."""
+        codes = {code for code, _ in write.problems().values()}
+        detail = self._problems(write)
+        if grpc.StatusCode.ALREADY_EXISTS in codes:
+            return Conflict(f"{name!r} already exists with other content (use overwrite)")
+        if grpc.StatusCode.RESOURCE_EXHAUSTED in codes:
+            return NoSpace(f"a holder of {name!r} is full, so no holder stored it: {detail}")
+        if grpc.StatusCode.DATA_LOSS in codes:
+            return ChecksumMismatch(f"{name!r} arrived damaged: {detail}")
+        staged = len(write.staged())
+        if staged < quorum:
+            return Unavailable(f"{staged} of {quorum} holders could store {name!r}: {detail}")
+        return None
 
     # -------------------------------------------------------------------- get
     @classmethod
@@ -381,7 +336,7 @@ class FileClient:
             try:
                 chunks = self._fetch_chunks(peer, info, low, start, length)
             except grpc.RpcError as exc:
-                problems.append(f"{peer.address}: {_status(exc)[1]}")
+                problems.append(f"{peer.address}: {status_of(exc)[1]}")
                 continue
             except ChecksumMismatch as exc:
                 problems.append(f"{peer.address}: {exc}")
@@ -435,18 +390,28 @@ class FileClient:
     # ---------------------------------------------------------- search / delete
     def search(self, name: str) -> SearchResult:
         key, found, holders = self.locate(name)
-        newest, having = self._current(self.stat_all(name, holders))
+        answers = self.stat_all(name, holders)
+        newest = self.newest(answers)
+        if newest is not None and copies_wanted(newest.replicas, self.replicas) > len(holders):
+            # A file kept on more peers than the default: ask its other holders too.
+            more = holders_found(found, newest.replicas)[len(holders) :]
+            answers.update(self.stat_all(name, more))
+        newest, having = self._current(answers)
         replicas = tuple(p for p in having if p != found.owner)
         return SearchResult(
             name, key, newest is not None, found.owner, replicas, found.hops, newest
         )
 
     def delete(self, name: str) -> FileInfo:
-        key, _, holders = self.locate(name)
-        newest = self.newest(self.stat_all(name, holders))
+        key, found, newest = self._current_version(name, None)
         if newest is None or newest.deleted:
             raise NotFound(f"{name!r} is not in the ring")
-        request = fpb.DeleteRequest(name=name, key=to_hex(key), version=newest.version + 1)
+        # The tombstone goes to the deleted version's holders, with its count.
+        copies = copies_wanted(newest.replicas, self.replicas)
+        holders = holders_found(found, copies)
+        request = fpb.DeleteRequest(
+            name=name, key=to_hex(key), version=newest.version + 1, replicas=copies
+        )
         done: list[FileInfo] = []
         for index, peer in enumerate(holders):
             request.role = "primary" if index == 0 else "replica"
@@ -478,15 +443,16 @@ class FileClient:
         stub = self.stub(peer)
         if record.deleted:
             request = fpb.DeleteRequest(
-                name=record.name, key=to_hex(record.key), version=record.version, role=role
-            )
+                name=record.name, key=to_hex(record.key), version=record.version, role=role,
+                replicas=record.replicas,
+            )  # fmt: skip
             return FileInfo.from_pb(stub.Delete(request, timeout=self.rpc_timeout))
 
         def requests() -> Iterator[fpb.StoreRequest]:
             yield fpb.StoreRequest(
                 header=fpb.StoreHeader(
                     name=record.name, key=to_hex(record.key), version=record.version,
-                    role=role, size=record.size, size_known=True,
+                    role=role, size=record.size, size_known=True, replicas=record.replicas,
                 )
             )  # fmt: skip
             for piece in engine.read(record):
@@ -498,10 +464,14 @@ class FileClient:
     def pull(self, peer: NodeRef, info: FileInfo, engine: StorageEngine, role: str) -> FileRecord:
         """Copy ``peer``'s version ``info`` into our own storage (bytes or tombstone)."""
         if info.deleted:
-            return engine.delete(info.name, info.key, info.version, role=role)
+            return engine.delete(
+                info.name, info.key, info.version, role=role, replicas=info.replicas
+            )
         request = fpb.FetchRequest(name=info.name, version=info.version, to_end=True)
-        with engine.writer(info.name, info.key, info.version, role=role, expected_size=info.size,
-                           expected_sha256=info.sha256) as writer:  # fmt: skip
+        with engine.writer(
+            info.name, info.key, info.version, role=role, expected_size=info.size,
+            expected_sha256=info.sha256, replicas=info.replicas,
+        ) as writer:  # fmt: skip
             for reply in self.stub(peer).Fetch(request, timeout=self.transfer_timeout):
                 if reply.WhichOneof("part") == "data":
                     writer.write(reply.data)

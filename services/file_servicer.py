@@ -1,8 +1,10 @@
 """Thin gRPC servicer for file bytes: validate, call the storage engine, map errors.
 
-Store is the only call that writes, and it commits a version only after the trailer's
-size and SHA-256 match what arrived; Fetch streams a verified range. Neither makes a
-call to another peer.
+Write (a client's upload) and Store (a peer's copy of an acknowledged version) are the
+calls that write; both check the trailer's size and SHA-256 against what arrived. Store
+commits at once; Write stages (durable, invisible), answers, and commits only on the
+writer's decision, so an upload refused by any holder leaves nothing on the others.
+Fetch streams a verified range. No handler makes a call to another peer.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from typing import TypeVar
 import grpc
 
 from chord.ids import Ring, from_hex, to_hex
+from chord.placement import copies_wanted
 from proto import files_pb2 as fpb
 from proto import files_pb2_grpc as fpb_grpc
 from services.storage import (
+    BlobWriter,
     CorruptData,
     FileRecord,
     IntegrityError,
@@ -27,6 +31,7 @@ from services.storage import (
 )
 
 T = TypeVar("T")
+
 log = logging.getLogger("chord.files")
 ROLES = ("primary", "replica")
 
@@ -44,7 +49,18 @@ def meta_to_pb(record: FileRecord) -> fpb.FileMeta:
         role=record.role,
         created=record.created,
         damaged=record.damaged,
+        replicas=record.replicas,
     )
+
+
+def staged_meta(writer: BlobWriter) -> fpb.FileMeta:
+    """What a staged (verified, durable, not yet visible) write will become."""
+    sha, chunks = writer.staged
+    return fpb.FileMeta(
+        name=writer.name, key=to_hex(writer.key), version=writer.version,
+        size=writer.bytes_written, sha256=sha, chunk_size=writer.chunk_size,
+        chunk_hashes=list(chunks), role=writer.role, replicas=writer.replicas,
+    )  # fmt: skip
 
 
 # (name, version, copies, wanted) of each primary file, from the replicator's last round.
@@ -52,10 +68,17 @@ HealthSource = Callable[[], Sequence[tuple[str, int, int, int]]]
 
 
 class FilesServicer(fpb_grpc.FilesServicer):
-    def __init__(self, engine: StorageEngine, ring: Ring, health: HealthSource = tuple) -> None:
+    def __init__(
+        self,
+        engine: StorageEngine,
+        ring: Ring,
+        health: HealthSource = tuple,
+        default_replicas: int = 3,
+    ) -> None:
         self.engine = engine
         self.ring = ring
         self.health = health
+        self.default_replicas = default_replicas
 
     def _key_of(self, name: str, key_hex: str) -> int:
         key = from_hex(key_hex)
@@ -79,36 +102,63 @@ class FilesServicer(fpb_grpc.FilesServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         raise AssertionError("unreachable: context.abort raises")
 
+    def _open_writer(self, first: fpb.StoreRequest | None) -> BlobWriter:
+        if first is None or first.WhichOneof("part") != "header":
+            raise ValueError("a Store or Write stream starts with a header")
+        header = first.header
+        if header.role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}")
+        return self.engine.writer(
+            header.name,
+            self._key_of(header.name, header.key),
+            header.version,
+            role=header.role,
+            expected_size=header.size if header.size_known else None,
+            replicas=header.replicas,
+        )
+
+    @staticmethod
+    def _receive(writer: BlobWriter, requests: Iterator[fpb.StoreRequest]) -> None:
+        """Data up to and including the trailer into ``writer``."""
+        for message in requests:
+            part = message.WhichOneof("part")
+            if part == "data":
+                writer.write(message.data)
+            elif part == "trailer":
+                writer.expect(message.trailer.size, message.trailer.sha256)
+                return
+            else:
+                raise ValueError(f"unexpected {part} before the trailer")
+        raise ValueError("the stream ended without a trailer; nothing was stored")
+
     def Store(
         self, request_iterator: Iterator[fpb.StoreRequest], context: grpc.ServicerContext
     ) -> fpb.FileMeta:
         def store() -> fpb.FileMeta:
-            first = next(request_iterator, None)
-            if first is None or first.WhichOneof("part") != "header":
-                raise ValueError("a Store stream starts with a header")
-            header = first.header
-            if header.role not in ROLES:
-                raise ValueError(f"role must be one of {ROLES}")
-            writer = self.engine.writer(
-                header.name,
-                self._key_of(header.name, header.key),
-                header.version,
-                role=header.role,
-                expected_size=header.size if header.size_known else None,
-            )
-            with writer:
-                for message in request_iterator:
-                    part = message.WhichOneof("part")
-                    if part == "data":
-                        writer.write(message.data)
-                    elif part == "trailer":
-                        writer.expect(message.trailer.size, message.trailer.sha256)
-                        return meta_to_pb(writer.commit())
-                    else:
-                        raise ValueError("a second header in one Store stream")
-            raise ValueError("the Store stream ended without a trailer; nothing was stored")
+            with self._open_writer(next(request_iterator, None)) as writer:
+                self._receive(writer, request_iterator)
+                return meta_to_pb(writer.commit())
 
         return self._guarded(context, store)
+
+    def Write(
+        self, request_iterator: Iterator[fpb.StoreRequest], context: grpc.ServicerContext
+    ) -> Iterator[fpb.WriteReply]:
+        writer = self._guarded(context, lambda: self._open_writer(next(request_iterator, None)))
+        with writer:  # leaving without a commit (an abort, a broken stream) aborts
+            staged = self._guarded(context, lambda: self._stage(writer, request_iterator))
+            yield fpb.WriteReply(meta=staged)
+            decision = next(request_iterator, None)  # None: the writer went away
+            if decision is None or decision.WhichOneof("part") != "decision":
+                return
+            if decision.decision.commit:
+                record = self._guarded(context, writer.commit)
+                yield fpb.WriteReply(meta=meta_to_pb(record), committed=True)
+
+    def _stage(self, writer: BlobWriter, requests: Iterator[fpb.StoreRequest]) -> fpb.FileMeta:
+        self._receive(writer, requests)
+        writer.stage()
+        return staged_meta(writer)
 
     def Fetch(
         self, request: fpb.FetchRequest, context: grpc.ServicerContext
@@ -155,16 +205,25 @@ class FilesServicer(fpb_grpc.FilesServicer):
                 raise ValueError(f"role must be one of {ROLES}")
             key = self._key_of(request.name, request.key)
             return meta_to_pb(
-                self.engine.delete(request.name, key, request.version, role=request.role)
-            )
+                self.engine.delete(
+                    request.name, key, request.version, role=request.role,
+                    replicas=request.replicas,
+                )
+            )  # fmt: skip
 
         return self._guarded(context, delete)
 
     def Digest(self, request: fpb.RangeRequest, context: grpc.ServicerContext) -> fpb.RangeDigest:
         def digest() -> fpb.RangeDigest:
             start, end = from_hex(request.start), from_hex(request.end)
+            position = request.position
+
+            def held_at_position(record: FileRecord) -> bool:
+                return copies_wanted(record.replicas, self.default_replicas) > position
+
             return fpb.RangeDigest(
-                digest=self.engine.digest(start, end), count=len(self.engine.in_range(start, end))
+                digest=self.engine.digest(start, end, held_at_position),
+                count=len(self.engine.in_range(start, end)),
             )
 
         return self._guarded(context, digest)

@@ -53,7 +53,7 @@ class _StateCollector(Collector):
         )
         yield GaugeMetricFamily(
             "chord_active_transfers",
-            "File transfers in progress through this peer (REST bodies, gRPC Store/Fetch)",
+            "File transfers in progress through this peer (REST bodies, gRPC Write/Store/Fetch)",
             value=self._transfers(),
         )
 

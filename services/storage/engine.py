@@ -20,7 +20,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO, NoReturn
@@ -37,6 +37,7 @@ from .record import (
     FileRecord,
     check_key,
     check_name,
+    check_replicas,
     check_role,
     check_sha256,
     check_version,
@@ -143,11 +144,13 @@ class StorageEngine:
         role: str,
         expected_size: int | None = None,
         expected_sha256: str | None = None,
+        replicas: int = 0,
     ) -> BlobWriter:
         validate_name(name)  # new content obeys the ring's name rules (reads stay lenient)
         check_key(key)
         check_version(version)
         check_role(role)
+        check_replicas(replicas)
         _check_count(expected_size, "expected_size")
         if expected_sha256 is not None:
             check_sha256(expected_sha256)
@@ -165,6 +168,7 @@ class StorageEngine:
                     key=key,
                     version=version,
                     role=role,
+                    replicas=replicas,
                     chunk_size=self.chunk_size,
                     expected_size=expected_size,
                     expected_sha256=expected_sha256,
@@ -177,8 +181,12 @@ class StorageEngine:
             raise
         return writer
 
-    def put_bytes(self, name: str, key: int, version: int, data: bytes, *, role: str) -> FileRecord:
-        with self.writer(name, key, version, role=role, expected_size=len(data)) as writer:
+    def put_bytes(
+        self, name: str, key: int, version: int, data: bytes, *, role: str, replicas: int = 0
+    ) -> FileRecord:
+        with self.writer(
+            name, key, version, role=role, expected_size=len(data), replicas=replicas
+        ) as writer:
             view = memoryview(data)
             for start in range(0, len(view), self.chunk_size):
                 writer.write(view[start : start + self.chunk_size])
@@ -207,6 +215,13 @@ class StorageEngine:
     def _writer_done(self, writer: BlobWriter) -> None:  # WriterHost
         with self._lock:
             self._release_writer_locked(writer)
+
+    def _check_stage(self, writer: BlobWriter, sha256: str) -> None:  # WriterHost
+        """Refuse to stage what a commit would refuse now (a conflict is found before
+        any holder commits); _install checks again, since a newer write may land."""
+        with self._lock:
+            self._check_open()
+            _check_newer(self._index.get(writer.name), writer.version, sha256)
 
     def _install(self, writer: BlobWriter, sha256: str, chunks: tuple[str, ...]) -> FileRecord:
         """WriterHost: publish a fully written, fsynced tmp file as ``writer``'s version.
@@ -245,6 +260,7 @@ class StorageEngine:
                 updated=now,
                 deleted=False,
                 damaged=False,
+                replicas=writer.replicas,
             )
             try:
                 with self._index.transaction():
@@ -289,11 +305,16 @@ class StorageEngine:
             self._check_open()
             return self._index.get(name)
 
-    def delete(self, name: str, key: int, version: int, *, role: str) -> FileRecord:
+    def delete(
+        self, name: str, key: int, version: int, *, role: str, replicas: int = 0
+    ) -> FileRecord:
+        """Store a tombstone for ``version``; ``replicas`` is the count of the version it
+        deletes, so the tombstone reaches (and stays on) the same holders."""
         check_name(name)
         check_key(key)
         check_version(version)
         check_role(role)
+        check_replicas(replicas)
         with self._lock:
             self._check_open()
             current = self._index.get(name)
@@ -321,6 +342,7 @@ class StorageEngine:
                 updated=now,
                 deleted=True,
                 damaged=False,
+                replicas=replicas,
             )
             self._index.put(tombstone)
             if current is not None and not current.deleted:
@@ -379,12 +401,16 @@ class StorageEngine:
             candidates = self._index.key_range(start, end)
         return [r for r in candidates if between_right(start, r.key, end)]
 
-    def digest(self, start: int, end: int) -> str:
+    def digest(
+        self, start: int, end: int, include: Callable[[FileRecord], bool] | None = None
+    ) -> str:
         """Order-independent of how the rows were stored: entries sorted by (key, name bytes),
         each length-prefixed so no name can forge a boundary. Role is left out (a primary
         and its replicas holding the same versions must agree); damage is in, so that a
-        corrupted copy makes digests differ and anti-entropy repairs it."""
-        entries = sorted(self.in_range(start, end), key=lambda r: (r.key, r.name.encode()))
+        corrupted copy makes digests differ and anti-entropy repairs it. ``include``
+        narrows the range to some records (those a given replica holder must have)."""
+        records = [r for r in self.in_range(start, end) if include is None or include(r)]
+        entries = sorted(records, key=lambda r: (r.key, r.name.encode()))
         h = hashlib.sha256(_DIGEST_DOMAIN)
         for r in entries:
             name = r.name.encode()

@@ -18,7 +18,7 @@ from chord.ids import from_hex, to_hex
 from .errors import StorageError
 from .record import FileRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA_V1 = """
 CREATE TABLE files (
@@ -39,9 +39,12 @@ CREATE INDEX files_by_key ON files (key_hex, name);
 CREATE INDEX files_by_sha ON files (sha256);
 """
 
+# v2: the per-file replica count (0 for rows written before it: the ring's default).
+_SCHEMA_V2 = "ALTER TABLE files ADD COLUMN replicas INTEGER NOT NULL DEFAULT 0"
+
 _COLUMNS = (
     "name, key_hex, version, size, sha256, chunk_size, chunk_hashes, role, created, updated, "
-    "deleted, damaged"
+    "deleted, damaged, replicas"
 )
 _SELECT = f"SELECT {_COLUMNS} FROM files"
 _ORDER = " ORDER BY key_hex, name"
@@ -62,11 +65,12 @@ def _to_row(r: FileRecord) -> tuple[Any, ...]:
         r.updated,
         int(r.deleted),
         int(r.damaged),
+        r.replicas,
     )
 
 
 def _from_row(row: tuple[Any, ...]) -> FileRecord:
-    name, key_hex, version, size, sha, chunk_size, hashes, role, created, updated, dl, dm = row
+    name, key_hex, version, size, sha, chunk_size, hashes, role, created, updated, dl, dm, rep = row
     raw = bytes(hashes)
     return FileRecord(
         name=name,
@@ -81,6 +85,7 @@ def _from_row(row: tuple[Any, ...]) -> FileRecord:
         updated=updated,
         deleted=bool(dl),
         damaged=bool(dm),
+        replicas=rep,
     )
 
 
@@ -113,7 +118,12 @@ class Index:
                 for statement in _SCHEMA_V1.split(";"):
                     if statement.strip():
                         self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                self._db.execute("PRAGMA user_version=1")
+            current = 1
+        if current == 1:
+            with self.transaction():
+                self._db.execute(_SCHEMA_V2)
+                self._db.execute("PRAGMA user_version=2")
         # Future schema versions: add "if current < N" steps here, each in a transaction.
 
     @contextmanager
@@ -136,7 +146,7 @@ class Index:
         return None if row is None else _from_row(row)
 
     def put(self, record: FileRecord) -> None:
-        marks = ", ".join("?" * 12)
+        marks = ", ".join("?" * 13)
         self._db.execute(
             f"INSERT OR REPLACE INTO files ({_COLUMNS}) VALUES ({marks})", _to_row(record)
         )

@@ -30,6 +30,10 @@ class FileRecord:
     updated: float  # last metadata change here (role, damage, repair)
     deleted: bool
     damaged: bool
+    # Copies the ring keeps of this version (its holders: the owner and the next
+    # replicas - 1 peers), chosen by the writer. 0: not recorded (stored before per-file
+    # counts existed), which means the ring's default.
+    replicas: int = 0
 
     @property
     def key_hex(self) -> str:
@@ -78,6 +82,17 @@ def check_role(role: str) -> str:
     if role not in ROLES:
         raise ValueError(f"role must be one of {sorted(ROLES)}, got {role!r}")
     return role
+
+
+MAX_REPLICAS = 1 << 16  # far above any successor list; only bounds what a caller can send
+
+
+def check_replicas(replicas: int) -> int:
+    if isinstance(replicas, bool) or not isinstance(replicas, int):
+        raise ValueError("replicas must be an int")
+    if not 0 <= replicas < MAX_REPLICAS:
+        raise ValueError(f"replicas must be in [0, {MAX_REPLICAS}) (0: the ring's default)")
+    return replicas
 
 
 def check_sha256(text: str) -> str:

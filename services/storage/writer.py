@@ -20,6 +20,8 @@ class WriterHost(Protocol):
 
     def _install(self, writer: BlobWriter, sha256: str, chunks: tuple[str, ...]) -> FileRecord: ...
 
+    def _check_stage(self, writer: BlobWriter, sha256: str) -> None: ...  # raises StaleVersion
+
     def _writer_done(self, writer: BlobWriter) -> None: ...  # releases its reservation
 
 
@@ -28,6 +30,13 @@ class BlobWriter:
 
     Use as a context manager: leaving the block without ``commit()`` (normally or by an
     exception) aborts, so nothing half-written ever becomes visible.
+
+    A write can be done in two phases: ``stage()`` verifies the bytes and makes them
+    durable in tmp/ (the quota stays reserved) without publishing anything; a later
+    ``commit()`` publishes them, ``abort()`` throws them away. A client's upload stages on
+    every holder first and commits only once enough holders have staged, so a refused
+    upload leaves no copy anywhere. A crash while staged loses the stage (tmp/ is emptied
+    at start), never a committed version.
     """
 
     def __init__(
@@ -39,6 +48,7 @@ class BlobWriter:
         key: int,
         version: int,
         role: str,
+        replicas: int,
         chunk_size: int,
         expected_size: int | None,
         expected_sha256: str | None,
@@ -50,13 +60,15 @@ class BlobWriter:
         self.key = key
         self.version = version
         self.role = role
+        self.replicas = replicas
         self.chunk_size = chunk_size
         self.expected_size = expected_size
         self.expected_sha256 = expected_sha256
         self.reserved = reserved  # quota bytes held for us by the engine
         self.bytes_written = 0
         self._hasher = ChunkHasher(chunk_size)
-        self._state = "open"  # -> "committed" | "aborted"
+        self._state = "open"  # -> "staged" -> "committed" | "aborted"
+        self._staged: tuple[str, tuple[str, ...]] | None = None  # (sha256, chunk hashes)
 
     def __enter__(self) -> BlobWriter:
         return self
@@ -125,10 +137,18 @@ class BlobWriter:
             self.abort()
             raise
 
-    def commit(self) -> FileRecord:
-        """Verify, make durable, and publish the version. Raises IntegrityError (content
-        differs from what was announced) or StaleVersion (lost a race with a newer write);
-        either way the writer is aborted."""
+    @property
+    def staged(self) -> tuple[str, tuple[str, ...]]:
+        """(SHA-256, chunk hashes) of a staged write."""
+        if self._staged is None:
+            raise StorageError(f"writer for {self.name!r} is {self._state}, not staged")
+        return self._staged
+
+    def stage(self) -> tuple[str, tuple[str, ...]]:
+        """Verify the bytes against what was announced and make them durable, without
+        publishing them; returns (SHA-256, chunk hashes). Raises IntegrityError (content
+        differs from what was announced) or StaleVersion (this version may no longer be
+        stored here); either way the writer is aborted."""
         self._require_open()
         try:
             if self.expected_size is not None and self.bytes_written != self.expected_size:
@@ -140,10 +160,28 @@ class BlobWriter:
                 raise IntegrityError(
                     f"{self.name!r}: SHA-256 {sha} != announced {self.expected_sha256}"
                 )
+            self._host._check_stage(self, sha)
             # The blob must be durable before any record points at it.
             self._fh.flush()
             os.fsync(self._fh.fileno())
             self._fh.close()
+        except BaseException:
+            self.abort()
+            raise
+        self._state = "staged"
+        self._staged = (sha, chunks)
+        return self._staged
+
+    def commit(self) -> FileRecord:
+        """Publish the version (staging it first if that was not done). Raises
+        IntegrityError or StaleVersion (lost a race with a newer write); either way the
+        writer is aborted."""
+        if self._state == "open":
+            self.stage()
+        if self._state != "staged":
+            raise StorageError(f"writer for {self.name!r} is {self._state}")
+        sha, chunks = self.staged
+        try:
             record = self._host._install(self, sha, chunks)
         except BaseException:
             self.abort()
@@ -152,7 +190,7 @@ class BlobWriter:
         return record
 
     def abort(self) -> None:
-        if self._state != "open":
+        if self._state not in ("open", "staged"):
             return
         self._state = "aborted"
         with contextlib.suppress(OSError):  # the tmp file is going away anyway

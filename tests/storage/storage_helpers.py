@@ -37,6 +37,11 @@ def read_all(engine: StorageEngine, record: FileRecord) -> bytes:
 
 
 def put(
-    engine: StorageEngine, name: str, version: int, data: bytes, role: str = "primary"
+    engine: StorageEngine,
+    name: str,
+    version: int,
+    data: bytes,
+    role: str = "primary",
+    replicas: int = 0,
 ) -> FileRecord:
-    return engine.put_bytes(name, key_of(name), version, data, role=role)
+    return engine.put_bytes(name, key_of(name), version, data, role=role, replicas=replicas)

@@ -1,0 +1,225 @@
+"""A client's upload to a file's holders, in two phases: stage everywhere, then decide.
+
+The bytes are streamed once to every holder at the same time (a bounded queue and a
+sending thread per holder, so one slow or dead holder never stalls the others beyond
+its queue). Each holder verifies what it got against the trailer's size and SHA-256,
+makes it durable and answers "staged" — the version is not visible yet. Only then is the
+decision taken, once for all:
+
+* commit when enough holders (the write quorum) staged and none refused the version
+  (a conflict, no space, a damaged transfer): every staged holder publishes it;
+* abort otherwise — or when the source fails (a REST body cut short or malformed): every
+  holder throws its stage away, so an upload that was not acknowledged leaves no
+  servable copy anywhere. A holder whose stream breaks (the writer crashed) aborts by
+  itself; a holder that crashes while staged loses only its stage (tmp/ is emptied at
+  start). The one window left is the writer crashing while it sends the commit
+  decision: the holders that got it keep the version, and anti-entropy spreads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import grpc
+
+from chord.node_ref import NodeRef
+from proto import files_pb2 as fpb
+from proto import files_pb2_grpc as fpb_grpc
+
+PIECE = 1 << 20  # bytes per gRPC message: the measured sweet spot
+QUEUE_DEPTH = 4  # pieces buffered per holder
+# With a write quorum below k, how long the writer still waits for the slower holders
+# once the quorum has staged (or committed): they usually finish within a moment.
+STRAGGLER_GRACE = 1.0
+# Refusals that stop the whole write: the version cannot be stored as it is.
+REFUSALS = (
+    grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.DATA_LOSS,
+)
+
+Status = tuple[grpc.StatusCode, str]
+
+
+@dataclass
+class HolderWrite:
+    """One holder's side of the write, filled in by its sending thread."""
+
+    peer: NodeRef
+    role: str
+    feed: queue.Queue[fpb.StoreRequest | None] = field(
+        default_factory=lambda: queue.Queue(QUEUE_DEPTH)
+    )
+    staged: fpb.FileMeta | None = None
+    committed: fpb.FileMeta | None = None
+    problem: Status | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def answered(self) -> bool:
+        return self.staged is not None or self.done.is_set()
+
+
+def status_of(exc: grpc.RpcError) -> Status:
+    if isinstance(exc, grpc.Call):
+        return exc.code(), exc.details() or ""
+    return grpc.StatusCode.UNKNOWN, str(exc)
+
+
+class TwoPhaseWrite:
+    """One upload of ``header``'s version to ``holders`` (owner first)."""
+
+    def __init__(
+        self,
+        stub: Callable[[NodeRef], fpb_grpc.FilesStub],
+        header: fpb.StoreHeader,
+        holders: tuple[NodeRef, ...],
+        quorum: int,
+        timeout: float,
+    ) -> None:
+        self._stub = stub
+        self._header = header
+        self._quorum = quorum
+        self._timeout = timeout
+        self._changed = threading.Event()  # some holder staged, committed or failed
+        self.holders = [
+            HolderWrite(peer, "primary" if index == 0 else "replica")
+            for index, peer in enumerate(holders)
+        ]
+        self._threads: list[threading.Thread] = []
+
+    # ----------------------------------------------------------------- phases
+    def stage(self, data: Iterable[bytes], size: int | None) -> None:
+        """Stream ``data`` to every holder and wait until they staged it (or failed, or
+        enough staged a while ago). If ``data`` raises, every holder aborts and the
+        exception propagates."""
+        for holder in self.holders:
+            thread = threading.Thread(target=self._send, args=(holder,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+            header = fpb.StoreHeader()
+            header.CopyFrom(self._header)
+            header.role = holder.role
+            header.size, header.size_known = size or 0, size is not None
+            self._deliver(fpb.StoreRequest(header=header), [holder])
+        digest = hashlib.sha256()
+        total = 0
+        try:
+            for block in data:
+                for start in range(0, len(block), PIECE):
+                    piece = block[start : start + PIECE]
+                    digest.update(piece)
+                    total += len(piece)
+                    self._deliver(fpb.StoreRequest(data=piece), self.holders)
+                if self.refused():  # say a full holder: the write is over for everyone
+                    return
+        except BaseException:
+            # End every stream before its trailer: each holder discards what it got and
+            # frees its reservation now rather than at the transfer deadline.
+            self._deliver(None, self.holders)
+            self._join(self._timeout_short)
+            raise
+        trailer = fpb.StoreTrailer(sha256=digest.hexdigest(), size=total)
+        self._deliver(fpb.StoreRequest(trailer=trailer), self.holders)
+        self._wait(
+            lambda: self.refused() or all(h.answered for h in self.holders),
+            lambda: len(self.staged()) >= self._quorum,
+        )
+
+    def decide(self, commit: bool) -> None:
+        """Send the decision to every holder still listening and, on commit, wait for
+        the commits. A holder still receiving (a straggler, with a write quorum below
+        k) gets it after its trailer and commits when it has staged too."""
+        decision = fpb.StoreRequest(decision=fpb.WriteDecision(commit=commit))
+        for holder in self.holders:
+            for message in (decision, None):
+                if holder.done.is_set():
+                    break
+                try:  # never block on a straggler: its stream ends at its deadline
+                    holder.feed.put(message, timeout=1.0)
+                except queue.Full:
+                    break
+        if not commit:
+            self._join(self._timeout_short)
+            return
+        staged = [h for h in self.holders if h.staged is not None]
+        self._wait(
+            lambda: all(h.done.is_set() for h in staged),
+            lambda: len(self.committed()) >= self._quorum,
+        )
+
+    # ---------------------------------------------------------------- outcome
+    def staged(self) -> list[HolderWrite]:
+        return [h for h in self.holders if h.staged is not None and h.problem is None]
+
+    def committed(self) -> list[HolderWrite]:
+        return [h for h in self.holders if h.committed is not None]
+
+    def problems(self) -> dict[NodeRef, Status]:
+        return {h.peer: h.problem for h in self.holders if h.problem is not None}
+
+    def refused(self) -> bool:
+        """A holder refused the version itself (not merely failed to answer)."""
+        return any(code in REFUSALS for code, _ in self.problems().values())
+
+    # -------------------------------------------------------------- internals
+    @property
+    def _timeout_short(self) -> float:
+        return min(self._timeout, 10.0)
+
+    def _staged_enough(self) -> bool:
+        return len(self.staged()) >= self._quorum or self.refused()
+
+    def _wait(self, complete: Callable[[], bool], enough: Callable[[], bool]) -> None:
+        """Until ``complete()``, or ``enough()`` has held for STRAGGLER_GRACE, or the
+        transfer deadline."""
+        deadline = time.monotonic() + self._timeout
+        enough_since: float | None = None
+        while not complete():
+            now = time.monotonic()
+            if enough():
+                enough_since = enough_since or now
+                if now - enough_since >= STRAGGLER_GRACE:
+                    return
+            if now >= deadline:
+                return
+            self._changed.wait(0.1)
+            self._changed.clear()
+
+    def _deliver(self, message: fpb.StoreRequest | None, holders: list[HolderWrite]) -> None:
+        for holder in holders:
+            while not holder.done.is_set():  # a holder that failed stops being fed
+                try:
+                    holder.feed.put(message, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+
+    def _join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(deadline - time.monotonic(), 0))
+
+    def _send(self, holder: HolderWrite) -> None:
+        def requests() -> Iterator[fpb.StoreRequest]:
+            while (message := holder.feed.get()) is not None:
+                yield message
+
+        try:
+            replies = self._stub(holder.peer).Write(requests(), timeout=self._timeout)
+            for reply in replies:
+                if reply.committed:
+                    holder.committed = reply.meta
+                else:
+                    holder.staged = reply.meta
+                self._changed.set()
+        except grpc.RpcError as exc:
+            holder.problem = status_of(exc)
+        finally:
+            holder.done.set()
+            self._changed.set()
