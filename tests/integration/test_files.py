@@ -13,7 +13,6 @@ convergence is polled with a deadline.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import random
 import threading
@@ -36,7 +35,6 @@ from filetest import (
     download_problems,
     expected_holders,
     holdings,
-    log_tails,
     make_corpus,
     placement_problems,
     sha_of_file,
@@ -466,6 +464,7 @@ def test_a_full_peer_refuses_cleanly(
             )
 
     check_clean("right after the refusals")
+
     # A few repair rounds later nothing has appeared, and the health report has only
     # "fits.bin" at its 3 copies.
     def health() -> dict[str, tuple[int, int]]:
