@@ -213,7 +213,23 @@ class FileClient:
             )
         assert committed[0].committed is not None
         info = FileInfo.from_pb(committed[0].committed)
+        if current is not None:
+            # An overwrite that lowered the count: the old version's last holders are no
+            # longer holders, and nothing else would visit them (repair reaches as far
+            # as a file's count). Anti-entropy drops them too when it meets them.
+            previous = holders_found(found, copies_wanted(current.replicas, self.replicas))
+            self.drop_older(name, version, previous[len(holders) :])
         return PutResult(info, tuple(h.peer for h in committed), found.hops)
+
+    def drop_older(self, name: str, version: int, peers: Iterable[NodeRef]) -> None:
+        """Best effort: ``peers`` forget their copy of ``name`` if older than ``version``."""
+        request = fpb.DropRequest(name=name, below_version=version)
+        calls = [self.stub(peer).Drop.future(request, timeout=self.rpc_timeout) for peer in peers]
+        for call in calls:
+            try:
+                call.result()
+            except grpc.RpcError:
+                continue  # unreachable now: anti-entropy or a later overwrite tries again
 
     def _current_version(
         self, name: str, replicas: int | None

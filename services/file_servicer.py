@@ -29,6 +29,7 @@ from services.storage import (
     StorageEngine,
     StorageError,
 )
+from services.storage.record import check_version
 
 T = TypeVar("T")
 
@@ -212,6 +213,14 @@ class FilesServicer(fpb_grpc.FilesServicer):
             )  # fmt: skip
 
         return self._guarded(context, delete)
+
+    def Drop(self, request: fpb.DropRequest, context: grpc.ServicerContext) -> fpb.Empty2:
+        def drop() -> fpb.Empty2:
+            check_version(request.below_version)
+            self.engine.drop(request.name, below_version=request.below_version)
+            return fpb.Empty2()
+
+        return self._guarded(context, drop)
 
     def Digest(self, request: fpb.RangeRequest, context: grpc.ServicerContext) -> fpb.RangeDigest:
         def digest() -> fpb.RangeDigest:

@@ -3,17 +3,22 @@
 Runs on the maintenance loop (never in a request handler). Each round:
 
 1. Anti-entropy for this peer's primary range (predecessor, me]: compare a digest of the
-   range with each of the first k-1 successors (cheap when equal, which is the common
-   case); where it differs, list the range there and reconcile file by file: push what we
-   have newer (bytes or tombstones, so deletes stay deleted), pull what they have newer.
-   This restores k copies after crashes, fills a joiner's new range from its successor,
-   and catches a restarted peer up.
+   range with each successor that holds some of it (cheap when equal, which is the
+   common case); where it differs, list the range there and reconcile file by file: push
+   what we have newer (bytes or tombstones, so deletes stay deleted), pull what they have
+   newer. This restores every file's copies after crashes, fills a joiner's new range
+   from its successor, and catches a restarted peer up.
 2. Migration: files held outside the primary range are checked against a lookup (one
-   per owner range). If this peer is no longer among a file's k holders, it makes sure
+   per owner range). If this peer is no longer among a file's holders, it makes sure
    every holder has the version, then drops its own copy.
 
-It also keeps replication health: for each primary file, how many holders have the
-newest version; below k it is degraded.
+Every file version carries its own number of copies k (chosen by its writer; 0 in the
+record means the ring's default), so the successor at position i (1: the owner's first
+successor) holds exactly the files with k > i: digests at that position cover only
+those, and a copy held beyond its file's k is migrated away like any misplaced copy.
+
+It also keeps replication health: for each primary file, how many of its holders have
+the newest version; below its k it is degraded.
 """
 
 from __future__ import annotations
@@ -25,10 +30,10 @@ from dataclasses import dataclass
 import grpc
 
 from chord.ids import between_right, to_hex
-from chord.lookup import LookupFailed
+from chord.lookup import LookupFailed, LookupResult
 from chord.node import ChordNode
 from chord.node_ref import NodeRef
-from chord.placement import holders_of
+from chord.placement import copies_wanted, holders_of
 from proto import files_pb2 as fpb
 from services.file_client import FileClient, FileInfo, holders_found
 from services.storage import FileRecord, StorageEngine, StorageError
@@ -95,7 +100,7 @@ class Replicator:
         self.node = node
         self.engine = engine
         self.files = files
-        self.copies = copies
+        self.copies = copies  # the ring's default k, for versions that carry none
         self._health: dict[str, Health] = {}
         self._scrubbed = ""  # name the last scrub stopped at
         self._lock = threading.Lock()
@@ -112,16 +117,20 @@ class Replicator:
         return [(h.name, h.version, h.copies, h.wanted) for h in self.health()]
 
     # ------------------------------------------------------------------ round
+    def wanted(self, version: FileRecord | FileInfo) -> int:
+        """How many holders ``version`` has (its own k, else the ring's default)."""
+        return copies_wanted(version.replicas, self.copies)
+
     def run_once(self) -> None:
         state = self.node.state()
         if not state.joined or state.predecessor is None:
             return
         start, end = state.predecessor.id, self.node.me.id
-        replicas = holders_of(state.successors, self.copies - 1)
         tally: Tally = {}
         view = self._snapshot(start, end)
-        for peer in replicas:
-            if self._reconcile(peer, view, tally):
+        most = max([self.copies, *(self.wanted(r) for r in view.records.values())])
+        for position, peer in enumerate(holders_of(state.successors, most - 1), start=1):
+            if self._reconcile(peer, view, tally, position):
                 view = self._snapshot(start, end)  # we pulled: our range changed
         self._record_health(view, tally)
         self._migrate(start, end)
@@ -151,16 +160,23 @@ class Replicator:
             self._scrubbed = record.name
             spent += max(record.size, 1)
 
-    def _reconcile(self, peer: NodeRef, view: _Range, tally: Tally) -> bool:
-        """Make ``peer``'s copy of our primary range equal ours, newest wins both ways,
+    def _reconcile(self, peer: NodeRef, view: _Range, tally: Tally, position: int) -> bool:
+        """Make ``peer`` (``position`` places after us) hold exactly the versions of our
+        primary range that it should (files with k > position), newest wins both ways,
         and note in ``tally`` which version of each file it holds afterwards. Returns
-        whether we pulled anything (our own range changed)."""
+        whether we pulled anything (our own range changed). Position 0 (a hand-off to
+        the peer taking our range over) covers every file."""
         request = fpb.RangeRequest(start=to_hex(view.start), end=to_hex(view.end))
         stub = self.files.stub(peer)
         timeout = self.files.rpc_timeout
+        held_there = {n: r for n, r in view.records.items() if self.wanted(r) > position}
         try:
-            if stub.Digest(request, timeout=timeout).digest == view.digest:
-                for record in view.records.values():
+            digest = stub.Digest(
+                fpb.RangeRequest(start=request.start, end=request.end, position=position),
+                timeout=timeout,
+            ).digest
+            if digest == self._digest(view, position):
+                for record in held_there.values():
                     _count(
                         tally,
                         record.name,
@@ -178,25 +194,36 @@ class Replicator:
         mine = dict(view.records)
         pulled = False
         for name in sorted(set(mine) | set(theirs)):
-            held = theirs.get(name)
+            held, ours = theirs.get(name), mine.get(name)
             try:
-                if _newer(held, mine.get(name)):
+                if _newer(held, ours):
+                    # The owner keeps every file of its range, whatever its k.
                     assert held is not None
                     mine[name] = self.files.pull(peer, held, self.engine, role="primary")
                     pulled = True
                     log.info("pulled %s v%d from %s", name, held.version, peer.address)
-                elif _behind(held, mine.get(name)):
-                    self.files.push(self.engine, mine[name], peer, role="replica")
-                    log.info("pushed %s v%d to %s", name, mine[name].version, peer.address)
+                elif _behind(held, ours) and name in held_there:
+                    assert ours is not None  # missing or older where it belongs: send ours
+                    self.files.push(self.engine, ours, peer, role="replica")
+                    log.info("pushed %s v%d to %s", name, ours.version, peer.address)
                     held = None
-                    _count(
-                        tally, name, mine[name].version, deleted=mine[name].deleted, healthy=True
-                    )
+                    _count(tally, name, ours.version, deleted=ours.deleted, healthy=True)
+                elif held is not None and ours is not None and held.version < ours.version:
+                    # An older copy beyond this file's count (an overwrite lowered it).
+                    self.files.drop_older(name, ours.version, [peer])
+                    log.info("dropped old %s v%d on %s", name, held.version, peer.address)
+                    held = None
             except (grpc.RpcError, StorageError) as exc:
                 log.warning("could not reconcile %s with %s: %s", name, peer.address, exc)
-            if held is not None:
+            counted = mine.get(name) or held
+            if held is not None and counted is not None and self.wanted(counted) > position:
                 _count(tally, name, held.version, deleted=held.deleted, healthy=not held.damaged)
         return pulled
+
+    def _digest(self, view: _Range, position: int) -> str:
+        if position == 0:
+            return view.digest
+        return self.engine.digest(view.start, view.end, lambda r: self.wanted(r) > position)
 
     def _record_health(self, view: _Range, tally: Tally) -> None:
         """Copies of the newest version of every file in our primary range, ours and the
@@ -218,7 +245,9 @@ class Replicator:
             live = versions[newest]
             if live is None:  # the newest version is a tombstone: nothing to keep alive
                 continue
-            health[name] = Health(name, newest, live, self.copies)
+            # A file we lack (a pull failed) is judged by the default k until we have it.
+            wanted = self.wanted(record) if record is not None else self.copies
+            health[name] = Health(name, newest, live, wanted)
         with self._lock:
             self._health = health
 
@@ -227,19 +256,21 @@ class Replicator:
         """Hand off and drop files this peer no longer has to hold."""
         outside = [r for r in self.engine.records(include_deleted=True)
                    if not between_right(start, r.key, end)]  # fmt: skip
-        covered: list[tuple[int, int, tuple[NodeRef, ...]]] = []  # (low, high, holders)
+        covered: list[LookupResult] = []  # one lookup per owner range
         for record in outside:
-            holders = next(
-                (h for low, high, h in covered if between_right(low, record.key, high)), None
+            found = next(
+                (f for f in covered if between_right(f.predecessor.id, record.key, f.owner.id)),
+                None,
             )
-            if holders is None:
+            if found is None:
                 try:
                     found = self.node.lookup(record.key, confirm_owner=True)
                 except LookupFailed:
                     continue
-                holders = holders_found(found, self.copies)
-                covered.append((found.predecessor.id, found.owner.id, holders))
-            if self.node.me in holders or self._skipped_me(holders):
+                covered.append(found)
+            wanted = self.wanted(record)
+            holders = holders_found(found, wanted)
+            if self.node.me in holders or self._skipped_me(holders, wanted):
                 if record.role != "replica":
                     self.engine.set_role(record.name, "replica")
                 continue
@@ -248,12 +279,12 @@ class Replicator:
                 log.info("dropped %s: now held by %s", record.name,
                          ", ".join(h.address for h in holders))  # fmt: skip
 
-    def _skipped_me(self, holders: tuple[NodeRef, ...]) -> bool:
+    def _skipped_me(self, holders: tuple[NodeRef, ...], wanted: int) -> bool:
         """The lookup's answer leaves this live peer out although it is one of the key's
         k successors: it names fewer than k peers, or our ID lies between its owner and
         its last holder. The responder's successor list predates us (we just joined or
         restarted); dropping now would only have our copy sent back a moment later."""
-        if len(holders) < self.copies:
+        if len(holders) < wanted:
             return True
         return len(holders) > 1 and between_right(holders[0].id, self.node.me.id, holders[-1].id)
 
@@ -281,4 +312,5 @@ class Replicator:
         state = self.node.state()
         if state.predecessor is None or successor == self.node.me:
             return
-        self._reconcile(successor, self._snapshot(state.predecessor.id, self.node.me.id), {})
+        view = self._snapshot(state.predecessor.id, self.node.me.id)
+        self._reconcile(successor, view, {}, position=0)  # it takes every file over

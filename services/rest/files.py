@@ -14,6 +14,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from chord.ids import to_hex
 from chord.node import ChordNode
+from chord.placement import copies_wanted
 from services import overview
 from services.file_client import FileInfo
 from services.rest import download
@@ -96,7 +97,12 @@ def blueprint(ctx: ApiContext, peer: PeerServices) -> Blueprint:
         require_joined(node)
         walked = overview.ring_walk(node, files)
         wanted = overview.wanted_copies(walked, peer.replicas)
-        rows = [_ring_row(row, wanted) for row in overview.ring_files(walked)]
+        rows = [
+            _ring_row(
+                row, overview.wanted_copies(walked, copies_wanted(row.info.replicas, peer.replicas))
+            )
+            for row in overview.ring_files(walked)
+        ]
         degraded = sum(row["degraded"] for row in rows)
         return jsonify(files=rows, peers=len(walked), wanted=wanted, degraded=degraded)
 
@@ -140,6 +146,7 @@ def _ring_row(row: overview.RingFile, wanted: int) -> dict[str, Any]:
         copies=row.copies,
         created=info.created,
         holders=[ref_json(holder) for holder in row.holders],
+        wanted=wanted,
         degraded=row.copies < wanted,
     )
 

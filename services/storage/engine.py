@@ -349,12 +349,16 @@ class StorageEngine:
                 self._release_blob_locked(current.sha256)
             return tombstone
 
-    def drop(self, name: str) -> None:
+    def drop(self, name: str, below_version: int | None = None) -> None:
+        """Forget ``name`` here (no tombstone): it is held elsewhere. With
+        ``below_version``, only if what is held here is older than that."""
         check_name(name)
         with self._lock:
             self._check_open()
             current = self._index.get(name)
             if current is None:
+                return
+            if below_version is not None and current.version >= below_version:
                 return
             self._index.remove(name)
             if not current.deleted:

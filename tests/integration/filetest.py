@@ -80,14 +80,16 @@ def placement_problems(
     peers: Sequence[PeerProcess],
     corpus: dict[str, bytes],
     k: int = K,
+    copies: dict[str, int] | None = None,
 ) -> list[str]:
     """Why the corpus is not yet exactly where it belongs among ``peers``: each file
-    whole (right SHA-256, not damaged, not deleted) on its k successors and nowhere else.
-    Empty when all is well."""
+    whole (right SHA-256, not damaged, not deleted) on its k successors (``copies[name]``
+    for a file with its own count) and nowhere else. Empty when all is well."""
     held = holdings(client, peers)
     problems = [f"{p.address} did not list its files" for p in peers if p.address not in held]
     for name, data in corpus.items():
-        want = {p.address for p in expected_holders(ring, peers, name, k)}
+        count = (copies or {}).get(name, k)
+        want = {p.address for p in expected_holders(ring, peers, name, count)}
         sha = hashlib.sha256(data).hexdigest()
         good = {
             address
@@ -108,17 +110,22 @@ def placement_problems(
 
 
 def wait_placed(
-    ring: LocalRing, corpus: dict[str, bytes], where: str, timeout: float = 30.0
+    ring: LocalRing,
+    corpus: dict[str, bytes],
+    where: str,
+    timeout: float = 30.0,
+    copies: dict[str, int] | None = None,
 ) -> float:
     """Poll until every file of ``corpus`` is whole on exactly its k successors among the
-    live peers (and has no record anywhere else); returns how long that took."""
+    live peers (``copies[name]`` for a file with its own count) and has no record
+    anywhere else; returns how long that took."""
     peers = ring.live()
     client = client_via(ring, peers[0])
     problems: list[str] = []
 
     def placed() -> bool:
         nonlocal problems
-        problems = placement_problems(ring, client, peers, corpus)
+        problems = placement_problems(ring, client, peers, corpus, copies=copies)
         return not problems
 
     started = time.monotonic()

@@ -65,10 +65,9 @@ function fileRow() {
 
 export function render(state) {
   const bits = state.ring.bits;
-  const wanted = state.files ? state.files.wanted : 0;
   sync(document.getElementById("ring-files"), state.files ? state.files.files : [], {
     key: (row) => row.name,
-    sig: (row) => JSON.stringify([row, wanted]),
+    sig: (row) => JSON.stringify(row),
     create: fileRow,
     fill: (tr, row) => {
       tr.classList.toggle("degraded", row.degraded);
@@ -80,7 +79,7 @@ export function render(state) {
         h("td", null, h("a", { href: `#/peer/${row.owner.id}` }, short(row.owner.id, bits))),
         h("td", { class: "holders" }, row.holders.map((p) => short(p.id, bits)).join(", ")),
         h("td", { class: row.degraded ? "warn" : "ok" },
-          `${row.copies}/${wanted} ${row.degraded ? "degraded" : "ok"}`),
+          `${row.copies}/${row.wanted} ${row.degraded ? "degraded" : "ok"}`),
         h("td", null, h("button", { type: "button", class: "delete", "aria-label": `Delete ${row.name}` }, "Delete")),
       );
     },

@@ -78,7 +78,7 @@ function renderFiles(state, listing) {
       const holders = ringRow ? ringRow.holders.map((p) => short(p.id, bits)).join(", ") : "–";
       let health = "ok";
       if (f.damaged) health = "damaged here";
-      else if (ringRow?.degraded) health = `degraded (${ringRow.copies} of ${state.files.wanted})`;
+      else if (ringRow?.degraded) health = `degraded (${ringRow.copies} of ${ringRow.wanted})`;
       tr.replaceChildren(
         h("td", { class: "name" }, f.name),
         h("td", null, f.role),

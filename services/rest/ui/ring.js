@@ -82,7 +82,7 @@ function fileTick() {
   return tick;
 }
 
-function fillTick(tick, { row, bits, wanted }) {
+function fillTick(tick, { row, bits }) {
   const [x1, y1] = point(turn(row.key, bits), TICK[0]);
   const [x2, y2] = point(turn(row.key, bits), TICK[1]);
   for (const line of [...tick.querySelectorAll("line")]) {
@@ -91,7 +91,7 @@ function fillTick(tick, { row, bits, wanted }) {
     line.setAttribute("x2", x2.toFixed(2));
     line.setAttribute("y2", y2.toFixed(2));
   }
-  const health = `${row.copies} of ${wanted} copies${row.degraded ? ", degraded" : ""}`;
+  const health = `${row.copies} of ${row.wanted} copies${row.degraded ? ", degraded" : ""}`;
   tick.setAttribute("class", `file${row.degraded ? " degraded" : ""}`);
   tick.setAttribute("aria-label", `File ${row.name}, ${health}`);
   tick.querySelector("title").textContent = `${row.name}\n${health}`;
@@ -117,7 +117,7 @@ function highlight(state) {
         h("p", null, `Key ${short(row.key, bits)} · owner ${short(row.owner.id, bits)}`),
         h("p", null, `Holders: ${row.holders.map((p) => short(p.id, bits)).join(", ") || "none"}`),
         h("p", { class: row.degraded ? "warn" : "ok" },
-          `${row.copies} of ${state.files.wanted} copies${row.degraded ? " — degraded" : ""}`),
+          `${row.copies} of ${row.wanted} copies${row.degraded ? " — degraded" : ""}`),
       ]
     : [h("p", { class: "hint" }, "Hover or focus a file tick to see its holders.")];
   replaceIfChanged(panel, JSON.stringify(row || null), content);
@@ -148,9 +148,8 @@ export function render(state) {
   sync(document.getElementById("ring-peers"),
     peers.map((p) => ({ peer: p, bits, isSelected: p.id === peer.id })),
     { key: (item) => item.peer.id, create: peerMark, fill: fillPeer });
-  const wanted = state.files ? state.files.wanted : 0;
   sync(document.getElementById("ring-ticks"),
-    (state.files ? state.files.files : []).map((row) => ({ row, bits, wanted })),
+    (state.files ? state.files.files : []).map((row) => ({ row, bits })),
     { key: (item) => item.row.name, create: fileTick, fill: fillTick });
   const targets = fingers && fingers.id === peer.id && fingers.nodes ? fingers.nodes : [];
   const at = new Map(peers.map((p) => [p.id, point(turn(p.id, bits), R)]));
