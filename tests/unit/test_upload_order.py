@@ -23,6 +23,7 @@ from services.replication import Replicator
 from services.rest import ApiContext, PeerServices, create_app
 from services.rest import store as store_module
 from services.rest.auth import Tokens
+from services.rest.spool import empty_dir
 from services.storage import StorageEngine
 from tests.unit.sim_ring import ideal_sim_ring
 
@@ -237,3 +238,13 @@ def test_a_refused_write_is_reported_after_the_form_is_read(peer: Peer) -> None:
     reply = upload(peer, [("name", "d.txt"), ("file", (b"two", "d.txt")), ("overwrite", "no")])
     assert reply.status_code == 409 and reply.json["error"] == "conflict"
     assert peer.files.stored["d.txt"] == b"one"
+
+
+def test_a_peer_start_empties_the_spool(tmp_path: Path) -> None:
+    spool = tmp_path / "uploads"
+    spool.mkdir()
+    (spool / "upload-left-by-a-crash.part").write_bytes(b"x")
+    empty_dir(spool)
+    assert spool.is_dir() and not list(spool.iterdir())
+    empty_dir(tmp_path / "new" / "uploads")  # created when missing
+    assert (tmp_path / "new" / "uploads").is_dir()
