@@ -44,6 +44,7 @@ class FakeFiles:
 
     stored: dict[str, bytes] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
+    early_conflicts: bool = False  # refuse a taken name after the first piece, unread rest
 
     def put(
         self, name: str, data: Iterable[bytes], *, replicas: int | None = None,
@@ -55,6 +56,10 @@ class FakeFiles:
         try:
             for block in data:
                 received += block
+                if self.early_conflicts and name in self.stored and not overwrite:
+                    raise fc.Conflict(f"{name!r} already exists (refused early)")
+        except fc.Conflict:
+            raise
         except BaseException:
             call.aborted = True
             raise
@@ -248,3 +253,16 @@ def test_a_peer_start_empties_the_spool(tmp_path: Path) -> None:
     assert spool.is_dir() and not list(spool.iterdir())
     empty_dir(tmp_path / "new" / "uploads")  # created when missing
     assert (tmp_path / "new" / "uploads").is_dir()
+
+
+@pytest.mark.parametrize(("trailing", "status"), [("true", 201), ("false", 409)])
+def test_a_write_refused_before_the_form_ends_still_sees_the_trailing_fields(
+    peer: Peer, trailing: str, status: int
+) -> None:
+    """A put that gives up before reading all its data (a future FileClient may): the
+    rest of the form is still read, and an overwrite=true after the file is honoured."""
+    assert upload(peer, [("name", "e.bin"), ("file", (b"one", "e.bin"))]).status_code == 201
+    peer.files.early_conflicts = True
+    reply = upload(peer, [("name", "e.bin"), FILE, ("overwrite", trailing)])
+    assert reply.status_code == status, reply.json
+    assert peer.files.stored["e.bin"] == (DATA if status == 201 else b"one")
