@@ -14,10 +14,12 @@
 Global options may also follow the command (``client.py ls --json``). The token comes from
 --token or the environment variable CHORD_TOKEN and is sent as ``Authorization: Bearer``.
 An interrupted download resumes when run again; the file's SHA-256 is always verified
-before it is renamed into place.
+before it is renamed into place. Names are checked by the rules every peer applies before
+anything is sent. A 429 (over the peer's rate or transfer limit) is retried after its
+Retry-After, at most 5 times, with a line on stderr each time.
 
 Exit codes: 0 ok; 1 not found, the peer failed or could not be reached, or a local file
-problem; 2 bad usage.
+problem; 2 bad usage (a file name the ring refuses included).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from chord.names import name_problem
 from clientlib import progress
 from clientlib.download import download
 from clientlib.mount import mount
@@ -91,7 +94,21 @@ def addresses(refs: Sequence[dict[str, Any]] | None) -> str:
 
 # -------------------------------------------------------------------------------- commands
 def api_of(args: argparse.Namespace) -> PeerApi:
-    return PeerApi(args.node, args.token or None, args.timeout)
+    return PeerApi(args.node, args.token or None, args.timeout, notify=say)
+
+
+def say(message: str) -> None:
+    """A one-line notice on stderr (a 429 being retried), apart from the output."""
+    print(f"client.py: {message}", file=sys.stderr, flush=True)
+
+
+def ring_name(name: str, what: str = "file name") -> str:
+    """``name`` if the ring accepts it (the rules every peer applies, chord.names), else a
+    usage error saying which character and why: nothing is sent."""
+    problem = name_problem(name)
+    if problem is not None:
+        raise UsageError(f"invalid {what} {name!r}: {problem}")
+    return name
 
 
 def cmd_health(args: argparse.Namespace) -> int:
@@ -183,7 +200,7 @@ def cmd_lookup(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    found = api_of(args).call("GET", "/search_file", {"name": args.name})
+    found = api_of(args).call("GET", "/search_file", {"name": ring_name(args.name)})
     emit(args, found, lambda f: pairs([
         ("name", f.get("name")), ("found", "yes" if f.get("found") else "no"),
         ("key", f.get("key")), ("size", human_size(f.get("size"))),
@@ -218,7 +235,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    gone = api_of(args).call("DELETE", "/delete_file", {"name": args.name})
+    gone = api_of(args).call("DELETE", "/delete_file", {"name": ring_name(args.name)})
     emit(args, gone, lambda g: f"deleted {g['name']} (version {g.get('version')})")
     return 0
 
@@ -237,7 +254,11 @@ def cmd_shutdown(args: argparse.Namespace) -> int:
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
-    stored = upload(api_of(args), args.path, args.name, args.replicas, args.overwrite,
+    if args.name is not None:
+        name = ring_name(args.name)
+    else:
+        name = ring_name(args.path.name, "file name (from the local file's; give --name)")
+    stored = upload(api_of(args), args.path, name, args.replicas, args.overwrite,
                     progress.wanted(args.progress))  # fmt: skip
     emit(args, stored, lambda s: pairs([
         ("name", s.get("name")), ("key", s.get("key")), ("size", human_size(s.get("size"))),
@@ -248,7 +269,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    result = download(api_of(args), args.name, args.dest, args.parallel, args.force,
+    result = download(api_of(args), ring_name(args.name), args.dest, args.parallel, args.force,
                       progress.wanted(args.progress))  # fmt: skip
     resumed = f", resumed at byte {result.resumed_from}" if result.resumed_from else ""
     emit(args, vars(result), lambda r: (
@@ -356,9 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("name", help="the file's name in the ring")
     down.add_argument(
         "dest",
-        type=Path,
-        nargs="?",
-        help="file or directory to save to (default: ./<last part of name>)",
+        nargs="?",  # a str: Path() would drop the trailing '/' that demands a directory
+        help="file or directory to save to (default: ./<last part of name>); DIR/ must "
+        "be an existing directory",
     )
     down.add_argument(
         "--parallel",

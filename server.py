@@ -34,6 +34,7 @@ from services.rest import ApiContext, PeerServices, create_app
 from services.rest.auth import Tokens, load_or_create_admin_token
 from services.rest.limits import ClientLimits
 from services.rest.metrics import PeerMetrics
+from services.rest.spool import empty_dir
 from services.security import RingSecurity, SecurityError
 from services.storage import StorageEngine, StorageError
 
@@ -154,6 +155,12 @@ class Peer:
                 )
             except OSError as exc:
                 raise StartupError(f"cannot keep the admin token in the data dir: {exc}") from None
+        # Uploads whose fields follow the file part wait here; a crash may have left some.
+        uploads = Path(settings.resolved_data_dir) / "uploads"
+        try:
+            empty_dir(uploads)
+        except OSError as exc:
+            raise StartupError(f"cannot prepare the upload spool {uploads}: {exc}") from None
         self.stop_requested = threading.Event()  # set by POST /shutdown; run_node waits on it
         self.metrics = PeerMetrics()
         quota = settings.quota_mib * MIB if settings.quota_mib is not None else None
@@ -211,6 +218,7 @@ class Peer:
                     max_transfers=settings.max_transfers_per_client,
                     per_minute=settings.rate_limit_per_minute,
                 ),
+                spool_dir=uploads,
             )
             context = ApiContext(
                 self.node,

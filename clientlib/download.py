@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chord.names import last_segment
 from clientlib import progress
 from clientlib.peer import ClientError, PeerApi, describe_os_error, error_from, parse_address
 from clientlib.ranges import chunk_size, parse_content_range, range_header, split_range
@@ -84,14 +85,19 @@ def find(api: PeerApi, name: str) -> Remote:
             except ValueError:
                 continue
             if all(h.address != address for h in holders):
-                holders.append(PeerApi(address, api.token, api.timeout))
+                holders.append(api.at(address))
     return Remote(name, found["size"], found["sha256"], found.get("version"), tuple(holders))
 
 
-def destination(name: str, dest: Path | None, force: bool) -> Path:
-    """Where to save ``name``: ``dest`` (a directory gets the name's last segment)."""
-    base = name.rsplit("/", 1)[-1]
-    path = dest if dest is not None else Path(base)
+def destination(name: str, dest: str | Path | None, force: bool) -> Path:
+    """Where to save ``name``: ``dest``, or in it when it is a directory (the name's last
+    segment). A ``dest`` ending in ``/`` must be an existing directory, as for ``cp``."""
+    base = last_segment(name)
+    text = "" if dest is None else str(dest)
+    path = Path(text) if text else Path(base)
+    if text.endswith(("/", os.sep)) and not path.is_dir():
+        why = "not a directory" if path.exists() else "no such directory"
+        raise ClientError(f"cannot save {name!r} to {text}: {why}")
     if path.is_dir():
         path = path / base
     if path.exists() and not force:
@@ -345,7 +351,7 @@ def fetch_parallel(fetcher: RangeFetcher, part: PartialFile, workers: int, meter
 def download(
     api: PeerApi,
     name: str,
-    dest: Path | None = None,
+    dest: str | Path | None = None,
     parallel: int = 1,
     force: bool = False,
     show_progress: bool = False,

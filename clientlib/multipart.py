@@ -3,7 +3,8 @@
 The frame is the bytes before the file's content (the text fields, then the file part's
 headers) and the bytes after it; with the file's size that gives ``Content-Length`` before
 a byte is sent, so the upload needs neither chunked encoding nor the file in memory.
-Text fields come first, as the peer requires.
+Text fields come first: the peer can then stream the file's bytes to the holders as they
+arrive (docs/rest-api.md, how the bytes travel).
 """
 
 from __future__ import annotations

@@ -3,19 +3,32 @@
 Every failure becomes a :class:`ClientError` whose message fits on one line: an
 unreachable peer, an HTTP error (with the API's JSON ``error`` / ``detail``), a body that
 is not JSON. ``client.py`` prints it and exits 1.
+
+A 429 (this client is over the peer's rate or transfer limit) is not a failure yet: the
+request is sent again after the answer's ``Retry-After``, up to ``RETRIES`` times, each
+wait announced in one line (``notify``, stderr by default). A wait longer than
+``MAX_RETRY_WAIT`` is not sat through: the 429 is reported instead.
 """
 
 from __future__ import annotations
 
+import email.utils
 import http.client
+import itertools
 import json
 import socket
+import sys
+import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 Query = Mapping[str, str | int]
+RETRIES = 5  # sends after the first 429, per request
+MAX_RETRY_WAIT = 30.0  # seconds; a peer asking for longer gets a report instead
+DEFAULT_RETRY_WAIT = 1.0  # a 429 without a usable Retry-After
 
 
 class ClientError(Exception):
@@ -87,14 +100,59 @@ def error_from(response: http.client.HTTPResponse, where: str) -> HttpError:
     return HttpError(response.status, code, detail or "(no detail)", where)
 
 
+def retry_after(value: str | None, now: datetime | None = None) -> float:
+    """Seconds a ``Retry-After`` header asks to wait: delay-seconds or an HTTP-date."""
+    text = (value or "").strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return DEFAULT_RETRY_WAIT
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 class PeerApi:
     """One peer's REST API: ``PeerApi(Address("127.0.0.1", 27000), token, timeout)``."""
 
-    def __init__(self, address: Address, token: str | None = None, timeout: float = 10.0):
+    def __init__(
+        self,
+        address: Address,
+        token: str | None = None,
+        timeout: float = 10.0,
+        retries: int = RETRIES,
+        notify: Callable[[str], None] = to_stderr,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.address, self.token, self.timeout = address, token, timeout
+        self.retries, self.notify, self.sleep = retries, notify, sleep
 
     def __repr__(self) -> str:
         return f"PeerApi({self.address})"
+
+    def at(self, address: Address) -> PeerApi:
+        """Another peer, asked the same way (token, timeout, retries)."""
+        return PeerApi(address, self.token, self.timeout, self.retries, self.notify, self.sleep)
+
+    def backoff(self, response: http.client.HTTPResponse, attempt: int, path: str) -> bool:
+        """After a 429 with tries left and a bearable Retry-After: read the answer, say so
+        in one line and wait. True: send the request again (the body from its start)."""
+        if response.status != 429 or attempt > self.retries:
+            return False
+        wait = retry_after(response.getheader("Retry-After"))
+        if wait > MAX_RETRY_WAIT:
+            return False
+        error = error_from(response, self.where(path))
+        response.read()  # the whole answer, so a kept connection can be used again
+        self.notify(f"{error}; retrying in {wait:g} s (retry {attempt} of {self.retries})")
+        self.sleep(wait)
+        return True
 
     def where(self, path: str) -> str:
         return f"{self.address}{path}"
@@ -124,19 +182,26 @@ class PeerApi:
         headers: Mapping[str, str] | None = None,
         connection: http.client.HTTPConnection | None = None,
     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-        """Send one request and return the connection and the (unread) response."""
+        """Send one request and return the connection and the (unread) response; a 429 is
+        sent again after its Retry-After (see ``backoff``)."""
         target = path + ("?" + urllib.parse.urlencode(query) if query else "")
         body = None if json_body is None else json.dumps(json_body).encode()
         extra = dict(headers or {})
         if body is not None:
             extra["Content-Type"] = "application/json"
-        conn = connection or self.connect()
-        try:
-            conn.request(method, target, body=body, headers=self.headers(extra))
-            return conn, conn.getresponse()
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()
-            raise self.unreachable(exc) from None
+        for attempt in itertools.count(1):
+            conn = connection or self.connect()
+            try:
+                conn.request(method, target, body=body, headers=self.headers(extra))
+                response = conn.getresponse()
+                if not self.backoff(response, attempt, path):
+                    return conn, response
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                raise self.unreachable(exc) from None
+            if connection is None:
+                conn.close()
+        raise AssertionError("unreachable")  # itertools.count never ends
 
     def call(
         self,

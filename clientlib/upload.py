@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import itertools
 import os
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -38,11 +39,13 @@ def open_local(path: Path) -> tuple[BinaryIO, int]:
 
 
 def upload_fields(name: str, replicas: int | None, overwrite: bool) -> list[tuple[str, str]]:
+    """The fields, all ahead of the file part. ``overwrite`` is always sent: when the peer
+    has every option before the bytes (``replicas`` too, if given) it streams them to the
+    holders without keeping a copy in case a later field changes the write."""
     fields = [("name", name)]
     if replicas is not None:
         fields.append(("replicas", str(replicas)))
-    if overwrite:
-        fields.append(("overwrite", "true"))
+    fields.append(("overwrite", "true" if overwrite else "false"))
     return fields
 
 
@@ -96,25 +99,57 @@ def upload_stream(
     label: str | None = None,
 ) -> Any:
     """Upload ``size`` bytes read from ``source`` (any object with ``read(n)``: a file, or
-    a stream from the ring itself) as ``name``; returns the peer's 201 body."""
+    a stream from the ring itself) as ``name``; returns the peer's 201 body. A 429 is
+    retried after its Retry-After, the body sent again from its start, when ``source``
+    can seek back there (a stream from the ring cannot: the 429 is reported)."""
     filename = filename or name.rsplit("/", 1)[-1]
     frame = build_frame(upload_fields(name, replicas, overwrite), "file", filename)
     headers = api.headers(
         {"Content-Type": frame.content_type, "Content-Length": str(frame.content_length(size))}
     )
-    conn = api.connect()
-    try:
+    start = start_of(source)
+    for attempt in itertools.count(1):
+        conn = api.connect()
         try:
-            conn.putrequest("POST", "/upload_file", skip_accept_encoding=True)
-            for key, value in headers.items():
-                conn.putheader(key, value)
-            conn.endheaders()
-            send_body(conn, frame, source, size, show_progress, label or name)
-        except OSError as exc:
-            raise early_answer(api, conn) or api.unreachable(exc) from None
-        return read_upload_answer(api, conn)
-    finally:
-        conn.close()
+            response = post(api, conn, headers, frame, source, size, show_progress, label or name)
+            if start is None or not api.backoff(response, attempt, "/upload_file"):
+                return read_upload_answer(api, response)
+        except (OSError, http.client.HTTPException) as exc:
+            raise api.unreachable(exc) from None
+        finally:
+            conn.close()
+        source.seek(start)  # type: ignore[attr-defined]  # start_of checked it can
+    raise AssertionError("unreachable")  # itertools.count never ends
+
+
+def start_of(source: Source) -> int | None:
+    """Where ``source`` is now, if it can come back there for a retry (else None)."""
+    try:
+        return int(source.seek(0, os.SEEK_CUR))  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def post(
+    api: PeerApi,
+    conn: http.client.HTTPConnection,
+    headers: dict[str, str],
+    frame: MultipartFrame,
+    source: Source,
+    size: int,
+    show: bool,
+    label: str,
+) -> http.client.HTTPResponse:
+    """Send the request and its body; the (unread) answer."""
+    try:
+        conn.putrequest("POST", "/upload_file", skip_accept_encoding=True)
+        for key, value in headers.items():
+            conn.putheader(key, value)
+        conn.endheaders()
+        send_body(conn, frame, source, size, show, label)
+    except OSError as exc:
+        raise early_answer(api, conn) or api.unreachable(exc) from None
+    return conn.getresponse()
 
 
 def early_answer(api: PeerApi, conn: http.client.HTTPConnection) -> ClientError | None:
@@ -129,11 +164,7 @@ def early_answer(api: PeerApi, conn: http.client.HTTPConnection) -> ClientError 
     return None
 
 
-def read_upload_answer(api: PeerApi, conn: http.client.HTTPConnection) -> Any:
-    try:
-        response = conn.getresponse()
-        if response.status not in (200, 201):
-            raise error_from(response, api.where("/upload_file"))
-        return read_json(response, api.where("/upload_file"))
-    except (OSError, http.client.HTTPException) as exc:
-        raise api.unreachable(exc) from None
+def read_upload_answer(api: PeerApi, response: http.client.HTTPResponse) -> Any:
+    if response.status not in (200, 201):
+        raise error_from(response, api.where("/upload_file"))
+    return read_json(response, api.where("/upload_file"))

@@ -13,6 +13,7 @@ from services.rest import dashboard, files, peer, ring
 from services.rest.context import ApiContext
 from services.rest.errors import ApiError, error_response, from_exception, http_error
 from services.rest.health import fast_health
+from services.rest.params import strict_query
 
 log = logging.getLogger("chord.api")
 
@@ -28,6 +29,7 @@ def create_app(target: ChordNode | ApiContext) -> Flask:
     if ctx.peer is not None:
         app.register_blueprint(files.blueprint(ctx, ctx.peer))
     app.register_blueprint(dashboard.blueprint())
+    app.before_request(strict_query)  # every route: no parameter with invalid UTF-8
     app.after_request(dashboard.allow_cross_origin_reads)
     app.wsgi_app = fast_health(app.wsgi_app, ctx.node)  # type: ignore[method-assign,assignment]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from chord.lookup import LookupResult
 from chord.node import ChordNode
@@ -34,6 +35,9 @@ class PeerServices:
     successors: int  # r: the most copies an upload can ask for
     max_upload_bytes: int = 10240 * MIB
     limits: ClientLimits = field(default_factory=ClientLimits)  # per client IP
+    # Uploads whose fields follow the file part are held here (None: the system's temp
+    # dir); server.py uses <data dir>/uploads and empties it at start.
+    spool_dir: Path | None = None
 
 
 @dataclass(frozen=True)

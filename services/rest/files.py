@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any
-from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -22,9 +21,9 @@ from services.rest.auth import Need, authorize
 from services.rest.context import ApiContext, PeerServices
 from services.rest.errors import ApiError, bad_request
 from services.rest.limits import client_of
-from services.rest.params import checked_name, name_param, parse_bool, parse_replicas
+from services.rest.params import name_param
 from services.rest.shapes import ref_json
-from services.rest.upload import FRAMING_BYTES, MultipartUpload
+from services.rest.store import store_upload
 
 
 def require_joined(node: ChordNode) -> None:
@@ -149,49 +148,3 @@ def _ring_row(row: overview.RingFile, wanted: int) -> dict[str, Any]:
         wanted=wanted,
         degraded=row.copies < wanted,
     )
-
-
-def store_upload(ctx: ApiContext, peer: PeerServices) -> Response:
-    """POST /upload_file: check everything that can be checked before a byte is sent
-    to a holder, then stream the file part into FileClient.put."""
-    if request.mimetype != "multipart/form-data":
-        raise ApiError(415, "an upload is multipart/form-data with the file in the field 'file'")
-    boundary = request.mimetype_params.get("boundary")
-    if not boundary:
-        raise bad_request("the multipart Content-Type has no boundary")
-    limit = peer.max_upload_bytes
-    if (request.content_length or 0) > limit + FRAMING_BYTES:
-        raise ApiError(413, f"the upload is larger than this peer's limit of {limit} bytes")
-    require_joined(ctx.node)
-    form = MultipartUpload(request.stream, boundary, limit, ctx.metrics)
-    fields, filename = form.head()
-    options = _options(fields)
-    name = checked_name(options.get("name", filename))  # an empty name is an error too
-    replicas = None
-    if "replicas" in options:
-        replicas = parse_replicas(options["replicas"], peer.successors)
-    overwrite = "overwrite" in options and parse_bool(options["overwrite"], "overwrite")
-    with ctx.metrics.transfer():
-        result = peer.files.put(name, form.body(), replicas=replicas, overwrite=overwrite)
-    info = result.info
-    response = jsonify(
-        name=info.name,
-        key=to_hex(info.key),
-        **info_json(info),
-        holders=[ref_json(h) for h in result.holders],
-        hops=result.hops,
-    )
-    response.status_code = 201
-    response.headers["Location"] = f"/download_file?name={quote(info.name, safe='')}"
-    return response
-
-
-def _options(fields: dict[str, str]) -> dict[str, str]:
-    """Upload options from the form fields or the query string (not both)."""
-    options = dict(fields)
-    for key in ("name", "replicas", "overwrite"):
-        if key in request.args:
-            if key in fields:
-                raise bad_request(f"{key!r} is given both as a form field and in the query")
-            options[key] = request.args[key]
-    return options

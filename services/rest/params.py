@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from flask import request
 
-from chord.names import InvalidName, validate_name
+from chord.names import InvalidName, decode_name, validate_name
 from services.rest.errors import ApiError, bad_request
 
 MAX_JSON_BYTES = 64 << 10  # a JSON body only ever names a file
@@ -20,6 +21,47 @@ def checked_name(name: object) -> str:
         return validate_name(name)
     except InvalidName as exc:
         raise bad_request(f"invalid file name: {exc}") from None
+
+
+def strict_query() -> None:
+    """Refuse a query string whose percent-decoded keys or values are not UTF-8 (400,
+    naming the byte). werkzeug keeps such escapes as literal text (``?name=%C0%AE`` would
+    be the name ``%C0%AE``); run before every route, so ``request.args`` can be trusted."""
+    for key, value in query_pairs(request.query_string):
+        text = _utf8(key, "a query parameter's name")
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError:
+            if text == "name":
+                try:
+                    decode_name(value)
+                except InvalidName as exc:
+                    raise bad_request(f"invalid file name: {exc}") from None
+            _utf8(value, f"the query parameter {text!r}")
+
+
+def query_pairs(query: bytes) -> list[tuple[bytes, bytes]]:
+    """``a=1&b=%C0`` as percent-decoded bytes (``+`` is a space), without decoding text:
+    urllib's parse_qsl would decode them (as ASCII, for bytes) before we can check them."""
+    pairs = []
+    for item in query.split(b"&"):
+        if item:
+            key, _, value = item.partition(b"=")
+            pairs.append((_unquote(key), _unquote(value)))
+    return pairs
+
+
+def _unquote(raw: bytes) -> bytes:
+    return unquote_to_bytes(raw.replace(b"+", b" "))
+
+
+def _utf8(raw: bytes, what: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad_request(
+            f"{what} must be valid UTF-8 (byte 0x{raw[exc.start]:02X} at {exc.start} is not)"
+        ) from None
 
 
 def json_body() -> dict[str, Any]:

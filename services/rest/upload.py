@@ -1,12 +1,18 @@
-"""Reading a multipart/form-data upload incrementally, straight into FileClient.put.
+"""Reading a multipart/form-data upload incrementally, in the order it arrives.
 
 waitress has already spooled the body to a temporary file (or memory, if small) before
-the app runs; this reads that spool once, through werkzeug's sans-IO multipart decoder,
-so no second copy is made (``request.files`` would spool the file part again). Text
-fields must come before the ``file`` part; the file's bytes go out in 1 MiB pieces as
-they are decoded. Anything wrong after the file part has started (a field after it, a
-second file, a broken body, too many bytes) raises inside the piece iterator, which
-makes FileClient.put end every holder's stream without a trailer: nothing is stored.
+the app runs; this reads that spool once, through werkzeug's sans-IO multipart decoder
+(``request.files`` would spool the file part again). The form is read in three steps,
+so the caller can decide what to do with the file's bytes once it knows which fields
+came before them (services/rest/store.py):
+
+* ``head()``: the text fields before the ``file`` part;
+* ``body()``: the file's bytes in 1 MiB pieces as they are decoded (413 past the limit);
+* ``tail()``: the text fields after the file part, up to the end of the form.
+
+Every error raises ApiError (400 or 413). Raised inside ``body()`` or during a ``tail()``
+called from the piece iterator FileClient.put consumes, it makes put end every holder's
+stream without a trailer: nothing is stored.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from werkzeug.sansio.multipart import (
     State,
 )
 
+from services.rest.disposition import filename_of
 from services.rest.errors import ApiError, bad_request
 from services.rest.metrics import PeerMetrics
 
@@ -40,8 +47,9 @@ FRAMING_BYTES = 64 << 10  # allowed in Content-Length beyond the file size (fiel
 
 
 class MultipartUpload:
-    """One upload body: ``head()`` reads the fields up to the file part, then ``body()``
-    yields the file's bytes and finally checks that nothing but the end follows."""
+    """One upload body, read once, front to back: ``head()``, ``body()``, ``tail()``.
+    ``fields`` holds every text field read so far, so a field is refused the second time
+    it appears wherever it is."""
 
     def __init__(self, stream: IO[bytes], boundary: str, limit: int, metrics: PeerMetrics) -> None:
         self._stream = stream
@@ -49,12 +57,20 @@ class MultipartUpload:
         self._events = self._read_events()
         self._limit = limit
         self._metrics = metrics
+        self._file: File | None = None
+        self.fields: dict[str, str] = {}
+        self.received = 0  # the file part's bytes so far
+        self.finished = False  # the whole form has been read
 
     def _read_events(self) -> Iterator[Event]:
         decoder = self._decoder
         while True:
             try:
                 event = decoder.next_event()
+            except UnicodeDecodeError as exc:  # werkzeug decodes part headers as UTF-8
+                raise bad_request(
+                    f"a part's headers are not valid UTF-8 (byte 0x{exc.object[exc.start]:02X})"
+                ) from None
             except ValueError as exc:
                 raise bad_request(f"malformed multipart body: {exc}") from None
             except RequestEntityTooLarge:
@@ -72,47 +88,53 @@ class MultipartUpload:
             chunk = self._stream.read(READ_SIZE)
             decoder.receive_data(chunk or None)  # None: the body ended
 
-    def head(self) -> tuple[dict[str, str], str]:
-        """The text fields before the file part, and the file part's filename."""
-        fields: dict[str, str] = {}
+    def _read_fields(self) -> File | None:
+        """Text fields into ``fields`` until a file part (returned) or the end (None)."""
         current: str | None = None
         value = bytearray()
         for event in self._events:
-            if isinstance(event, Preamble):
-                continue
             if isinstance(event, Field):
-                if event.name not in FIELDS:
-                    raise bad_request(
-                        f"unknown form field {event.name!r}; expected {', '.join(FIELDS)}, file"
-                    )
-                if event.name in fields:
-                    raise bad_request(f"form field {event.name!r} is given twice")
-                current, value = event.name, bytearray()
+                current, value = _field_name(event.name, self.fields), bytearray()
             elif isinstance(event, Data) and current is not None:
                 value += event.data
                 if len(value) > MAX_FIELD_BYTES:
                     raise bad_request(f"form field {current!r} is longer than {MAX_FIELD_BYTES}")
                 if not event.more_data:
-                    fields[current] = _text(current, bytes(value))
+                    self.fields[current] = _text(current, bytes(value))
                     current = None
             elif isinstance(event, File):
-                if event.name != "file":
-                    raise bad_request(f"the file part must be named 'file', not {event.name!r}")
-                return fields, event.filename
+                return event
             elif isinstance(event, Epilogue):
                 break
-        raise bad_request("the upload has no 'file' part")
+            elif not isinstance(event, Preamble):
+                raise bad_request("malformed multipart body")
+        self.finished = True
+        return None
+
+    def head(self) -> dict[str, str]:
+        """The text fields before the file part (400 if the form has no file part)."""
+        part = self._read_fields()
+        if part is None:
+            raise bad_request("the upload has no 'file' part")
+        if part.name != "file":
+            raise bad_request(f"the file part must be named 'file', not {part.name!r}")
+        self._file = part
+        return dict(self.fields)
+
+    def filename(self) -> str:
+        """The file part's filename as a valid file name, or 400 saying why not."""
+        if self._file is None:
+            raise RuntimeError("filename() before head()")
+        return filename_of(self._file.headers.get("Content-Disposition", ""))
 
     def body(self) -> Iterator[bytes]:
-        """The file part's bytes in PIECE-sized pieces; raises ApiError (aborting the
-        put) on too many bytes or on anything but the end of the body after them."""
+        """The file part's bytes in PIECE-sized pieces; stops at the end of the part."""
         pending = bytearray()
-        total = 0
         for event in self._events:
             if not isinstance(event, Data):
                 raise bad_request("malformed multipart body inside the file part")
-            total += len(event.data)
-            if total > self._limit:
+            self.received += len(event.data)
+            if self.received > self._limit:
                 raise ApiError(413, f"the file is larger than this peer's upload limit "
                                     f"of {self._limit} bytes; nothing was stored")  # fmt: skip
             self._metrics.bytes_in.inc(len(event.data))
@@ -124,18 +146,29 @@ class MultipartUpload:
                 break
         if pending:
             yield bytes(pending)
-        for event in self._events:
-            if isinstance(event, Field):
-                raise bad_request(
-                    f"form field {event.name!r} comes after the file part; text fields "
-                    "must come first. Nothing was stored"
-                )
-            if isinstance(event, File):
-                raise bad_request("only one file per upload; nothing was stored")
+
+    def tail(self) -> dict[str, str]:
+        """Read the text fields after the file part, to the end of the form; returns all
+        the fields of the form. A second file part is refused."""
+        if not self.finished and self._read_fields() is not None:
+            raise bad_request("only one file per upload; nothing was stored")
+        return dict(self.fields)
+
+
+def _field_name(name: str, seen: dict[str, str]) -> str:
+    if name == "file":
+        raise bad_request("the part 'file' has no filename; send it as a file")
+    if name not in FIELDS:
+        raise bad_request(f"unknown form field {name!r}; expected {', '.join(FIELDS)}, file")
+    if name in seen:
+        raise bad_request(f"form field {name!r} is given twice")
+    return name
 
 
 def _text(field: str, raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise bad_request(f"form field {field!r} is not UTF-8") from None
+    except UnicodeDecodeError as exc:
+        where = f"byte 0x{raw[exc.start]:02X} at {exc.start}"
+        prefix = "invalid file name: " if field == "name" else ""
+        raise bad_request(f"{prefix}form field {field!r} is not valid UTF-8 ({where})") from None

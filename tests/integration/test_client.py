@@ -8,11 +8,14 @@ a fourth peer of its own so the ring stays whole.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import random
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -264,8 +267,9 @@ def test_http_errors_show_the_apis_detail(ring: LocalRing, tmp_path: Path) -> No
     source.write_text("a")
     assert "401 unauthorized" in failed(client(ring, "upload", str(source), token=None))
     assert "401 unauthorized" in failed(client(ring, "upload", str(source), token="wrong-token"))
-    message = failed(client(ring, "upload", str(source), "--name", "../escape"))
-    assert "400 bad-request" in message
+    # Refused before it is sent (the same rules as the peer's): a usage error.
+    message = failed(client(ring, "upload", str(source), "--name", "../escape"), code=2)
+    assert "invalid file name '../escape'" in message
     assert "400 bad-request" in failed(client(ring, "lookup", "--key", "xyz"))
 
 
@@ -276,6 +280,148 @@ def test_local_file_problems(ring: LocalRing, big: dict[str, Any], tmp_path: Pat
     assert (tmp_path / "big.bin").read_bytes() == b"mine"
     ok_json(client(ring, "--json", "download", "dl/big.bin", str(tmp_path), "--force"))
     assert (tmp_path / "big.bin").read_bytes() == BIG
+
+
+# ------------------------------------------------------------------ refused names
+REFUSED = {
+    "bidi override": ("evil\u202egnp.exe", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+    "zero width": ("zero\u200bwidth.txt", "U+200B ZERO WIDTH SPACE"),
+    "only spaces": ("docs/   /x.txt", "only of dots and spaces"),
+    "backslash": ("a\\b.txt", "'\\'"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_refused_names_are_usage_errors_and_send_nothing(
+    ring: LocalRing, tmp_path: Path, case: str
+) -> None:
+    name, says = REFUSED[case]
+    source = tmp_path / "plain.txt"
+    source.write_text("x")
+    for command in (["upload", str(source), "--name", name], ["download", name],
+                    ["search", name], ["rm", name]):  # fmt: skip
+        message = failed(client(ring, *command, cwd=tmp_path), code=2)
+        assert message.startswith("client.py: error: invalid file name") and says in message
+    # A local file whose own name the ring refuses: named by --name, or refused.
+    odd = tmp_path / (name if "/" not in name else "   ")
+    odd.write_text("odd")
+    assert "give --name" in failed(client(ring, "upload", str(odd)), code=2)
+    names = [f["name"] for f in ok_json(client(ring, "ls", "--all", "--json"))["files"]]
+    assert name not in names and not list(tmp_path.glob("*.part*"))
+
+
+# ------------------------------------------------------------ download to DIR/
+def test_download_into_a_directory_given_with_a_slash(
+    ring: LocalRing, big: dict[str, Any], tmp_path: Path
+) -> None:
+    into = tmp_path / "into"
+    into.mkdir()
+    saved = ok_json(client(ring, "--json", "download", "dl/big.bin", f"{into}/"))
+    assert saved["path"] == str(into / "big.bin") and (into / "big.bin").read_bytes() == BIG
+    missing = tmp_path / "newdir"
+    message = failed(client(ring, "download", "dl/big.bin", f"{missing}/"))
+    assert message == f"client.py: error: cannot save 'dl/big.bin' to {missing}/: no such directory"
+    assert not missing.exists() and not list(tmp_path.glob("newdir*"))
+
+
+# ------------------------------------------------------------------ 429 retries
+RATE = 30  # writes per minute: one token every 2 s once the bucket is empty
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PeerProcess]:
+    """A one-peer ring with a low write rate, apart from the module's ring."""
+    env = {"CHORD_API_TOKEN": API_TOKEN}
+    with LocalRing(tmp_path_factory.mktemp("limited-ring"), env=env) as local:
+        yield local.start_ring(1, args=("--rate-limit-per-minute", str(RATE)))[0]
+
+
+def drain_the_bucket(peer: PeerProcess) -> None:
+    """Spend every write token this client has (deletes of nothing: each costs one)."""
+    conn = http.client.HTTPConnection(peer.host, peer.api_port, timeout=10)
+    try:
+        while True:
+            conn.request("DELETE", "/delete_file?name=nothing.txt")
+            response = conn.getresponse()
+            response.read()
+            if response.status == 429:
+                return
+    finally:
+        conn.close()
+
+
+def test_a_429_is_waited_out_and_retried(
+    ring: LocalRing, limited: PeerProcess, tmp_path: Path
+) -> None:
+    source = tmp_path / "rated.bin"
+    source.write_bytes(BIG)
+    node = api(limited)
+    drain_the_bucket(limited)
+    up = client(ring, "--json", "upload", str(source), node=node)
+    assert ok_json(up)["sha256"] == BIG_SHA
+    assert "429 too-many-requests" in up.stderr and "retrying in 2 s (retry 1 of 5)" in up.stderr
+    drain_the_bucket(limited)
+    gone = client(ring, "rm", "rated.bin", node=node)
+    assert gone.returncode == 0 and "deleted rated.bin" in gone.stdout
+    assert "retrying in" in gone.stderr
+
+
+class BusyProxy(ThreadingHTTPServer):
+    """Forwards to a peer, but answers the first ``busy`` downloads 429 first."""
+
+    def __init__(self, target: PeerProcess, busy: int) -> None:
+        super().__init__(("127.0.0.1", 0), ProxyHandler)
+        self.target, self.busy, self.refused = target, busy, 0
+
+
+class ProxyHandler(BaseHTTPRequestHandler):
+    server: BusyProxy
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/download_file") and self.server.busy > self.server.refused:
+            self.server.refused += 1
+            body = b'{"error": "too-many-requests", "detail": "busy proxy"}'
+            self.send_response(429)
+            for key, value in (("Retry-After", "1"), ("Content-Type", "application/json"),
+                               ("Content-Length", str(len(body)))):  # fmt: skip
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        target = self.server.target
+        conn = http.client.HTTPConnection(target.host, target.api_port, timeout=30)
+        try:
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+            conn.request("GET", self.path, headers=headers)
+            answer = conn.getresponse()
+            body = answer.read()
+            self.send_response(answer.status)
+            for key, value in answer.getheaders():
+                if key.lower() not in ("connection", "transfer-encoding"):
+                    self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+        finally:
+            conn.close()
+
+
+def test_a_429_on_a_download_is_retried(
+    ring: LocalRing, big: dict[str, Any], tmp_path: Path
+) -> None:
+    proxy = BusyProxy(ring.peers[0], busy=2)
+    threading.Thread(target=proxy.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        node = f"127.0.0.1:{proxy.server_address[1]}"
+        run = client(ring, "--json", "download", "dl/big.bin", str(tmp_path / "b.bin"), node=node)
+        assert ok_json(run)["sha256"] == BIG_SHA and (tmp_path / "b.bin").read_bytes() == BIG
+        assert proxy.refused == 2 and run.stderr.count("retrying in 1 s") == 2
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
 
 
 # ---------------------------------------------------------------------------- shutdown

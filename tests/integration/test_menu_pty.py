@@ -186,3 +186,39 @@ def test_every_option_through_a_terminal(
     child.wait()
     assert child.exitstatus == 0, child.before
     assert other.running()
+
+
+def test_refused_names_are_explained_and_nothing_is_stored(
+    menu_peer: tuple[pexpect.spawn, int], tmp_path: Path
+) -> None:
+    """The menu applies the ring's one set of name rules (chord.names): each refused name
+    gets its reason and the question again; only the accepted one is stored."""
+    child, port = menu_peer
+    api = f"http://127.0.0.1:{port + API_PORT_OFFSET}"
+    source = tmp_path / "a\\b.txt"  # a legal local file name, not a legal ring name
+    source.write_bytes(b"menu bytes\n")
+    child.expect_exact(CHOOSE)
+    child.sendline("6")
+    child.expect_exact("Local file to upload")
+    child.sendline(str(source))
+    child.expect_exact("Name in the ring (empty: a\\b.txt): ")
+    child.sendline("")  # the default, the local name, is refused too
+    child.expect_exact("Not a valid file name: a file name must not contain '\\'")
+    for name, says in (
+        ("evil\u202egnp.exe", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ("zero\u200bwidth.txt", "U+200B ZERO WIDTH SPACE"),
+        ("docs/   /x.txt", "only of dots and spaces"),
+    ):
+        child.expect_exact("Name in the ring")
+        child.sendline(name)
+        child.expect_exact(says)
+    child.expect_exact("Name in the ring")
+    child.sendline("menu/accepted.txt")
+    child.expect_exact("Uploaded 'menu/accepted.txt'.")
+    child.expect_exact(CHOOSE)
+    status, listing = http_json(api + "/show_files?scope=ring")
+    assert status == 200 and [f["name"] for f in listing["files"]] == ["menu/accepted.txt"]
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.wait()
+    assert child.exitstatus == 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import unicodedata
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -127,7 +128,7 @@ def test_document_paths_equal_the_apps_routes(tmp_path: Path) -> None:
 def upload(api_url: str, name: str, data: bytes, token: str) -> requests.Response:
     return requests.post(
         f"{api_url}/upload_file",
-        files=[("name", (None, name)), ("file", (name, data))],  # text fields first
+        files=[("file", (name, data)), ("name", (None, name))],  # the file first, as forms do
         headers={"Authorization": f"Bearer {token}"},
         timeout=10,
     )
@@ -203,17 +204,14 @@ SCHEMA = schemathesis.openapi.from_dict(load_document(), config=CONFIG)
 
 
 def as_the_contract_orders(case: Case) -> None:
-    """Two rules of POST /upload_file that OpenAPI cannot state, applied to every
-    generated upload so the other checks see the contract's request:
-    * the text fields come before the `file` part (the body streams to the holders as it
-      arrives, so a field after the file is refused with 400);
-    * `name`, `replicas`, `overwrite` are form fields or query parameters, not both (400):
-      when both were generated, the form field stays."""
+    """A rule of POST /upload_file that OpenAPI cannot state, applied to every generated
+    upload so the other checks see the contract's request: `name`, `replicas`, `overwrite`
+    are form fields or query parameters, not both (400); when both were generated, the
+    form field stays. (The fields may come before or after the `file` part: schemathesis'
+    own order is sent as it is.)"""
     body = case.body
     if case.operation.path != "/upload_file" or not isinstance(body, dict):
         return
-    if "file" in body:
-        case.body = {**{k: v for k, v in body.items() if k != "file"}, "file": body["file"]}
     if isinstance(case.query, dict):
         case.query = {k: v for k, v in case.query.items() if k not in body}
 
@@ -255,6 +253,12 @@ def invalid_by_the_contract(case: Case) -> list[str]:
         # maxLength counts characters; the limit is 255 bytes of UTF-8.
         if isinstance(name, str) and len(name.encode("utf-8", "surrogatepass")) > 255:
             reasons.append(f"name of {len(name.encode('utf-8', 'surrogatepass'))} bytes")
+        # The pattern names the BMP's format characters only (ECMA-262 without the u
+        # flag cannot name the others); the document lists the rest in words.
+        if isinstance(name, str) and any(
+            ord(c) > 0xFFFF and unicodedata.category(c) == "Cf" for c in name
+        ):
+            reasons.append("a format character beyond the BMP in the name")
     headers = {k.lower(): v for k, v in (case.headers or {}).items()}
     validators = HEADER_VALIDATORS.get((case.operation.path, case.operation.method.upper()), {})
     for name, validator in validators.items():
@@ -284,9 +288,7 @@ def moot_by_the_contract(case: Case) -> bool:
     case is not an error. negative_data_rejection is skipped for these cases only; every
     other check runs, and invalid Ranges are still checked in all the cases without them."""
     headers = {name.lower() for name in case.headers or {}}
-    return case.operation.path == "/download_file" and bool(
-        headers & {"if-none-match", "if-range"}
-    )
+    return case.operation.path == "/download_file" and bool(headers & {"if-none-match", "if-range"})
 
 
 UPLOAD_FORM = jsonschema_rs.validator_for(

@@ -14,13 +14,15 @@ import json
 import random
 import socket
 import stat
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
-from rest_http import Api, Part, Reply
+from rest_http import Api, Part, Reply, multipart
 
 from services.launcher import LocalRing, PeerProcess, wait_for
 
@@ -34,7 +36,10 @@ ARGS = (
     "--repair-interval", "0.3", "--replicas", "3", "--max-upload-mib", str(LIMIT_MIB),
 )  # fmt: skip
 UNICODE_NAMES = ["файл.txt", "报告 2026.pdf", "docs/2026/plan.md"]
-BAD_NAMES = ["../x", "/etc/passwd", "..", "a\x00b", "bell\x07", "c1\x9b", "a//b", "x" * 256]
+BAD_NAMES = [
+    "../x", "/etc/passwd", "..", "a\x00b", "bell\x07", "c1\x9b", "a//b", "x" * 256,
+    "evil\u202egnp.exe", "zero\u200bwidth", "\ufeffbom", "   ", "docs/ . /x",
+]  # fmt: skip
 
 
 @dataclass
@@ -295,12 +300,32 @@ def test_bad_names_are_refused_everywhere(rest: RestRing, name: str) -> None:
 
 
 BAD_UPLOADS: dict[str, tuple[list[Part], dict[str, str], int, str]] = {
-    "field after file": (
-        [("file", b"abc" * 1000, "late.txt"), ("name", b"late.txt", None)],
+    "field twice, once after the file": (
+        [("name", b"t.txt", None), ("file", b"abc" * 1000, "t.txt"), ("name", b"u.txt", None)],
         {},
         400,
         "bad-request",
     ),
+    "unknown field after the file": (
+        [("name", b"t.txt", None), ("file", b"abc", "t.txt"), ("colour", b"red", None)],
+        {},
+        400,
+        "bad-request",
+    ),
+    "field after the file and in the query": (
+        [("file", b"abc", "t.txt"), ("replicas", b"2", None)],
+        {"replicas": "2"},
+        400,
+        "bad-request",
+    ),
+    "bad option after the file": (
+        [("name", b"t.txt", None), ("file", b"abc", "t.txt"), ("overwrite", b"maybe", None)],
+        {},
+        400,
+        "bad-request",
+    ),
+    "backslash in the filename": ([("file", b"x", "..\\..\\win.ini")], {}, 400, "bad-request"),
+    "quote in the filename": ([("file", b"x", "a%22b.txt")], {}, 400, "bad-request"),
     "two files": ([("file", b"1", "one.txt"), ("file", b"2", "two.txt")], {}, 400, "bad-request"),
     "unknown field": ([("colour", b"red", None), ("file", b"x", "c.txt")], {}, 400, "bad-request"),
     "no file part": ([("name", b"nofile.txt", None)], {}, 400, "bad-request"),
@@ -386,6 +411,146 @@ def test_unknown_routes_and_methods(rest: RestRing) -> None:
     assert {"GET", "POST"} <= set((wrong.header("Allow") or "").replace(" ", "").split(","))
     assert_error(api.call("GET", "/upload_file"), 405, "method-not-allowed")
     assert_error(api.call("GET", "/shutdown"), 405, "method-not-allowed")
+
+
+# ---------------------------------------------------- curl: fields in any order
+
+
+def spool_files(rest: RestRing) -> list[Path]:
+    """What is left in every peer's upload spool (<data dir>/uploads)."""
+    return [f for p in rest.peers for f in (p.log_path.parent / "uploads").iterdir()]
+
+
+def curl(rest: RestRing, *args: str, path: str = "/upload_file") -> tuple[int, Any]:
+    """Run the real curl against peer 0; its status and JSON answer."""
+    peer = rest.peers[0]
+    done = subprocess.run(
+        ["curl", "-sS", "-H", f"Authorization: Bearer {API_TOKEN}", "-w", "\n%{http_code}",
+         *args, f"{peer.api_url}{path}"],
+        capture_output=True, timeout=60, check=True,
+    )  # fmt: skip
+    body, _, status = done.stdout.rpartition(b"\n")
+    return int(status), json.loads(body)
+
+
+@pytest.fixture
+def payload(tmp_path: Path, rng: random.Random) -> Path:
+    path = tmp_path / "r.pdf"
+    path.write_bytes(rng.randbytes(3 * MIB + 777))  # several 1 MiB pieces
+    return path
+
+
+CURL_ORDERS = {  # curl's arguments ("?…": the query string) and the name stored
+    "fields first": (["-F", "name=ord/first.pdf", "-F", "replicas=2", "-F", "file=@{f}"],
+                     "ord/first.pdf"),
+    "fields after": (["-F", "file=@{f}", "-F", "name=ord/after.pdf", "-F", "overwrite=false"],
+                     "ord/after.pdf"),
+    "mixed": (["-F", "name=ord/mixed.pdf", "-F", "file=@{f}", "-F", "replicas=2"],
+              "ord/mixed.pdf"),
+    "name in the query": (["-F", "file=@{f}", "?name=ord/query.pdf"], "ord/query.pdf"),
+    "no name": (["-F", "file=@{f};filename=ord-filename.pdf"], "ord-filename.pdf"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("order", list(CURL_ORDERS))
+def test_curl_uploads_with_fields_in_any_order(rest: RestRing, payload: Path, order: str) -> None:
+    template, name = CURL_ORDERS[order]
+    args = [a.format(f=payload) for a in template]
+    query = args.pop() if args[-1].startswith("?") else ""
+    status, body = curl(rest, *args, path="/upload_file" + query)
+    assert status == 201, body
+    assert body["name"] == name
+    assert len(body["holders"]) == (2 if "replicas=2" in args else 3)
+    got = rest.api(2).get("/download_file", name=name)
+    assert got.status == 200 and got.body == payload.read_bytes()
+    assert spool_files(rest) == []
+
+
+def test_a_trailing_field_that_changes_the_write_wins(rest: RestRing, payload: Path) -> None:
+    first = curl(rest, "-F", "name=ord/changed.pdf", "-F", "file=@/dev/null;filename=e")
+    assert first[0] == 201, first
+    # Same name, other bytes: a 409 unless the overwrite after the file part is honoured.
+    status, body = curl(
+        rest, "-F", "name=ord/changed.pdf", "-F", f"file=@{payload}", "-F", "overwrite=true",
+        "-F", "replicas=1",
+    )  # fmt: skip
+    assert status == 201, body
+    assert body["version"] == first[1]["version"] + 1 and len(body["holders"]) == 1
+    assert rest.api(1).get("/download_file", name="ord/changed.pdf").body == payload.read_bytes()
+    assert spool_files(rest) == []
+
+
+REFUSED_BY_CURL = {
+    "bidi override": ["-F", "file=@{f}", "-F", "name=evil\u202egnp.exe"],
+    "zero width": ["-F", "name=zero\u200bwidth.txt", "-F", "file=@{f}"],
+    "only spaces": ["-F", "file=@{f}", "-F", "name=docs/   /x"],
+    "backslash filename": ["-F", "file=@{f};filename=..\\..\\win.ini"],
+    "quote filename": ["-F", 'file=@{f};filename=a"b.txt'],
+    "invalid UTF-8 in the query": ["-F", "file=@{f}", "?name=%C0%AE"],
+    "over the limit, spooled": ["-F", "file=@{big}", "-F", "name=ord/huge.bin"],
+    "over the limit, teed": ["-F", "name=ord/huge.bin", "-F", "file=@{big}"],
+}
+
+
+@pytest.fixture(scope="module")
+def too_big(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("big") / "huge.bin"
+    with path.open("wb") as out:
+        out.truncate(LIMIT_MIB * MIB + 1)
+    return path
+
+
+@pytest.mark.parametrize("case", list(REFUSED_BY_CURL))
+@pytest.mark.usefixtures("unchanged")
+def test_curl_refusals_store_nothing_and_leave_no_spool(
+    rest: RestRing, payload: Path, too_big: Path, case: str
+) -> None:
+    args = [a.format(f=payload, big=too_big) for a in REFUSED_BY_CURL[case]]
+    query = args.pop() if args[-1].startswith("?") else ""
+    status, body = curl(rest, *args, path="/upload_file" + query)
+    assert status == (413 if "limit" in case else 400), body
+    assert set(body) == {"error", "detail"} and body["detail"]
+    if status == 400:
+        assert "invalid file name" in body["detail"], body
+    assert spool_files(rest) == []
+
+
+@pytest.mark.usefixtures("unchanged")
+def test_a_client_gone_mid_body_leaves_no_spool(rest: RestRing) -> None:
+    """waitress reads a whole body before the app runs, so a client that hangs up
+    half-way never reaches the upload code; checked anyway, spool and ring alike."""
+    peer = rest.peers[0]
+    head, _ = multipart([("file", b"\0" * MIB, "gone.bin"), ("name", b"gone.bin", None)])
+    boundary = head[2 : head.index(b"\r\n")].decode()
+    with socket.create_connection((peer.host, peer.api_port), timeout=10) as conn:
+        conn.sendall(
+            b"POST /upload_file HTTP/1.1\r\nHost: x\r\n"
+            + f"Content-Length: {len(head)}\r\nAuthorization: Bearer {API_TOKEN}\r\n".encode()
+            + f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n".encode()
+            + head[: len(head) // 2]
+        )
+    assert spool_files(rest) == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/download_file"), ("GET", "/search_file"), ("DELETE", "/delete_file"),
+     ("GET", "/lookup")],
+)  # fmt: skip
+@pytest.mark.usefixtures("unchanged")
+def test_invalid_utf8_in_a_query_name_is_refused(rest: RestRing, method: str, path: str) -> None:
+    reply = rest.api().call(method, path + "?name=%C0%AE")
+    body = assert_error(reply, 400, "bad-request")
+    assert "0xC0" in body["detail"] and "UTF-8" in body["detail"]
+
+
+@pytest.mark.usefixtures("unchanged")
+def test_a_lone_surrogate_in_json_is_refused(rest: RestRing) -> None:
+    for path in ("/download_file", "/search_file", "/delete_file"):
+        reply = rest.api().call(
+            "POST", path, b'{"filename": "a\\ud800b"}', {"Content-Type": "application/json"}
+        )
+        assert "valid Unicode" in assert_error(reply, 400, "bad-request")["detail"]
 
 
 # -------------------------------------------------------------------------- auth

@@ -16,15 +16,16 @@ import threading
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from clientlib.download import PartialFile, Remote, download
-from clientlib.peer import Address, ClientError, HttpError, PeerApi
-from clientlib.upload import upload
+from clientlib.download import PartialFile, Remote, destination, download
+from clientlib.peer import Address, ClientError, HttpError, PeerApi, retry_after
+from clientlib.upload import upload, upload_stream
 
 CONTENT = bytes((i * 7919) % 256 for i in range(3 * 1024 * 1024 + 123))
 SHA = hashlib.sha256(CONTENT).hexdigest()
@@ -38,6 +39,9 @@ class Behaviour:
     holders: list[str] = field(default_factory=list)  # REST addresses the search names
     served: int = 0
     uploads: list[dict[str, Any]] = field(default_factory=list)
+    busy: int = 0  # answer this many more requests with 429
+    retry_after: str = "1"
+    requests: int = 0
 
 
 class FakePeer(BaseHTTPRequestHandler):
@@ -47,15 +51,29 @@ class FakePeer(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
-    def reply_json(self, status: int, body: Any) -> None:
+    def reply_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)
 
+    def too_busy(self) -> bool:
+        b = self.behaviour
+        b.requests += 1
+        if b.busy <= 0:
+            return False
+        b.busy -= 1
+        detail = {"error": "too-many-requests", "detail": "slow down"}
+        self.reply_json(429, detail, {"Retry-After": b.retry_after})
+        return True
+
     def do_GET(self) -> None:
+        if self.too_busy():
+            return
         url = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(url.query))
         b = self.behaviour
@@ -105,6 +123,8 @@ class FakePeer(BaseHTTPRequestHandler):
             str(p.get_param("name", header="content-disposition")): p.get_payload(decode=True)
             for p in message.iter_parts()
         }
+        if self.too_busy():
+            return
         if self.headers.get("Authorization") != "Bearer good":
             self.reply_json(401, {"error": "unauthorized", "detail": "token required"})
             return
@@ -217,6 +237,8 @@ def test_upload_streams_a_multipart_body(
         "overwrite": b"true",
         "file": CONTENT,
     }
+    upload(api, source)
+    assert behaviour.uploads[1]["overwrite"] == b"false"  # always sent: no copy on the peer
     bad = PeerApi(api.address, "wrong", 5.0)
     with pytest.raises(HttpError, match=r"401 unauthorized: token required .*--token"):
         upload(bad, source)
@@ -244,3 +266,103 @@ def test_a_silent_peer_times_out_in_one_line() -> None:
         api = PeerApi(Address("127.0.0.1", silent.getsockname()[1]), None, 0.2)
         with pytest.raises(ClientError, match=r"cannot reach the peer at .*: no answer within 0.2"):
             api.get("/health")
+
+
+# ---------------------------------------------------------------------- 429 retries
+
+
+def patient(api: PeerApi) -> tuple[PeerApi, list[float], list[str]]:
+    """``api`` with its waits and notices recorded instead of slept and printed."""
+    waits: list[float] = []
+    notices: list[str] = []
+    recorded = PeerApi(api.address, api.token, 5.0, notify=notices.append, sleep=waits.append)
+    return recorded, waits, notices
+
+
+@pytest.mark.parametrize("parallel", [1, 3])
+def test_a_429_is_retried_after_its_retry_after(
+    peers: list[tuple[PeerApi, Behaviour]], tmp_path: Path, parallel: int
+) -> None:
+    api, waits, notices = patient(peers[0][0])
+    for _, behaviour in peers:
+        behaviour.busy, behaviour.retry_after = 2, "2"
+    download(api, "f.bin", tmp_path / "out", parallel=parallel)
+    assert (tmp_path / "out").read_bytes() == CONTENT
+    assert waits and set(waits) == {2.0} and len(notices) == len(waits)
+    assert "429 too-many-requests: slow down; retrying in 2 s (retry 1 of 5)" in notices[0]
+
+
+def test_an_upload_is_sent_again_from_the_start(
+    peers: list[tuple[PeerApi, Behaviour]], tmp_path: Path
+) -> None:
+    api, waits, _ = patient(peers[0][0])
+    behaviour = peers[0][1]
+    behaviour.busy = 1
+    source = tmp_path / "in.bin"
+    source.write_bytes(CONTENT)
+    assert upload(api, source, "again.bin")["size"] == len(CONTENT)
+    assert waits == [1.0] and behaviour.requests == 2
+    assert [u["file"] for u in behaviour.uploads] == [CONTENT]
+
+
+def test_retries_are_bounded(peers: list[tuple[PeerApi, Behaviour]], tmp_path: Path) -> None:
+    api, waits, notices = patient(peers[0][0])
+    peers[0][1].busy = 100
+    with pytest.raises(HttpError, match="429 too-many-requests"):
+        api.call("GET", "/search_file", {"name": "f.bin"})
+    assert len(waits) == 5 and len(notices) == 5 and peers[0][1].requests == 6
+
+
+def test_a_long_retry_after_is_reported_not_waited(
+    peers: list[tuple[PeerApi, Behaviour]], tmp_path: Path
+) -> None:
+    api, waits, _ = patient(peers[0][0])
+    peers[0][1].busy, peers[0][1].retry_after = 1, "3600"
+    with pytest.raises(HttpError, match="429"):
+        api.call("GET", "/search_file", {"name": "f.bin"})
+    assert waits == []
+
+
+def test_an_unseekable_upload_source_is_not_retried(
+    peers: list[tuple[PeerApi, Behaviour]],
+) -> None:
+    api, waits, _ = patient(peers[0][0])
+    peers[0][1].busy = 1
+
+    class Stream:
+        def __init__(self) -> None:
+            self.left = b"abc"
+
+        def read(self, size: int = -1) -> bytes:
+            block, self.left = self.left[:size], self.left[size:]
+            return block
+
+    with pytest.raises(HttpError, match="429"):
+        upload_stream(api, Stream(), 3, "stream.bin")
+    assert waits == []
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("3", 3.0), (" 0 ", 0.0), (None, 1.0), ("soon", 1.0), ("-1", 1.0),
+     ("Wed, 21 Oct 2015 07:28:10 GMT", 10.0), ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0)],
+)  # fmt: skip
+def test_retry_after_values(value: str | None, seconds: float) -> None:
+    now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
+    assert retry_after(value, now) == seconds
+
+
+# ------------------------------------------------------------------- destinations
+
+
+def test_a_trailing_slash_demands_an_existing_directory(tmp_path: Path) -> None:
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "file").write_text("x")
+    assert destination("a/b/c.txt", f"{tmp_path}/dir/", False) == tmp_path / "dir" / "c.txt"
+    assert destination("c.txt", str(tmp_path / "dir"), False) == tmp_path / "dir" / "c.txt"
+    assert destination("c.txt", str(tmp_path / "new.txt"), False) == tmp_path / "new.txt"
+    with pytest.raises(ClientError, match="no such directory"):
+        destination("c.txt", f"{tmp_path}/absent/", False)
+    with pytest.raises(ClientError, match="not a directory"):
+        destination("c.txt", f"{tmp_path}/file/", False)
+    assert not (tmp_path / "absent").exists()

@@ -5,6 +5,8 @@ and a file-name pattern that accepts and rejects exactly what docs/rest-api.md s
 from __future__ import annotations
 
 import re
+import sys
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,8 @@ import jsonschema_rs
 import pytest
 import schemathesis
 import yaml
+
+from chord.names import name_problem
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENT = ROOT / "services" / "rest" / "openapi.yaml"
@@ -194,10 +198,12 @@ VALID_NAMES = [
     "docs/2026/plan.md",
     ".hidden",
     "..x",
-    "...",
+    "a..b",
+    " x",
     "a/.b/c",
     "x" * 255,
     "emoji 🎉.png",
+    "non\u00a0breaking",  # only ASCII spaces count as "spaces" in a segment
 ]
 INVALID_NAMES = [
     "",
@@ -216,6 +222,14 @@ INVALID_NAMES = [
     "c1\x85",
     "c1\x9f",
     "x" * 256,
+    "...",
+    "   ",
+    "a/ . /b",
+    "evil\u202egnp.exe",
+    "zero\u200bwidth",
+    "\ufeffbom",
+    "soft\u00adhyphen",
+    "line\u2028sep",
 ]
 
 
@@ -246,3 +260,25 @@ def test_search_result_nulls_follow_found(document: dict[str, Any]) -> None:
     assert validator.is_valid(present)
     assert not validator.is_valid({**absent, "size": 3})
     assert not validator.is_valid({**present, "version": None})
+
+
+def test_file_name_pattern_says_what_chord_names_says(document: dict[str, Any]) -> None:
+    """Each character inside a name (all of the BMP, every format character beyond it and
+    a sample of the rest): the schema and chord.names agree, except for the format
+    characters beyond the BMP, which an ECMA-262 pattern without the u flag cannot name;
+    the description lists those instead."""
+    schema = document["components"]["schemas"]["FileName"]
+    validator = jsonschema_rs.validator_for(schema)
+    codes = [*range(0xD800), *range(0xE000, 0x10000), *range(0x10000, sys.maxunicode + 1, 97)]
+    # Planes 1-3 and 14 hold every character assigned beyond the BMP but private use.
+    assigned = [*range(0x10000, 0x40000), *range(0xE0000, 0xF0000)]
+    codes += [c for c in assigned if unicodedata.category(chr(c)) == "Cf"]
+    disagree = sorted(
+        code
+        for code in set(codes)
+        if validator.is_valid(f"a{chr(code)}b") != (name_problem(f"a{chr(code)}b") is None)
+    )
+    assert all(code > 0xFFFF and unicodedata.category(chr(code)) == "Cf" for code in disagree)
+    starts = [code for code in disagree if code - 1 not in disagree]
+    description = " ".join(schema["description"].split())
+    assert [c for c in starts if f"U+{c:04X}" not in description] == []

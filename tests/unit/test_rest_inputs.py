@@ -22,6 +22,7 @@ from services.rest.auth import (
     bearer,
     load_or_create_admin_token,
 )
+from services.rest.disposition import filename_of
 from services.rest.download import content_disposition
 from services.rest.errors import ApiError, from_exception
 from services.rest.metrics import PeerMetrics
@@ -189,38 +190,55 @@ def reader(data: bytes, limit: int = 1 << 30) -> MultipartUpload:
     return MultipartUpload(io.BytesIO(data), BOUNDARY, limit, PeerMetrics())
 
 
+def read_all(upload: MultipartUpload) -> tuple[dict[str, str], str, bytes, dict[str, str]]:
+    """head, filename, the file's bytes, and every field once the form is read."""
+    head = upload.head()
+    filename = upload.filename()
+    content = b"".join(upload.body())
+    return head, filename, content, upload.tail()
+
+
 def test_fields_then_file_in_pieces() -> None:
     content = bytes(range(256)) * (3 * PIECE // 256 + 7)
     upload = reader(body(("name", "報告.txt".encode(), None), ("file", content, "x.bin")))
-    fields, filename = upload.head()
-    assert fields == {"name": "報告.txt"} and filename == "x.bin"
+    assert upload.head() == {"name": "報告.txt"} and upload.filename() == "x.bin"
     pieces = list(upload.body())
     assert b"".join(pieces) == content
     assert all(len(p) == PIECE for p in pieces[:-1])
+    assert upload.tail() == {"name": "報告.txt"} and upload.finished
+
+
+def test_fields_after_the_file_are_read_by_tail() -> None:
+    data = body(
+        ("replicas", b"2", None), ("file", b"abc", "x.bin"), ("name", b"docs/x.bin", None),
+        ("overwrite", b"yes", None),
+    )  # fmt: skip
+    head, filename, content, every = read_all(reader(data))
+    assert head == {"replicas": "2"} and filename == "x.bin" and content == b"abc"
+    assert every == {"replicas": "2", "name": "docs/x.bin", "overwrite": "yes"}
 
 
 @pytest.mark.parametrize(
-    ("data", "where"),
+    "data",
     [
-        (body(("file", b"abc", "x"), ("name", b"y", None)), "body"),
-        (body(("file", b"abc", "x"), ("file", b"def", "y")), "body"),
-        (body(("file", b"abc", "x"), end=False), "body"),
-        (body(("colour", b"red", None), ("file", b"abc", "x")), "head"),
-        (body(("name", b"a", None), ("name", b"b", None), ("file", b"abc", "x")), "head"),
-        (body(("upload", b"abc", "x")), "head"),
-        (body(("name", b"a", None)), "head"),
-        (b"no multipart at all" * 10000, "head"),
-        (body(("name", b"\xff", None), ("file", b"abc", "x")), "head"),
+        body(("file", b"abc", "x"), ("file", b"def", "y")),
+        body(("file", b"abc", "x"), end=False),
+        body(("name", b"a", None), ("file", b"abc", "x"), ("name", b"b", None)),
+        body(("file", b"abc", "x"), ("colour", b"red", None)),
+        body(("file", b"abc", "x"), ("name", b"\xc0\xae", None)),
+        body(("colour", b"red", None), ("file", b"abc", "x")),
+        body(("name", b"a", None), ("name", b"b", None), ("file", b"abc", "x")),
+        body(("upload", b"abc", "x")),
+        body(("name", b"a", None)),
+        body(("file", b"abc", None)),  # the file part sent as a text field
+        b"no multipart at all" * 10000,
+        body(("name", b"\xff", None), ("file", b"abc", "x")),
     ],
 )
-def test_bad_bodies_raise_400(data: bytes, where: str) -> None:
-    upload = reader(data)
+def test_bad_bodies_raise_400(data: bytes) -> None:
     with pytest.raises(ApiError) as caught:
-        upload.head()
-        list(upload.body())
+        read_all(reader(data))
     assert caught.value.status == 400
-    if where == "body":  # the head was fine: the failure came from inside the pieces
-        assert reader(data).head()
 
 
 def test_too_many_file_bytes_is_413() -> None:
@@ -229,6 +247,52 @@ def test_too_many_file_bytes_is_413() -> None:
     with pytest.raises(ApiError) as caught:
         list(upload.body())
     assert caught.value.status == 413
+
+
+def disposition_of(filename_params: str) -> str:
+    return f'form-data; name="file"; {filename_params}'
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        ('filename="plain.txt"', "plain.txt"),
+        ("filename=token.txt", "token.txt"),
+        ('filename="报告 2026.pdf"', "报告 2026.pdf"),
+        ('filename="100%.txt"', "100%.txt"),  # only %22 is an escape to browsers
+        ("filename*=UTF-8''%E6%8A%A5%E5%91%8A.pdf", "报告.pdf"),
+        ("filename*=utf-8'en'a%20b.txt", "a b.txt"),
+        ("filename=\"fallback.txt\"; filename*=UTF-8''real.txt", "real.txt"),
+        ("filename*=UTF-8''a%22b.txt", 'a"b.txt'),  # unambiguous there
+    ],
+)
+def test_filenames_are_read_strictly(params: str, name: str) -> None:
+    assert filename_of(disposition_of(params)) == name
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ('filename="..\\..\\win.ini"', "'\\'"),
+        ('filename="a\\b.txt"', "'\\'"),
+        ('filename="a\\"b.txt"', "'\\'"),
+        ('filename="a%22b.txt"', "'\"'"),
+        ("filename*=UTF-8''%C0%AE", "0xC0"),
+        ("filename*=ISO-8859-1''caf%E9.txt", "must be UTF-8"),
+        ("filename*=nonsense", "filename*"),
+        ("filename*0=a; filename*1=b", "continuations"),
+        ('filename="evil\u202egnp.exe"', "U+202E"),
+        ('filename="  "', "dots and spaces"),
+        ('filename=""', "empty"),
+        ('filename="a"; filename="b"', "twice"),
+        ('filename="open', "unterminated"),
+        ("", "no filename"),
+    ],
+)
+def test_ambiguous_or_bad_filenames_are_refused(params: str, says: str) -> None:
+    with pytest.raises(ApiError, match=re.escape(says)) as caught:
+        filename_of(disposition_of(params))
+    assert caught.value.status == 400
 
 
 # ------------------------------------------------------------ errors, settings

@@ -8,9 +8,10 @@ from __future__ import annotations
 import io
 import json
 import string
+from urllib.parse import quote_from_bytes
 
 import pytest
-from flask import Flask
+from flask import Flask, request
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,7 @@ from config.settings import ConfigError, format_address, split_address
 from services.rest.download import content_disposition
 from services.rest.errors import ApiError
 from services.rest.metrics import PeerMetrics
-from services.rest.params import name_param, parse_bool, parse_replicas
+from services.rest.params import name_param, parse_bool, parse_replicas, strict_query
 from services.rest.ranges import BadRange, ByteRange, Unsatisfiable, parse_range
 from services.rest.upload import MAX_FIELD_BYTES, MultipartUpload
 
@@ -199,24 +200,28 @@ BOUNDARY = "fuzz-boundary-7d3e"
 
 def _decode(body: bytes, limit: int = 1 << 20) -> tuple[dict[str, str], str, bytes]:
     upload = MultipartUpload(io.BytesIO(body), BOUNDARY, limit, METRICS)
-    fields, filename = upload.head()
-    return fields, filename, b"".join(upload.body())
+    upload.head()
+    filename = upload.filename()
+    content = b"".join(upload.body())
+    return upload.tail(), filename, content
 
 
 def _part(headers: str, content: bytes) -> bytes:
     return f"--{BOUNDARY}\r\n{headers}\r\n\r\n".encode() + content + b"\r\n"
 
 
-def _form(fields: dict[str, str], filename: str, content: bytes) -> bytes:
-    body = b"".join(
+def _form(fields: dict[str, str], filename: str, content: bytes, before: int = 3) -> bytes:
+    """The form with the first ``before`` fields ahead of the file part, the rest after."""
+    texts = [
         _part(f'Content-Disposition: form-data; name="{key}"', value.encode())
         for key, value in fields.items()
-    )
-    body += _part(
+    ]
+    file_part = _part(
         f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
         "Content-Type: application/octet-stream",
         content,
     )
+    body = b"".join(texts[:before]) + file_part + b"".join(texts[before:])
     return body + f"--{BOUNDARY}--\r\n".encode()
 
 
@@ -258,9 +263,38 @@ def test_framed_garbage_decodes_or_answers_a_4xx(pieces: list[bytes], tail: byte
     ),
     st.text(alphabet=string.ascii_letters + string.digits + "._-", min_size=1, max_size=30),
     st.binary(max_size=3000),
+    st.integers(0, 3),
 )
-def test_valid_uploads_round_trip(fields: dict[str, str], filename: str, content: bytes) -> None:
-    assert _decode(_form(fields, filename, content)) == (fields, filename, content)
+def test_valid_uploads_round_trip_in_any_order(
+    fields: dict[str, str], filename: str, content: bytes, before: int
+) -> None:
+    assert _decode(_form(fields, filename, content, before)) == (fields, filename, content)
+
+
+@FAST
+@given(st.lists(st.tuples(st.binary(max_size=12), st.binary(max_size=12)), max_size=4))
+@example([(b"name", b"\xc0\xae")])
+@example([(b"\xff", b"x")])
+def test_a_query_string_is_strict_utf8_or_answers_400(pairs: list[tuple[bytes, bytes]]) -> None:
+    query = "&".join(f"{quote_from_bytes(k)}={quote_from_bytes(v)}" for k, v in pairs)
+    with APP.test_request_context("/download_file?" + query):
+        try:
+            strict_query()
+        except ApiError as exc:
+            assert exc.status == 400 and "UTF-8" in exc.detail
+            assert any(not _is_utf8(part) for pair in pairs for part in pair)
+            return
+        assert all(_is_utf8(part) for pair in pairs for part in pair)
+        decoded = [(k.decode(), v.decode()) for k, v in pairs]
+        assert list(request.args.items(multi=True)) == decoded
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def test_too_big_uploads_and_fields_are_refused() -> None:

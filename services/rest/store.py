@@ -1,0 +1,186 @@
+"""POST /upload_file: route a multipart upload to the holders, its fields in any order.
+
+An upload's options are ``name``, ``replicas`` and ``overwrite``, from the query string
+or from form fields before or after the ``file`` part. Where they are decides how the
+file's bytes travel:
+
+* **stream**: the name and every option are known before the file part (query string
+  and/or leading fields). The bytes go straight to the holders; no copy is made.
+* **tee**: the name is known before the file part but an option may still follow it.
+  The bytes stream to the holders with the options known so far (defaults for the rest)
+  and are also written to a spool file. If a trailing field changes an option, the piece
+  iterator raises ``_Reroute`` before it is exhausted, so FileClient.put aborts the
+  streamed write (nothing stored), and put runs again from the spool with the final
+  options. If nothing changed the spool is just removed.
+* **spool**: the name is not known before the file part (it follows it, or the file
+  part's filename is the name). The file part goes to a spool file, the rest of the form
+  is read, then put runs from the spool.
+
+A spool file is removed on every path (try/finally), see services/rest/spool.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from flask import Response, jsonify, request
+
+from chord.ids import to_hex
+from services.file_client import FileError, PutResult
+from services.rest.context import ApiContext, PeerServices
+from services.rest.errors import ApiError, bad_request
+from services.rest.params import checked_name, parse_bool, parse_replicas
+from services.rest.shapes import ref_json
+from services.rest.spool import Spool
+from services.rest.upload import FIELDS, FRAMING_BYTES, MultipartUpload
+
+
+@dataclass(frozen=True)
+class Options:
+    """What FileClient.put is called with (None replicas: the peer's default k)."""
+
+    name: str | None
+    replicas: int | None
+    overwrite: bool
+
+
+class _Reroute(Exception):
+    """Raised from the piece iterator: a trailing field changed the options, so the
+    streamed write is aborted and redone from the spool."""
+
+
+def store_upload(ctx: ApiContext, peer: PeerServices) -> Response:
+    """Check everything that can be checked before a byte is sent to a holder, then
+    stream, tee or spool the file part (see the module's docstring)."""
+    form = _open_form(ctx, peer)
+    query = {key: request.args[key] for key in FIELDS if key in request.args}
+    known = _merge(query, form.head())
+    early = _options(known, peer)  # invalid values are refused before any byte moves
+    with ctx.metrics.transfer():
+        if early.name is None:
+            result = _spooled(form, query, peer)
+        elif known.keys() >= set(FIELDS):
+            result = _put(peer, early, _streamed(form, query, peer, early, None))
+        else:
+            result = _teed(form, query, peer, early)
+    return _created(result)
+
+
+def _open_form(ctx: ApiContext, peer: PeerServices) -> MultipartUpload:
+    if request.mimetype != "multipart/form-data":
+        raise ApiError(415, "an upload is multipart/form-data with the file in the field 'file'")
+    boundary = request.mimetype_params.get("boundary")
+    if not boundary:
+        raise bad_request("the multipart Content-Type has no boundary")
+    limit = peer.max_upload_bytes
+    if (request.content_length or 0) > limit + FRAMING_BYTES:
+        raise ApiError(413, f"the upload is larger than this peer's limit of {limit} bytes")
+    if not ctx.node.joined:
+        raise ApiError(503, "this peer is joining or leaving the ring", "not-ready")
+    return MultipartUpload(request.stream, boundary, limit, ctx.metrics)
+
+
+def _merge(query: dict[str, str], fields: dict[str, str]) -> dict[str, str]:
+    """The options given so far; one given both in the query and in the form → 400."""
+    both = sorted(fields.keys() & query.keys())
+    if both:
+        raise bad_request(f"{both[0]!r} is given both as a form field and in the query")
+    return {**query, **fields}
+
+
+def _options(raw: dict[str, str], peer: PeerServices, name: str | None = None) -> Options:
+    """Parse and check the options (``name``: the filename, when no name was given)."""
+    given = raw.get("name", name)
+    replicas = None
+    if "replicas" in raw:
+        replicas = parse_replicas(raw["replicas"], peer.successors)
+    overwrite = "overwrite" in raw and parse_bool(raw["overwrite"], "overwrite")
+    return Options(None if given is None else checked_name(given), replicas, overwrite)
+
+
+def _final(form: MultipartUpload, query: dict[str, str], peer: PeerServices) -> Options:
+    """The options once the whole form has been read."""
+    raw = _merge(query, form.tail())
+    return _options(raw, peer, None if "name" in raw else form.filename())
+
+
+def _put(peer: PeerServices, options: Options, pieces: Iterator[bytes]) -> PutResult:
+    assert options.name is not None
+    return peer.files.put(
+        options.name, pieces, replicas=options.replicas, overwrite=options.overwrite
+    )
+
+
+def _streamed(
+    form: MultipartUpload,
+    query: dict[str, str],
+    peer: PeerServices,
+    assumed: Options,
+    spool: Spool | None,
+) -> Iterator[bytes]:
+    """The file's pieces for put, copied to ``spool`` if given. After the last piece the
+    rest of the form is read before the iterator ends, so a bad trailing field (or one
+    that changes the options: _Reroute) aborts the write instead of letting it commit."""
+    for piece in form.body():
+        if spool is not None:
+            spool.write(piece)
+        yield piece
+    final = _final(form, query, peer)
+    if final != assumed:
+        raise _Reroute()
+
+
+def _teed(
+    form: MultipartUpload, query: dict[str, str], peer: PeerServices, assumed: Options
+) -> PutResult:
+    with Spool(peer.spool_dir) as spool:
+        pieces = _streamed(form, query, peer, assumed, spool)
+        try:
+            return _put(peer, assumed, pieces)
+        except _Reroute:
+            pass
+        except FileError:
+            # put gave up before reading the whole form (today it always reads its data
+            # to the end, but nothing promises that): a trailing field may still change
+            # what was asked, e.g. overwrite=true after a 409.
+            if form.finished or not _rest_changes(pieces):
+                raise
+        return _put(peer, _options(_merge(query, form.fields), peer), spool.pieces())
+
+
+def _rest_changes(pieces: Iterator[bytes]) -> bool:
+    """Read on what put left unread (into the spool): did a trailing field change the
+    options?"""
+    try:
+        for _ in pieces:
+            pass
+    except _Reroute:
+        return True
+    return False
+
+
+def _spooled(form: MultipartUpload, query: dict[str, str], peer: PeerServices) -> PutResult:
+    with Spool(peer.spool_dir) as spool:
+        for piece in form.body():
+            spool.write(piece)
+        return _put(peer, _final(form, query, peer), spool.pieces())
+
+
+def _created(result: PutResult) -> Response:
+    info = result.info
+    body: dict[str, Any] = {
+        "name": info.name,
+        "key": to_hex(info.key),
+        "size": info.size,
+        "sha256": info.sha256,
+        "version": info.version,
+        "holders": [ref_json(h) for h in result.holders],
+        "hops": result.hops,
+    }
+    response = jsonify(body)
+    response.status_code = 201
+    response.headers["Location"] = f"/download_file?name={quote(info.name, safe='')}"
+    return response
