@@ -8,103 +8,27 @@ even after a failure. Skipped (with the reason) where FUSE cannot work.
 from __future__ import annotations
 
 import errno
-import hashlib
-import http.client
 import os
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import time
-import urllib.parse
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mounttest import MIB, TOKEN, api, eventually, peer_api, rest_download, run, sha, start_mount
 
 from clientlib.mount import fuse_problem
-from clientlib.peer import PeerApi, parse_address
 from clientlib.upload import upload
-from services.launcher import LocalRing, PeerProcess, wait_for
+from services.launcher import LocalRing
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(fuse_problem() is not None, reason=f"FUSE unavailable: {fuse_problem()}"),
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "mount-test-api-token"
-MIB = 1 << 20
 TWENTY = random.Random(9).randbytes(20 * MIB + 777)
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def api(peer: PeerProcess) -> str:
-    return f"{peer.host}:{peer.api_port}"
-
-
-def peer_api(peer: PeerProcess) -> PeerApi:
-    return PeerApi(parse_address(api(peer)), TOKEN, 10.0)
-
-
-def run(*command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
-    if check:
-        assert done.returncode == 0, (command, done.stderr)
-    return done
-
-
-def rest_download(peer: PeerProcess, name: str) -> bytes:
-    conn = http.client.HTTPConnection(peer.host, peer.api_port, timeout=30)
-    try:
-        conn.request("GET", "/download_file?" + urllib.parse.urlencode({"name": name}))
-        response = conn.getresponse()
-        assert response.status == 200, response.read()
-        return response.read()
-    finally:
-        conn.close()
-
-
-@dataclass
-class Mount:
-    path: Path
-    process: subprocess.Popen[str]
-    log: Path
-
-    def stop(self) -> None:
-        """Unmount and end the process, whatever state they are in."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        if os.path.ismount(self.path):
-            subprocess.run(["fusermount3", "-u", "-z", str(self.path)], timeout=10, check=False)
-
-
-def start_mount(peer: PeerProcess, where: Path, *extra: str) -> Mount:
-    where.mkdir(parents=True, exist_ok=True)
-    log = where.with_name(where.name + ".log")
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "client.py"), "mount", str(where), "--node", api(peer),
-             "--token", TOKEN, *extra],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-        )  # fmt: skip
-    mount = Mount(where, process, log)
-    if not wait_for(lambda: os.path.ismount(where) or process.poll() is not None, 20):
-        mount.stop()
-        pytest.fail(f"not mounted after 20 s:\n{log.read_text()}")
-    if process.poll() is not None:
-        pytest.fail(f"mount exited with {process.returncode}:\n{log.read_text()}")
-    return mount
 
 
 @pytest.fixture(scope="module")
@@ -123,10 +47,6 @@ def mnt(ring: LocalRing, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
     finally:
         mount.stop()
         print(mount.log.read_text())
-
-
-def eventually(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    assert wait_for(check, timeout, interval=0.2), f"{what} not within {timeout} s"
 
 
 # ----------------------------------------------------------------------------- the tests
