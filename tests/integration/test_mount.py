@@ -105,36 +105,49 @@ def test_rm_mv_mkdir_rmdir(ring: LocalRing, mnt: Path) -> None:
     assert not (mnt / "empty").exists()
 
 
-def test_writing_an_existing_file_is_eexist_without_overwrite(
-    ring: LocalRing, mnt: Path, tmp_path: Path
+def test_writing_an_existing_file_replaces_it_by_default(ring: LocalRing, mnt: Path) -> None:
+    (mnt / "over.txt").write_bytes(b"one\n")
+    first = peer_api(ring.peers[2]).get("/search_file", name="over.txt")["version"]
+    (mnt / "over.txt").write_bytes(b"two\n")
+    with open(mnt / "over.txt", "ab") as appended:
+        appended.write(b"three\n")
+    assert rest_download(ring.peers[2], "over.txt") == b"two\nthree\n"
+    assert peer_api(ring.peers[2]).get("/search_file", name="over.txt")["version"] > first
+
+
+def test_no_clobber_mount_never_replaces_and_ctrl_c_unmounts(
+    ring: LocalRing, tmp_path: Path
 ) -> None:
-    (mnt / "conflict.txt").write_bytes(b"mine\n")
-    with pytest.raises(FileExistsError):
-        (mnt / "conflict.txt").write_bytes(b"other\n")  # open(O_TRUNC) fails at once
-    # Someone else stores the name while this mount writes it: close() reports EEXIST.
-    other = tmp_path / "race.txt"
-    other.write_bytes(b"theirs\n")
-    handle = open(mnt / "race.txt", "wb")  # noqa: SIM115 - closed below, on purpose
-    handle.write(b"ours\n")
-    upload(peer_api(ring.peers[1]), other, "race.txt")
-    with pytest.raises(OSError) as raised:
-        handle.close()
-    assert raised.value.errno == errno.EEXIST
-    assert rest_download(ring.peers[0], "race.txt") == b"theirs\n"
-
-
-def test_overwrite_mount_replaces_and_ctrl_c_unmounts(ring: LocalRing, tmp_path: Path) -> None:
-    mount = start_mount(ring.peers[1], tmp_path / "rw", "--overwrite")
+    mount = start_mount(ring.peers[1], tmp_path / "safe", "--no-clobber")
+    mine = mount.path / "conflict.txt"
     try:
-        (mount.path / "over.txt").write_bytes(b"one\n")
-        (mount.path / "over.txt").write_bytes(b"two\n")
-        with open(mount.path / "over.txt", "ab") as appended:
-            appended.write(b"three\n")
-        assert rest_download(ring.peers[2], "over.txt") == b"two\nthree\n"
+        mine.write_bytes(b"mine\n")
+        with pytest.raises(FileExistsError):
+            mine.write_bytes(b"other\n")  # open(O_TRUNC) fails at once
+        with pytest.raises(FileExistsError):
+            open(mine, "ab").close()  # so does O_APPEND
+        assert run("sh", "-c", f"echo other > {mine}", check=False).returncode != 0
+        run("touch", str(mine))  # an open that changes nothing is fine
+        (mount.path / "new.txt").write_bytes(b"new\n")
+        with pytest.raises(FileExistsError):
+            os.replace(mount.path / "new.txt", mine)  # nor does a rename replace it
+        assert rest_download(ring.peers[2], "conflict.txt") == b"mine\n"
+        assert rest_download(ring.peers[2], "new.txt") == b"new\n"
+        # Someone else stores the name while this mount writes it: close() says EEXIST.
+        other = tmp_path / "race.txt"
+        other.write_bytes(b"theirs\n")
+        handle = open(mount.path / "race.txt", "wb")  # noqa: SIM115 - closed below, on purpose
+        handle.write(b"ours\n")
+        upload(peer_api(ring.peers[2]), other, "race.txt")
+        with pytest.raises(OSError) as raised:
+            handle.close()
+        assert raised.value.errno == errno.EEXIST
+        assert rest_download(ring.peers[0], "race.txt") == b"theirs\n"
         mount.process.send_signal(signal.SIGINT)
         assert mount.process.wait(timeout=10) == 0
         assert not os.path.ismount(mount.path)
-        assert "Traceback" not in mount.log.read_text()
+        log = mount.log.read_text()
+        assert "Traceback" not in log and "--no-clobber (EEXIST)" in log
     finally:
         mount.stop()
 
