@@ -11,12 +11,22 @@ import contextlib
 import errno
 import logging
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from chord.names import name_problem
 from clientlib.peer import ClientError, HttpError
 
 log = logging.getLogger("chord.mount")
+T = TypeVar("T")
+
+# A peer answers 429 when this client is over its rate of uploads and deletes
+# (rate_limit_per_minute, 120 by default: git or rsync of a tree needs more) or has
+# max_transfers_per_client transfers running; its Retry-After is then about a second.
+THROTTLE_PAUSE = 1.0
+THROTTLE_PATIENCE = 60.0  # then the operation fails (EIO) rather than block for ever
+_throttled: list[bool] = []
 
 ERRNO = {400: errno.EINVAL, 401: errno.EACCES, 403: errno.EACCES, 404: errno.ENOENT,
          409: errno.EEXIST, 413: errno.EFBIG, 507: errno.ENOSPC}  # fmt: skip
@@ -46,6 +56,23 @@ def as_errno(what: str) -> Iterator[None]:
         yield
     except ClientError as exc:
         raise refuse(errno_of(exc), what, str(exc)) from None
+
+
+def patiently(call: Callable[[], T], sleep: Callable[[float], None] = time.sleep) -> T:
+    """``call()``, waiting out 429 answers (at most THROTTLE_PATIENCE seconds): a program
+    writing many files through the mount is slowed down to the peer's rate, not failed."""
+    waited = 0.0
+    while True:
+        try:
+            return call()
+        except HttpError as exc:
+            if exc.status != 429 or waited >= THROTTLE_PATIENCE:
+                raise
+        if not waited and not _throttled:
+            _throttled.append(True)  # said once: every write may wait from now on
+            log.warning("the peer rate-limits this client (429): writes wait their turn")
+        sleep(THROTTLE_PAUSE)
+        waited += THROTTLE_PAUSE
 
 
 def check_name(what: str, name: str) -> None:

@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 
 from clientlib.download import NotFound, Remote, find
 from clientlib.mount.blocks import BLOCK, BlockCache, BlockReader, RingStream
-from clientlib.mount.errors import FsError, as_errno, check_name, refuse
+from clientlib.mount.errors import FsError, as_errno, check_name, patiently, refuse
 from clientlib.mount.openfile import OpenFile
 from clientlib.mount.tree import Entry, Tree, parent
 from clientlib.peer import HttpError, PeerApi
@@ -51,6 +51,12 @@ T = TypeVar("T")
 
 def ring_name(path: str | None) -> str:
     return (path or "").strip("/")
+
+
+def rewound(open_file: OpenFile) -> Source:
+    """The spool, to be read from its start (an upload, or its retry)."""
+    open_file.file.seek(0)
+    return open_file.file
 
 
 def under(name: str, folder: str) -> bool:
@@ -120,6 +126,9 @@ class RingFs:
             "st_blksize": MIB, "st_mtime": stamp_ns, "st_ctime": stamp_ns, "st_atime": stamp_ns,
         }  # fmt: skip
 
+    def file_attrs(self, open_file: OpenFile) -> dict[str, Any]:
+        return self.attrs(FILE_MODE, open_file.size, int(open_file.modified * 1e9))
+
     def listed(self, what: str, call: Callable[[], T]) -> T:
         with as_errno(what):
             return call()
@@ -162,13 +171,13 @@ class RingFs:
     def getattr(self, path: str | None, fi: Any = None) -> dict[str, Any]:
         handle = self.handles.get(fi.fh) if fi is not None else None
         if isinstance(handle, FileHandle):  # fstat, even of an unlinked open file
-            return self.attrs(FILE_MODE, handle.file.size, time.time_ns())
+            return self.file_attrs(handle.file)
         name = ring_name(path)
         if not name:
             return self.attrs(DIR_MODE, 0, self.mounted_at)
         open_file = self.registered(name)
         if open_file is not None:
-            return self.attrs(FILE_MODE, open_file.size, time.time_ns())
+            return self.file_attrs(open_file)
         entry = self.listed(f"stat {name}", lambda: self.tree.file(name))
         if entry is not None:
             return self.attrs(FILE_MODE, entry.size, int(entry.created * 1e9))
@@ -333,7 +342,9 @@ class RingFs:
                 remote = find(self.api, name)
             except NotFound:
                 raise FsError(errno.ENOENT) from None
-        fresh = OpenFile(name, self.spool, remote, self.reader, owned=self.clobber)
+        known = self.tree.file(name)  # unchanged, it keeps the time stat showed for it
+        fresh = OpenFile(name, self.spool, remote, self.reader, owned=self.clobber,
+                         modified=known.created if known is not None else None)  # fmt: skip
         return self.adopt(fresh, writable)
 
     # ------------------------------------------------------------- storing, closing
@@ -394,20 +405,25 @@ class RingFs:
         with as_errno(f"{what} {open_file.name}: not stored"):
             open_file.load()
         try:
-            open_file.file.seek(0)
-            entry = self.upload(open_file.file, open_file.size, open_file.name,
-                                overwrite=open_file.owned, what=what)  # fmt: skip
+            entry = self.upload(lambda: rewound(open_file), open_file.size, open_file.name,
+                                open_file.owned, what, open_file.modified)  # fmt: skip
         except FsError:
             open_file.failed = True
             raise
         open_file.saved()
         self.remember(open_file, entry)
 
-    def upload(self, source: Source, size: int, name: str, overwrite: bool, what: str) -> Entry:
+    def upload(
+        self, source: Callable[[], Source], size: int, name: str, overwrite: bool, what: str,
+        modified: float,
+    ) -> Entry:  # fmt: skip
+        """Store ``size`` bytes read from ``source()`` (called again for a retry) as
+        ``name``; the listing shows it at once, as modified at ``modified``."""
         with as_errno(f"{what} {name}: not stored"):
-            stored = upload_stream(self.api, source, size, name, overwrite=overwrite)
+            stored = patiently(lambda: upload_stream(self.api, source(), size, name,
+                                                     overwrite=overwrite))  # fmt: skip
         entry = Entry(name, int(stored["size"]), str(stored["sha256"]), stored.get("version"),
-                      time.time())  # fmt: skip
+                      modified)  # fmt: skip
         self.tree.stored(entry)
         return entry
 
@@ -447,7 +463,7 @@ class RingFs:
     def delete(self, name: str, missing_ok: bool = False) -> None:
         with as_errno(f"rm {name}"):
             try:
-                self.api.call("DELETE", "/delete_file", {"name": name})
+                patiently(lambda: self.api.call("DELETE", "/delete_file", {"name": name}))
             except HttpError as exc:
                 if not (missing_ok and exc.status == 404):
                     raise
@@ -490,8 +506,8 @@ class RingFs:
         source = open_file.name
         with as_errno(f"mv {source} {target}"):
             open_file.load()
-        open_file.file.seek(0)
-        entry = self.upload(open_file.file, open_file.size, target, self.clobber, f"mv {source}")
+        entry = self.upload(lambda: rewound(open_file), open_file.size, target, self.clobber,
+                            f"mv {source}", open_file.modified)  # fmt: skip
         if open_file.in_ring:
             self.delete(source, missing_ok=True)
         self.tree.removed(source)
@@ -513,9 +529,12 @@ class RingFs:
                 remote: Remote = find(self.api, source)
             except NotFound:
                 raise FsError(errno.ENOENT) from None
+        known = self.tree.file(source)  # a renamed file keeps its time
+        modified = known.created if known is not None else time.time()
         reader = self.reader(remote)
         try:
-            self.upload(RingStream(reader), remote.size, target, self.clobber, f"mv {source}")
+            self.upload(lambda: RingStream(reader), remote.size, target, self.clobber,
+                        f"mv {source}", modified)  # fmt: skip
         finally:
             reader.close()
         self.forget(target)  # a descriptor still open on the old target writes nowhere now

@@ -24,6 +24,7 @@ import errno
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 
 from clientlib.download import Remote
@@ -38,9 +39,13 @@ class OpenFile:
 
     def __init__(
         self, name: str, spool: str | None, base: Remote | None, opener: Opener, *,
-        owned: bool,
+        owned: bool, modified: float | None = None,
     ) -> None:  # fmt: skip
         self.name = name
+        # What stat shows as mtime: the stored version's time until the bytes change, then
+        # the time of the last change (and the stored entry keeps it). It must not move
+        # otherwise: vim refuses to save a file whose mtime changed since it was read.
+        self.modified = time.time() if modified is None else modified
         self.base = base  # the stored version whose bytes are not in the spool yet
         self.opener = opener
         self.reader: BlockReader | None = None
@@ -118,10 +123,12 @@ class OpenFile:
         self.drop_reader()
         os.ftruncate(self.file.fileno(), 0)
         self.unsaved = True
+        self.modified = time.time()
 
     def changed(self) -> None:
         self.unsaved = self.written = True
         self.failed = False
+        self.modified = time.time()
 
     def saved(self) -> None:
         """The spool was uploaded as ``name``: the ring holds it, and it is ours."""
