@@ -243,7 +243,7 @@ class RingFs:
         name = ring_name(path)
         if fi.flags & os.O_ACCMODE != os.O_RDONLY:
             return self.open_for_writing(name, fi)
-        open_file = self.attach(name, writable=False)
+        open_file = self.attach(name)
         if open_file is not None:  # being written here: read what was written
             return self.new_handle(fi, FileHandle(open_file, writable=False))
         with as_errno(f"open {name}"):
@@ -264,28 +264,26 @@ class RingFs:
                 raise FsError(errno.EEXIST)
             return self.open_for_writing(name, fi)
         fresh = OpenFile(name, self.spool, None, self.reader, owned=self.clobber)
-        return self.opened(fi, self.adopt(fresh, writable=True))
+        return self.opened(fi, self.adopt(fresh))
 
     def open_for_writing(self, name: str, fi: Any) -> int:
-        open_file = self.attach(name, writable=True) or self.opened_stored(name, writable=True)
+        open_file = self.attach(name) or self.opened_stored(name)
         return self.opened(fi, open_file)
 
-    def attach(self, name: str, writable: bool) -> OpenFile | None:
+    def attach(self, name: str) -> OpenFile | None:
         """The name's OpenFile counted as one more handle, or None if it is not open."""
         with self.guard:
             open_file = self.files.get(name)
             if open_file is not None:
                 open_file.handles += 1
-                open_file.writers += int(writable)
             return open_file
 
-    def adopt(self, fresh: OpenFile, writable: bool) -> OpenFile:
+    def adopt(self, fresh: OpenFile) -> OpenFile:
         """Register ``fresh`` as its name's OpenFile and count one handle; if another
         thread opened the name meanwhile, that one is used and ``fresh`` dropped."""
         with self.guard:
             open_file = self.files.setdefault(fresh.name, fresh)
             open_file.handles += 1
-            open_file.writers += int(writable)
         if open_file is not fresh:
             fresh.close()
         return open_file
@@ -326,7 +324,7 @@ class RingFs:
             return 0
         # truncate(2) by name: there is no close to report to, so it is stored now.
         name = ring_name(path)
-        open_file = self.attach(name, writable=False) or self.opened_stored(name, writable=False)
+        open_file = self.attach(name) or self.opened_stored(name)
         try:
             with open_file.lock, as_errno(f"truncate {name}"):
                 open_file.truncate(length)
@@ -335,7 +333,7 @@ class RingFs:
             self.detach(open_file)
         return 0
 
-    def opened_stored(self, name: str, writable: bool) -> OpenFile:
+    def opened_stored(self, name: str) -> OpenFile:
         """A ring file opened for writing: its bytes are fetched when first needed."""
         with as_errno(f"open {name}"):
             try:
@@ -345,7 +343,7 @@ class RingFs:
         known = self.tree.file(name)  # unchanged, it keeps the time stat showed for it
         fresh = OpenFile(name, self.spool, remote, self.reader, owned=self.clobber,
                          modified=known.created if known is not None else None)  # fmt: skip
-        return self.adopt(fresh, writable)
+        return self.adopt(fresh)
 
     # ------------------------------------------------------------- storing, closing
     def flush(self, path: str | None, fi: Any) -> int:
@@ -376,8 +374,6 @@ class RingFs:
         if isinstance(handle, BlockReader):
             handle.close()
         elif isinstance(handle, FileHandle):
-            with self.guard:
-                handle.file.writers -= int(handle.writable)
             self.detach(handle.file)
 
     def detach(self, open_file: OpenFile) -> None:
@@ -388,17 +384,19 @@ class RingFs:
             last = open_file.handles == 0
         if not last:
             return
-        try:
-            with open_file.lock:
+        # Under the file's lock to the end: a rename of the file just closed (rsync, sed
+        # -i) may be uploading its spool, which must not be closed under it.
+        with open_file.lock:
+            try:
                 if open_file.due_at_release():
                     self.save(open_file, "release")
-        finally:
-            with self.guard:
-                gone = open_file.handles == 0  # else reopened meanwhile: it stays
-                if gone and self.files.get(open_file.name) is open_file:
-                    del self.files[open_file.name]
-            if gone:
-                open_file.close()
+            finally:
+                with self.guard:
+                    gone = open_file.handles == 0  # else reopened meanwhile: it stays
+                    if gone and self.files.get(open_file.name) is open_file:
+                        del self.files[open_file.name]
+                if gone:
+                    open_file.close()
 
     def save(self, open_file: OpenFile, what: str) -> None:
         """Upload the spool as the file's name (the caller holds its lock)."""

@@ -56,7 +56,7 @@ class OpenFile:
         self.unsaved = base is None  # a new file: stored at the latest when released
         self.written = self.failed = False
         self.detached = False  # unlinked or renamed over: never uploaded again
-        self.handles = self.writers = 0  # FUSE handles on it (kept by the caller)
+        self.handles = 0  # FUSE handles on it (counted by the caller)
         # Unbuffered: the size (fstat) must count every byte written, or the kernel
         # appends (O_APPEND) at a stale offset.
         self.file = tempfile.TemporaryFile(dir=spool, buffering=0)  # noqa: SIM115 - close()
