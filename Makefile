@@ -26,7 +26,7 @@ export MALLOC_ARENA_MAX := 1
 .PHONY: help install system-packages run lint test faults bench clean
 
 help:
-	@echo "make install  .venv + deps, protobuf code, npm ci (newman), chromium and fuse3 (apt)"
+	@echo "make install  .venv + deps, protobuf code, npm ci (newman), chromium, fuse3, rsync (apt)"
 	@echo "make run      start a local ring of 4 peers"
 	@echo "make lint     ruff + mypy"
 	@echo "make test     lint, then pytest (extra args: PYTEST_ARGS='-k foo')"
@@ -42,11 +42,13 @@ install: $(STAMP) $(PB2) $(NODE_STAMP) system-packages
 #   chromium - the dashboard's browser tests (Playwright from pyproject drives Debian's
 #              Chromium; Playwright's own browser download needs the internet)
 #   fuse3    - `client.py mount` (fusermount3 and libfuse3; mfusepy is in pyproject)
+#   rsync    - the mount's tests copy a tree into it with `rsync -a`, as users do
 CHROMIUM ?= /usr/bin/chromium
 system-packages:
 	@missing=""; \
 	[ -x "$(CHROMIUM)" ] || missing="$$missing chromium"; \
 	command -v fusermount3 >/dev/null || missing="$$missing fuse3"; \
+	command -v rsync >/dev/null || missing="$$missing rsync"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages:$$missing"; \
@@ -57,7 +59,7 @@ system-packages:
 	    || echo "warning: apt-get could not install$$missing; the tests needing them will skip"; \
 	else \
 	    echo "note: missing Debian packages:$$missing (sudo apt-get install$$missing);" \
-	         "the dashboard's browser tests and/or the mount tests will skip"; \
+	         "the dashboard's browser tests and/or (some of) the mount tests will skip"; \
 	fi
 
 $(PY):

@@ -279,7 +279,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_mount(args: argparse.Namespace) -> int:
-    return mount(api_of(args), args.mountpoint, args.overwrite, args.cache_mib)
+    return mount(api_of(args), args.mountpoint, not args.no_clobber, args.cache_mib)
 
 
 # ---------------------------------------------------------------------------------- parser
@@ -407,8 +407,12 @@ def build_parser() -> argparse.ArgumentParser:
     mnt = add_command(commands, "mount", cmd_mount,
                       "the ring as a folder (FUSE) until Ctrl-C or fusermount3 -u")  # fmt: skip
     mnt.add_argument("mountpoint", type=Path, help="an existing directory to mount on")
-    mnt.add_argument("--overwrite", action="store_true",
-                     help="writing an existing file replaces it (else EEXIST)")  # fmt: skip
+    clobbering = mnt.add_mutually_exclusive_group()
+    clobbering.add_argument("--no-clobber", action="store_true",
+                            help="never replace an existing file: writing over one, or "
+                                 "renaming onto one, is EEXIST (default: replaced)")  # fmt: skip
+    clobbering.add_argument("--overwrite", action="store_true",
+                            help="the default, accepted so older command lines work")  # fmt: skip
     mnt.add_argument("--cache-mib", type=positive_int, default=256, metavar="N",
                      help="local cache of file blocks, in MiB (default 256)")  # fmt: skip
     lookup = add_command(commands, "lookup", cmd_lookup, "which peer owns a name or key")

@@ -12,6 +12,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from clientlib.mount.fs import RingFs
 from clientlib.peer import ClientError, PeerApi
@@ -45,24 +46,38 @@ def say(text: str) -> None:
     print(f"client.py: {text}", file=sys.stderr, flush=True)
 
 
-def mount(api: PeerApi, mountpoint: Path, overwrite: bool = False, cache_mib: int = 256) -> int:
-    """Serve the ring at ``mountpoint`` until unmounted; returns the exit code."""
+def fuse_class() -> type[Any]:
+    """mfusepy's FUSE, except that ``rename`` also gets renameat2's flags (mfusepy drops
+    them): RENAME_NOREPLACE must not replace a file (``mv`` relies on it)."""
+    from mfusepy import FUSE
+
+    class RingFuse(FUSE):
+        def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
+            decode = self.encoding, self.errors
+            return int(self.operations.rename(old.decode(*decode), new.decode(*decode), flags))
+
+    return RingFuse
+
+
+def mount(api: PeerApi, mountpoint: Path, clobber: bool = True, cache_mib: int = 256) -> int:
+    """Serve the ring at ``mountpoint`` until unmounted; returns the exit code. ``clobber``
+    False is ``--no-clobber``: no existing file is ever replaced."""
     problem = fuse_problem()
     if problem:
         raise ClientError(f"FUSE is unavailable: {problem}")
     check_mountpoint(mountpoint)
-    from mfusepy import FUSE
+    fuse = fuse_class()
 
     logging.basicConfig(format="client.py mount: %(message)s", level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="chord-mount-") as spool:
-        fs = RingFs(api, overwrite, cache_mib * MIB, spool=spool)
+        fs = RingFs(api, clobber, cache_mib * MIB, spool=spool)
         fs.tree.refresh(force=True)  # an unreachable peer fails here, before mounting
         say(
             f"the ring (via {api.address}) is mounted at {mountpoint}; "
             f"Ctrl-C or 'fusermount3 -u {mountpoint}' unmounts"
         )
         try:
-            FUSE(fs, str(mountpoint), raw_fi=True, foreground=True, fsname="chord",
+            fuse(fs, str(mountpoint), raw_fi=True, foreground=True, fsname="chord",
                  subtype="chord", default_permissions=True, max_threads=16)  # fmt: skip
         except RuntimeError as exc:
             # libfuse reports an unmount by signal (Ctrl-C, SIGTERM) as a failed loop.

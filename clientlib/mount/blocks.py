@@ -61,16 +61,25 @@ class BlockCache:
     def settle(self, key: Key, future: Future[bytes]) -> None:
         with self.lock:
             self.pending.pop(key, None)
-            if future.cancelled() or future.exception() is not None:
-                return
-            data = future.result()
-            if len(data) > self.capacity:
-                return
-            self.blocks[key] = data
-            self.size += len(data)
-            while self.size > self.capacity:
-                _, old = self.blocks.popitem(last=False)
-                self.size -= len(old)
+            if not future.cancelled() and future.exception() is None:
+                self.keep(key, future.result())
+
+    def put(self, key: Key, data: bytes) -> None:
+        """A block known without fetching it (the mount just uploaded these bytes)."""
+        with self.lock:
+            self.keep(key, data)
+
+    def keep(self, key: Key, data: bytes) -> None:
+        """Cache ``data`` (the caller holds the lock), evicting the least recently used."""
+        if len(data) > self.capacity:
+            return
+        old = self.blocks.pop(key, None)
+        self.size -= len(old) if old is not None else 0
+        self.blocks[key] = data
+        self.size += len(data)
+        while self.size > self.capacity:
+            _, evicted = self.blocks.popitem(last=False)
+            self.size -= len(evicted)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

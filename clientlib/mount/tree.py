@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from clientlib.peer import PeerApi
@@ -73,11 +73,21 @@ class Tree:
                 return
             rows = self.api.call("GET", "/show_files", {"scope": "ring"}).get("files") or []
             now = time.time()
-            self.files = {e.name: e for e in (entry_of(r, now) for r in rows) if e is not None}
+            fresh = (entry_of(r, now) for r in rows)
+            self.files = {e.name: self.same_time(e) for e in fresh if e is not None}
             self.made -= {d for name in self.files for d in ancestors(name)}
             self.made -= set(self.files)
             self.rebuild()
             self.fetched = self.clock()
+
+    def same_time(self, entry: Entry) -> Entry:
+        """A version already known keeps the time it was shown with (the holder's
+        ``created`` differs from the time this mount stored it with by a few ms, and
+        editors take a changed mtime for a file changed by someone else)."""
+        known = self.files.get(entry.name)
+        if known is not None and (known.sha256, known.version) == (entry.sha256, entry.version):
+            return replace(entry, created=known.created)
+        return entry
 
     def invalidate(self) -> None:
         with self.lock:

@@ -8,103 +8,27 @@ even after a failure. Skipped (with the reason) where FUSE cannot work.
 from __future__ import annotations
 
 import errno
-import hashlib
-import http.client
 import os
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import time
-import urllib.parse
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mounttest import MIB, TOKEN, api, eventually, peer_api, rest_download, run, sha, start_mount
 
 from clientlib.mount import fuse_problem
-from clientlib.peer import PeerApi, parse_address
 from clientlib.upload import upload
-from services.launcher import LocalRing, PeerProcess, wait_for
+from services.launcher import LocalRing
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(fuse_problem() is not None, reason=f"FUSE unavailable: {fuse_problem()}"),
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "mount-test-api-token"
-MIB = 1 << 20
 TWENTY = random.Random(9).randbytes(20 * MIB + 777)
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def api(peer: PeerProcess) -> str:
-    return f"{peer.host}:{peer.api_port}"
-
-
-def peer_api(peer: PeerProcess) -> PeerApi:
-    return PeerApi(parse_address(api(peer)), TOKEN, 10.0)
-
-
-def run(*command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
-    if check:
-        assert done.returncode == 0, (command, done.stderr)
-    return done
-
-
-def rest_download(peer: PeerProcess, name: str) -> bytes:
-    conn = http.client.HTTPConnection(peer.host, peer.api_port, timeout=30)
-    try:
-        conn.request("GET", "/download_file?" + urllib.parse.urlencode({"name": name}))
-        response = conn.getresponse()
-        assert response.status == 200, response.read()
-        return response.read()
-    finally:
-        conn.close()
-
-
-@dataclass
-class Mount:
-    path: Path
-    process: subprocess.Popen[str]
-    log: Path
-
-    def stop(self) -> None:
-        """Unmount and end the process, whatever state they are in."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        if os.path.ismount(self.path):
-            subprocess.run(["fusermount3", "-u", "-z", str(self.path)], timeout=10, check=False)
-
-
-def start_mount(peer: PeerProcess, where: Path, *extra: str) -> Mount:
-    where.mkdir(parents=True, exist_ok=True)
-    log = where.with_name(where.name + ".log")
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "client.py"), "mount", str(where), "--node", api(peer),
-             "--token", TOKEN, *extra],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-        )  # fmt: skip
-    mount = Mount(where, process, log)
-    if not wait_for(lambda: os.path.ismount(where) or process.poll() is not None, 20):
-        mount.stop()
-        pytest.fail(f"not mounted after 20 s:\n{log.read_text()}")
-    if process.poll() is not None:
-        pytest.fail(f"mount exited with {process.returncode}:\n{log.read_text()}")
-    return mount
 
 
 @pytest.fixture(scope="module")
@@ -123,10 +47,6 @@ def mnt(ring: LocalRing, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
     finally:
         mount.stop()
         print(mount.log.read_text())
-
-
-def eventually(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    assert wait_for(check, timeout, interval=0.2), f"{what} not within {timeout} s"
 
 
 # ----------------------------------------------------------------------------- the tests
@@ -185,36 +105,49 @@ def test_rm_mv_mkdir_rmdir(ring: LocalRing, mnt: Path) -> None:
     assert not (mnt / "empty").exists()
 
 
-def test_writing_an_existing_file_is_eexist_without_overwrite(
-    ring: LocalRing, mnt: Path, tmp_path: Path
+def test_writing_an_existing_file_replaces_it_by_default(ring: LocalRing, mnt: Path) -> None:
+    (mnt / "over.txt").write_bytes(b"one\n")
+    first = peer_api(ring.peers[2]).get("/search_file", name="over.txt")["version"]
+    (mnt / "over.txt").write_bytes(b"two\n")
+    with open(mnt / "over.txt", "ab") as appended:
+        appended.write(b"three\n")
+    assert rest_download(ring.peers[2], "over.txt") == b"two\nthree\n"
+    assert peer_api(ring.peers[2]).get("/search_file", name="over.txt")["version"] > first
+
+
+def test_no_clobber_mount_never_replaces_and_ctrl_c_unmounts(
+    ring: LocalRing, tmp_path: Path
 ) -> None:
-    (mnt / "conflict.txt").write_bytes(b"mine\n")
-    with pytest.raises(FileExistsError):
-        (mnt / "conflict.txt").write_bytes(b"other\n")  # open(O_TRUNC) fails at once
-    # Someone else stores the name while this mount writes it: close() reports EEXIST.
-    other = tmp_path / "race.txt"
-    other.write_bytes(b"theirs\n")
-    handle = open(mnt / "race.txt", "wb")  # noqa: SIM115 - closed below, on purpose
-    handle.write(b"ours\n")
-    upload(peer_api(ring.peers[1]), other, "race.txt")
-    with pytest.raises(OSError) as raised:
-        handle.close()
-    assert raised.value.errno == errno.EEXIST
-    assert rest_download(ring.peers[0], "race.txt") == b"theirs\n"
-
-
-def test_overwrite_mount_replaces_and_ctrl_c_unmounts(ring: LocalRing, tmp_path: Path) -> None:
-    mount = start_mount(ring.peers[1], tmp_path / "rw", "--overwrite")
+    mount = start_mount(ring.peers[1], tmp_path / "safe", "--no-clobber")
+    mine = mount.path / "conflict.txt"
     try:
-        (mount.path / "over.txt").write_bytes(b"one\n")
-        (mount.path / "over.txt").write_bytes(b"two\n")
-        with open(mount.path / "over.txt", "ab") as appended:
-            appended.write(b"three\n")
-        assert rest_download(ring.peers[2], "over.txt") == b"two\nthree\n"
+        mine.write_bytes(b"mine\n")
+        with pytest.raises(FileExistsError):
+            mine.write_bytes(b"other\n")  # open(O_TRUNC) fails at once
+        with pytest.raises(FileExistsError):
+            open(mine, "ab").close()  # so does O_APPEND
+        assert run("sh", "-c", f"echo other > {mine}", check=False).returncode != 0
+        run("touch", str(mine))  # an open that changes nothing is fine
+        (mount.path / "new.txt").write_bytes(b"new\n")
+        with pytest.raises(FileExistsError):
+            os.replace(mount.path / "new.txt", mine)  # nor does a rename replace it
+        assert rest_download(ring.peers[2], "conflict.txt") == b"mine\n"
+        assert rest_download(ring.peers[2], "new.txt") == b"new\n"
+        # Someone else stores the name while this mount writes it: close() says EEXIST.
+        other = tmp_path / "race.txt"
+        other.write_bytes(b"theirs\n")
+        handle = open(mount.path / "race.txt", "wb")  # noqa: SIM115 - closed below, on purpose
+        handle.write(b"ours\n")
+        upload(peer_api(ring.peers[2]), other, "race.txt")
+        with pytest.raises(OSError) as raised:
+            handle.close()
+        assert raised.value.errno == errno.EEXIST
+        assert rest_download(ring.peers[0], "race.txt") == b"theirs\n"
         mount.process.send_signal(signal.SIGINT)
         assert mount.process.wait(timeout=10) == 0
         assert not os.path.ismount(mount.path)
-        assert "Traceback" not in mount.log.read_text()
+        log = mount.log.read_text()
+        assert "Traceback" not in log and "--no-clobber (EEXIST)" in log
     finally:
         mount.stop()
 

@@ -60,3 +60,14 @@ def test_mkdir_is_local_until_a_file_is_written_in_it() -> None:
     assert t.rmdir("empty") is False
     t.mkdir("gone")
     assert t.rmdir("gone") and not t.is_dir("gone")
+
+
+def test_a_version_keeps_the_time_it_was_shown_with() -> None:
+    t, api, now = tree(["a"])
+    assert t.file("a") == Entry("a", 1, "ab", 1, 1e9)
+    t.stored(Entry("a", 1, "ab", 1, 7.0))  # as this mount stored it (the holder says 1e9)
+    now[0] = 3.0
+    assert t.file("a") == Entry("a", 1, "ab", 1, 7.0) and api.calls == 2
+    t.stored(Entry("a", 1, "ab", 0, 7.0))  # another version: the holder's time is shown
+    now[0] = 6.0
+    assert t.file("a") == Entry("a", 1, "ab", 1, 1e9) and api.calls == 3
