@@ -43,8 +43,7 @@ def upload_fields(name: str, replicas: int | None, overwrite: bool) -> list[tupl
     has every option before the bytes (``replicas`` too, if given) it streams them to the
     holders without keeping a copy in case a later field changes the write."""
     fields = [("name", name)]
-    if replicas is not None:
-        fields.append(("replicas", str(replicas)))
+    fields.append(("replicas", "default" if replicas is None else str(replicas)))
     fields.append(("overwrite", "true" if overwrite else "false"))
     return fields
 

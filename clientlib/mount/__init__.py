@@ -70,7 +70,10 @@ def mount(api: PeerApi, mountpoint: Path, clobber: bool = True, cache_mib: int =
 
     logging.basicConfig(format="client.py mount: %(message)s", level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="chord-mount-") as spool:
-        fs = RingFs(api, clobber, cache_mib * MIB, spool=spool)
+        # No client-side 429 retries inside FUSE calls: the mount waits writes out itself
+        # (mount.errors, with its own patience) and a read should fail fast, not sleep.
+        quiet = PeerApi(api.address, api.token, api.timeout, retries=0)
+        fs = RingFs(quiet, clobber, cache_mib * MIB, spool=spool)
         fs.tree.refresh(force=True)  # an unreachable peer fails here, before mounting
         say(
             f"the ring (via {api.address}) is mounted at {mountpoint}; "

@@ -98,8 +98,13 @@ def parse_bool(text: str, what: str) -> bool:
     raise bad_request(f"{what} must be true/false, 1/0 or yes/no, got {text!r}")
 
 
-def parse_replicas(text: str, most: int) -> int:
+def parse_replicas(text: str, most: int) -> int | None:
+    """A file's own number of copies, or None for ``default`` (the current version's
+    count on an overwrite, else the ring's k): a client can then give every option ahead
+    of the bytes, so they stream without a spool copy, without choosing a count."""
     value = text.strip()
+    if value.lower() == "default":
+        return None
     if not re.fullmatch(r"[0-9]{1,4}", value) or not 1 <= int(value) <= most:
-        raise bad_request(f"replicas must be an integer in 1..{most}, got {text!r}")
+        raise bad_request(f"replicas must be 'default' or an integer in 1..{most}, got {text!r}")
     return int(value)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +34,7 @@ def curl_upload(peer: PeerProcess, path: Path, name: str) -> tuple[int, dict]:
     return int(code), json.loads(body)
 
 
-@pytest.mark.skipif(subprocess.run(["which", CURL], capture_output=True).returncode, reason="no curl")
+@pytest.mark.skipif(shutil.which(CURL) is None, reason="curl is not installed")
 def test_a_507_leaves_no_copy_anywhere(
     make_ring: Callable[..., LocalRing], rng: random.Random, seed: str, tmp_path: Path
 ) -> None:
