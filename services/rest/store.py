@@ -107,10 +107,14 @@ def _final(form: MultipartUpload, query: dict[str, str], peer: PeerServices) -> 
     return _options(raw, peer, None if "name" in raw else form.filename())
 
 
-def _put(peer: PeerServices, options: Options, pieces: Iterator[bytes]) -> PutResult:
+def _put(
+    peer: PeerServices, options: Options, pieces: Iterator[bytes], size: int | None = None
+) -> PutResult:
+    """``size``, when known (a spooled file), lets a full holder refuse before any byte
+    travels."""
     assert options.name is not None
     return peer.files.put(
-        options.name, pieces, replicas=options.replicas, overwrite=options.overwrite
+        options.name, pieces, size=size, replicas=options.replicas, overwrite=options.overwrite
     )
 
 
@@ -148,7 +152,8 @@ def _teed(
             # what was asked, e.g. overwrite=true after a 409.
             if form.finished or not _rest_changes(pieces):
                 raise
-        return _put(peer, _options(_merge(query, form.fields), peer), spool.pieces())
+        options = _options(_merge(query, form.fields), peer)
+        return _put(peer, options, spool.pieces(), spool.size)
 
 
 def _rest_changes(pieces: Iterator[bytes]) -> bool:
@@ -166,7 +171,7 @@ def _spooled(form: MultipartUpload, query: dict[str, str], peer: PeerServices) -
     with Spool(peer.spool_dir) as spool:
         for piece in form.body():
             spool.write(piece)
-        return _put(peer, _final(form, query, peer), spool.pieces())
+        return _put(peer, _final(form, query, peer), spool.pieces(), spool.size)
 
 
 def _created(result: PutResult) -> Response:
