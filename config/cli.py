@@ -38,10 +38,11 @@ examples:
 # reported the same way (naming the setting) rather than by argparse.
 _VALUE_FLAGS: dict[str, tuple[str, str]] = {
     "host": ("HOST", "address to bind gRPC and REST on (default 127.0.0.1)"),
-    "port": ("PORT", "gRPC port (default 7000)"),
+    "port": ("PORT", "gRPC port (default 7000; 0: any free port, see --port-file)"),
     "join": ("HOST:PORT", "join the ring through this peer; omit to create a new ring"),
     "advertise_host": ("HOST", "address other peers are told (default: --host)"),
-    "api_port": ("PORT", "REST API port (default: port + 10000)"),
+    "api_port": ("PORT", "REST API port (default: port + 10000; 0: any free port)"),
+    "port_file": ("FILE", "write the bound ports here as JSON once listening"),
     "data_dir": ("DIR", "where the peer keeps its data (default data/<host>_<port>)"),
     "log_level": ("LEVEL", "debug, info, warning or error (default info)"),
     "bits": ("M", "identifier bits m, 1..160 (default 160)"),

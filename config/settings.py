@@ -43,9 +43,10 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"  # bind address for gRPC and REST
-    port: int = 7000  # gRPC port
+    port: int = 7000  # gRPC port; 0: any free port, reported in the log and port_file
     advertise_host: str | None = None  # what other peers are told; default: host
-    api_port: int | None = None  # REST port; default: port + 10000
+    api_port: int | None = None  # REST port; default: port + 10000 (0 if port is 0)
+    port_file: str | None = None  # once bound, the ports are written here as JSON
     join: str | None = None  # seed "host:port"; None = create a new ring
     data_dir: str | None = None  # default: data/<advertise_host>_<port>
     menu: bool = True  # interactive console menu (only when stdin is a TTY)
@@ -103,6 +104,8 @@ class Settings:
     def resolved_api_port(self) -> int:
         if self.api_port is not None:
             return self.api_port
+        if self.port == 0:
+            return 0  # any free port too
         port = self.port + API_PORT_OFFSET
         if port > 65535:
             raise ConfigError(
@@ -228,8 +231,8 @@ def _normalize_host(host: str) -> str:
 
 # Integer settings with an allowed range (None: unbounded above).
 _INT_RANGES: dict[str, tuple[int, int | None]] = {
-    "port": (1, 65535),
-    "api_port": (1, 65535),
+    "port": (0, 65535),
+    "api_port": (0, 65535),
     "bits": (1, 160),
     "successors": (1, 64),
     "max_workers": (2, None),
@@ -355,7 +358,7 @@ def validate(settings: Settings, sources: Mapping[str, str] | None = None) -> Se
         api_port = normalized.resolved_api_port
     except ConfigError as err:
         fail("api_port", err.message)
-    if api_port == settings.port:
+    if api_port == settings.port != 0:
         fail("api_port", f"must differ from the gRPC port {settings.port}")
 
     join = settings.join
