@@ -21,7 +21,7 @@ from chord.transport import PeerUnreachable, Refused
 from config.settings import API_PORT_OFFSET, ConfigError, Settings
 from proto.files_pb2 import DESCRIPTOR as FILES_DESCRIPTOR
 from proto.files_pb2_grpc import add_FilesServicer_to_server
-from services.admission import AddressCheck
+from services.admission import SLOW, AddressCheck
 from services.faults import injector_for
 from services.file_client import FileClient
 from services.file_servicer import FilesServicer
@@ -68,6 +68,8 @@ def _join_failure(seed: str, exc: Refused | PeerUnreachable | JoinFailed) -> str
     that fits; None when another attempt may succeed (a seed still starting, a ring
     still settling)."""
     if isinstance(exc, Refused):
+        if exc.code == SLOW:
+            return None  # our address answers slowly (a loaded machine): try again
         if exc.code == "unauthenticated":
             return (
                 f"the ring at {seed} requires a secret this peer does not have: "
@@ -282,6 +284,8 @@ class Peer:
                 if final is not None:
                     raise StartupError(final) from None
                 if time.monotonic() + delay > deadline:
+                    if isinstance(exc, Refused):
+                        raise StartupError(f"the ring refused this peer: {exc.detail}") from None
                     hint = ""
                     if "Socket closed" in str(exc) and not self.settings.tls_enabled:
                         hint = " (a peer that closes the connection at once may require TLS)"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
@@ -52,6 +52,17 @@ REFUSAL_CODES = {
 }
 
 EMPTY = pb.Empty()
+REFUSAL_METADATA = "chord-refusal"  # set by the servicer: the exact reason of a refusal
+
+
+def refusal_code(exc: grpc.RpcError, code: grpc.StatusCode) -> str:
+    """The refusal's own code (``unreachable-address``…) when the peer sent it, else the
+    one its status code stands for (older peers, or refusals from the security layer)."""
+    metadata: Any = exc.trailing_metadata() if isinstance(exc, grpc.Call) else None
+    for entry in metadata or ():
+        if entry[0] == REFUSAL_METADATA and isinstance(entry[1], str):
+            return str(entry[1])
+    return REFUSAL_CODES[code]
 
 
 ChannelWrapper = Callable[[grpc.Channel, str], grpc.Channel]
@@ -132,7 +143,7 @@ class GrpcTransport:
             code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
             detail = exc.details() if isinstance(exc, grpc.Call) else str(exc)
             if code in REFUSAL_CODES:
-                raise Refused(REFUSAL_CODES[code], detail or code.name) from None
+                raise Refused(refusal_code(exc, code), detail or code.name) from None
             raise PeerUnreachable(peer, f"{code.name}: {detail}") from None
         try:
             return convert(reply)

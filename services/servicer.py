@@ -18,6 +18,7 @@ from chord.transport import NotReady, Refused
 from proto import chord_pb2 as pb
 from proto import chord_pb2_grpc as pb_grpc
 from services.convert import BadReference, key_from_text, ref_from_pb, ref_to_pb, refs_to_pb
+from services.grpc_transport import REFUSAL_METADATA
 
 T = TypeVar("T")
 log = logging.getLogger("chord.rpc")
@@ -27,6 +28,7 @@ Admission = Callable[[NodeRef], None]
 
 REFUSAL_STATUS = {
     "unreachable-address": grpc.StatusCode.PERMISSION_DENIED,
+    "slow-address": grpc.StatusCode.PERMISSION_DENIED,
     "invalid-identity": grpc.StatusCode.INVALID_ARGUMENT,
     "id-collision": grpc.StatusCode.ALREADY_EXISTS,
     "ring-mismatch": grpc.StatusCode.FAILED_PRECONDITION,
@@ -47,6 +49,8 @@ class ChordServicer(pb_grpc.ChordServicer):
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         except Refused as exc:
             log.warning("refused: %s", exc.detail)
+            # The exact reason travels beside the status code, which several share.
+            context.set_trailing_metadata(((REFUSAL_METADATA, exc.code),))
             context.abort(
                 REFUSAL_STATUS.get(exc.code, grpc.StatusCode.FAILED_PRECONDITION), exc.detail
             )
