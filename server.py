@@ -194,6 +194,8 @@ class Peer:
                 admission=AddressCheck(
                     self.me, self.transport.pool, timeout=settings.rpc_timeout * 0.4
                 ),
+                transfer_workers=settings.transfer_workers,
+                stream_idle_timeout=settings.stream_idle_timeout,
             )
             services = PeerServices(
                 files=self.files,
