@@ -27,7 +27,10 @@ from services.launcher import PeerProcess
 log = logging.getLogger("faults")
 MIB = 1 << 20
 BIG_MIB = 48  # the file stalled readers ask for: more than every buffer on the way
-RSS_GROWTH_MIB = 64.0  # the most the victim's resident memory may grow under an abuse
+# The most the victim's resident memory may grow under an abuse. Stalled transfers hold
+# a few MiB each (read-ahead, one message in flight) until they are cut, and their
+# number is capped (48 gRPC transfer threads, 32 REST transfers): the bound follows.
+RSS_GROWTH_MIB = 256.0
 LIMIT_MS = 1000.0
 MAX_PEERS = 8  # the 4- or 8-peer ring, whatever --peers the matrix runs with
 
