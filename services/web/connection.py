@@ -54,13 +54,21 @@ def refusal(status: int, detail: str) -> bytes:
 
 
 def _body_length(request: h11.Request) -> int | None:
-    """The declared body length (h11 has checked it), 0 without a body, None if chunked."""
+    """The declared body length (h11 has checked it), 0 without a body, None if chunked.
+    Raises ValueError for both at once (RFC 9112 6.1: a smuggling attempt, as a rule)."""
+    names = {name for name, _ in request.headers}
+    if b"transfer-encoding" in names:
+        if b"content-length" in names:
+            raise ValueError("Content-Length and Transfer-Encoding together")
+        return None
     for name, value in request.headers:
-        if name == b"transfer-encoding":
-            return None
         if name == b"content-length":
             return int(value)
     return 0
+
+
+def _head_size(request: h11.Request) -> int:
+    return len(request.target) + sum(len(n) + len(v) + 4 for n, v in request.headers)
 
 
 class Connection(asyncio.Protocol):
@@ -198,7 +206,14 @@ class Connection(asyncio.Protocol):
         self.body = RequestBody(self.core.limits.body_timeout, self._body_wanted)
         client = (self.ip, self.port)
         self.environ = build_environ(request, self.body, client, self.core.address)
-        length = _body_length(request)
+        if _head_size(request) > MAX_HEAD_BYTES:  # h11 only bounds a head still arriving
+            self._fail(431, f"the request head is larger than {MAX_HEAD_BYTES} bytes")
+            return
+        try:
+            length = _body_length(request)
+        except ValueError as exc:
+            self._fail(400, f"malformed request: {exc}")
+            return
         if length is not None and length > self.core.limits.max_body:
             self._fail(413, f"the body is larger than this peer's limit of "
                             f"{self.core.limits.max_body} bytes")  # fmt: skip
