@@ -32,6 +32,7 @@ from schemathesis import Case
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 from schemathesis.transport.serialization import Binary
 
+from chord.names import InvalidName, validate_name
 from services.launcher import ROOT, LocalRing
 
 pytestmark = pytest.mark.integration
@@ -252,9 +253,16 @@ def invalid_by_the_contract(case: Case) -> list[str]:
         if isinstance(case.body, dict):
             names += [case.body.get("filename"), case.body.get("name")]
     for name in names:
-        # maxLength counts characters; the limit is 255 bytes of UTF-8.
+        # maxLength counts characters; the limit is 255 bytes of UTF-8. The peer's one
+        # name validator (chord.names) also refuses invisible format characters (U+00AD,
+        # bidi controls, zero-width), which the document's pattern does not spell out.
         if isinstance(name, str) and len(name.encode("utf-8", "surrogatepass")) > 255:
             reasons.append(f"name of {len(name.encode('utf-8', 'surrogatepass'))} bytes")
+        elif isinstance(name, str):
+            try:
+                validate_name(name)
+            except InvalidName as exc:
+                reasons.append(f"name refused by chord.names: {exc}")
     headers = {k.lower(): v for k, v in (case.headers or {}).items()}
     validators = HEADER_VALIDATORS.get((case.operation.path, case.operation.method.upper()), {})
     for name, validator in validators.items():
