@@ -178,7 +178,7 @@ class Connection(asyncio.Protocol):
             elif isinstance(event, h11.EndOfMessage):
                 if self.body is not None:
                     self.body.finish()
-                if not self.dispatched:
+                if not self.dispatched and not self._answer_inline():
                     self._dispatch()
             elif isinstance(event, h11.ConnectionClosed):
                 if self.body is not None:
@@ -219,21 +219,21 @@ class Connection(asyncio.Protocol):
                             f"{self.core.limits.max_body} bytes")  # fmt: skip
             return
         if length == 0:
-            self.body.finish()
-            answer = self.core.inline(self.environ["REQUEST_METHOD"], self.environ["PATH_INFO"])
-            if answer is not None:  # e.g. GET /health: answered here, no thread at all
-                self.dispatched = True
-                self.state = "running"
-                status, headers, body = answer
-                self._write_head(status, HTTPStatus(status).phrase.encode(), headers)
-                if not self.head_only:
-                    self._send(h11.Data(data=body))
-                self._write_end()
-                return
-            self._dispatch()
-            return
+            return  # h11's EndOfMessage follows at once: the request goes on from there
         if self.h11.they_are_waiting_for_100_continue:
             self._send(h11.InformationalResponse(status_code=100, headers=[]))
+
+    def _answer_inline(self) -> bool:
+        """Answer on the loop itself if ``inline`` knows the answer (GET /health): no
+        thread at all. Only for a request that is whole (h11 is then ready to reply)."""
+        answer = self.core.inline(self.environ["REQUEST_METHOD"], self.environ["PATH_INFO"])
+        if answer is None:
+            return False
+        self.dispatched = True
+        self.state = "running"
+        status, headers, body = answer
+        self._write_whole(status, HTTPStatus(status).phrase.encode(), headers, body)
+        return True
 
     def _on_body(self, data: bytes) -> None:
         if self.body is None:
@@ -296,6 +296,24 @@ class Connection(asyncio.Protocol):
         self.head_sent = True
         self._send(h11.Response(status_code=status, headers=headers, reason=reason))
 
+    def _write_whole(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]],
+                     body: bytes) -> None:  # fmt: skip
+        """Head, body and end in one write (one send(2) for a small answer)."""
+        self.head_sent = True
+        events: list[h11.Event] = [h11.Response(status_code=status, headers=headers,
+                                                reason=reason)]  # fmt: skip
+        if body and not self.head_only:
+            events.append(h11.Data(data=body))
+        events.append(h11.EndOfMessage())
+        try:
+            data = b"".join(self.h11.send(event) or b"" for event in events)
+        except h11.LocalProtocolError:
+            self._close(abort=True)
+            return
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+        self._end_cycle()
+
     def _write_data(self, chunk: bytes) -> None:
         with self._lock:
             self._in_flight -= len(chunk)
@@ -305,6 +323,10 @@ class Connection(asyncio.Protocol):
 
     def _write_end(self) -> None:
         self._send(h11.EndOfMessage())
+        self._end_cycle()
+
+    def _end_cycle(self) -> None:
+        """The response is written: next request on this connection, or close."""
         if self.transport is None or self.transport.is_closing():
             return
         if self.h11.our_state is h11.MUST_CLOSE or self.h11.their_state is not h11.DONE:
@@ -357,6 +379,10 @@ class Connection(asyncio.Protocol):
 
     def end(self) -> None:
         self._later(self._write_end)
+
+    def whole(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]],
+              body: bytes) -> None:  # fmt: skip
+        self._later(self._write_whole, status, reason, headers, body)
 
     def abort(self, why: str) -> None:
         self._later(self._abort_response, why)

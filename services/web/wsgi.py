@@ -23,6 +23,8 @@ from werkzeug.exceptions import ClientDisconnected
 
 from services.web.limits import BODY_LOW
 
+SMALL_BODY = 256 << 10  # a response up to this size (with a Content-Length) goes in one piece
+
 Environ = dict[str, Any]
 WsgiApp = Callable[[Environ, Callable[..., Any]], Iterable[bytes]]
 
@@ -174,6 +176,9 @@ class Responder(Protocol):
 
     def end(self) -> None: ...
 
+    def whole(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]],
+              body: bytes) -> None: ...  # fmt: skip  # a small response in one hand-over
+
     def abort(self, why: str) -> None: ...
 
     def park(self, resume: Callable[[], None]) -> bool: ...  # True: resume() once writable
@@ -227,10 +232,7 @@ class Producer:
                 self._ran = True
                 self._result = self.app(self.environ, self._start_response)
                 self._chunks = iter(self._result)
-                if self.head_only:
-                    self._send_head()
-                    self.responder.end()
-                    self._close()
+                if self._small_response():  # HEAD answers too
                     return
             if self._chunks is None:  # closed already (an earlier step ended it)
                 return
@@ -250,6 +252,20 @@ class Producer:
         except Exception as exc:  # the app's own errors became responses in Flask
             self.responder.abort(f"{type(exc).__name__}: {exc}")
             self._close()
+
+    def _small_response(self) -> bool:
+        """Most answers are one small JSON body with a Content-Length: hand the head and
+        the body over in one go, one wake-up of the event loop instead of three."""
+        if self._pending is None:  # start_response comes with the first chunk
+            return False
+        declared = [v for k, v in self._pending[2] if k.lower() == b"content-length"]
+        if not self.head_only and not (declared and int(declared[0]) <= SMALL_BODY):
+            return False
+        body = b"" if self.head_only else b"".join(self._chunks or ())
+        self._started = True
+        self.responder.whole(*self._pending, body)
+        self._close()
+        return True
 
     def _close(self) -> None:
         result, self._result = self._result, None

@@ -19,11 +19,14 @@ pytestmark = pytest.mark.integration
 QUICK = ("--stream-idle-timeout", "3", "--http-send-timeout", "3")
 
 
-def test_hostile_clients_do_not_knock_a_peer_over(tmp_path: Path, seed: int,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_hostile_clients_do_not_knock_a_peer_over(
+    tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(LocalRing, "extra_args", (*LocalRing.extra_args, *QUICK))
-    options = Options(peers=4, replicas=3, files=24, seed=seed, clients=4, repair_interval=0.5,
-                      converge_timeout=60, abuse_seconds=4.0, workdir=tmp_path / "abuse")  # fmt: skip
+    options = Options(
+        peers=4, replicas=3, files=24, seed=seed, clients=4, repair_interval=0.5,
+        converge_timeout=60, abuse_seconds=4.0, workdir=tmp_path / "abuse",
+    )  # fmt: skip
     with Harness(options) as h:
         _, results = abuse.series(h, list(abuse.ATTACKS))
         h.converge()
