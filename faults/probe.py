@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class Samples:
     left_lists: int = 0  # polls in which the victim was missing from its predecessor's list
     ring_polls: int = 0
     rss_mib: list[float] = field(default_factory=list)
+    transfers: list[int] = field(default_factory=list)  # the victim's active transfers
     errors: list[str] = field(default_factory=list)
 
 
@@ -107,11 +109,15 @@ class Probe:
 
     def _ring(self) -> None:
         """Is the victim still listed by the peer before it (observed over gRPC from
-        the harness; the predecessor is never attacked)? Plus the victim's RSS."""
+        the harness; the predecessor is never attacked)? Plus the victim's RSS and its
+        active transfers (/status)."""
         with open(f"/proc/{self.victim.process.pid}/status") as status:
             for line in status:
                 if line.startswith("VmRSS:"):
                     self.samples.rss_mib.append(int(line.split()[1]) / 1024)
+        code, body = http_get(self.victim, "/status")
+        if code == 200:
+            self.samples.transfers.append(int(json.loads(body)["active_transfers"]))
         ordered = self.h.live()
         index = ordered.index(self.victim)
         predecessor = ordered[index - 1]
@@ -137,5 +143,9 @@ def summary(samples: Samples, baseline_rss: float) -> dict[str, Any]:
         "ring_polls": samples.ring_polls,
         "rss_before_mib": round(baseline_rss, 1),
         "rss_peak_mib": round(max(samples.rss_mib, default=baseline_rss), 1),
+        # Stalled transfers held by the victim: most at once, and at the attack's end
+        # (0 once the idle / send deadlines have cut them).
+        "transfers_max": max(samples.transfers, default=0),
+        "transfers_end": samples.transfers[-1] if samples.transfers else 0,
         "probe_errors": samples.errors[:5],
     }
