@@ -47,7 +47,7 @@ def refusal(status: int, detail: str) -> bytes:
     """A whole response written before any request was read (connection refused)."""
     body = error_body(status, detail)
     head = (
-        f"HTTP/1.1 {status} {REASONS[status]}\r\nContent-Type: application/json\r\n"
+        f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
     )
     return head.encode() + body
@@ -284,12 +284,11 @@ class Connection(asyncio.Protocol):
             headers = [(b"content-type", b"application/json"), (b"connection", b"close"),
                        (b"content-length", str(len(body)).encode())]  # fmt: skip
             try:
-                self.transport.write(self.h11.send(h11.Response(status_code=status,
-                                                                headers=headers)) or b"")
-                self.transport.write(self.h11.send(h11.Data(data=body)) or b"")
-                self.transport.write(self.h11.send(h11.EndOfMessage()) or b"")
-            except h11.LocalProtocolError:
-                pass
+                events = (h11.Response(status_code=status, headers=headers),
+                          h11.Data(data=body), h11.EndOfMessage())  # fmt: skip
+                self.transport.write(b"".join(self.h11.send(e) or b"" for e in events))
+            except h11.LocalProtocolError:  # h11 saw no whole request head: answer raw
+                self.transport.write(refusal(status, detail))
         self._close()
 
     def _write_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None:

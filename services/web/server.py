@@ -92,9 +92,13 @@ class Core:
 
     def sweep(self) -> None:
         now = time.monotonic()
-        for connection in list(self.connections):
-            connection.check(now)
-        self.loop.call_later(SWEEP_EVERY, self.sweep)
+        try:
+            for connection in list(self.connections):
+                connection.check(now)
+        except Exception:  # never let one connection end the deadlines of all
+            log.exception("checking REST connection deadlines failed")
+        finally:
+            self.loop.call_later(SWEEP_EVERY, self.sweep)
 
 
 def fit_to_descriptors(limits: HttpLimits) -> HttpLimits:

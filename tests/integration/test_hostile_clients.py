@@ -185,7 +185,10 @@ def test_idle_slow_head_and_slow_body_are_cut(peer: PeerProcess) -> None:
             answer = b""
             while chunk := sock.recv(4096):
                 answer += chunk
-            assert answer == b"" or b" 408 " in answer.split(b"\r\n")[0], answer[:100]
+            if sock is not idle:  # an idle connection is just closed; the others get 408
+                assert b" 408 " in answer.split(b"\r\n")[0], answer[:100]
+            else:
+                assert answer == b""
         assert time.monotonic() - started < 5  # 1 s deadlines, checked every second
 
 
