@@ -36,7 +36,7 @@ from services.storage import FileRecord, StorageEngine
 PIECE = 1 << 20  # bytes per gRPC message: the measured sweet spot
 QUEUE_DEPTH = 4  # pieces buffered per holder during a put
 SEGMENT_CHUNKS = 8  # chunks per parallel download task (8 MiB: read-ahead stays bounded)
-RAMP_BYTES = 16 << 20  # a download reads one segment ahead until it has passed this on
+RAMP_BYTES = 16 << 20  # a download reads no segment ahead until it has passed this on
 WHOLE_RING = to_hex(0)
 
 
@@ -343,10 +343,17 @@ class FileClient:
         if end == offset:
             return
         first_chunk, last_chunk = offset // info.chunk_size, (end - 1) // info.chunk_size
-        segments = _segments(first_chunk, last_chunk + 1)
+        segments = [
+            (c, min(c + SEGMENT_CHUNKS, last_chunk + 1))
+            for c in range(first_chunk, last_chunk + 1, SEGMENT_CHUNKS)
+        ]
         with futures.ThreadPoolExecutor(max_workers=len(having)) as pool:
             pending: list[futures.Future[list[bytes]]] = []
-            ahead, passed = 1, 0  # segments fetched beyond the one being read; bytes read
+            # Segments fetched beyond the one being read: none for the first RAMP_BYTES,
+            # then one more each time the reader had to wait, up to one per holder. A
+            # reader that stops early (an HTTP client that stopped reading, once the
+            # socket buffers are full) leaves one segment fetched, not (k + 1) x 8 MiB.
+            ahead, passed = 0, 0
             for index, (low, high) in enumerate(segments):
                 pending.append(pool.submit(self._fetch_segment, info, having, index, low, high))
                 if len(pending) > ahead:
@@ -510,22 +517,6 @@ class FileClient:
                 if reply.WhichOneof("part") == "data":
                     writer.write(reply.data)
             return writer.commit()
-
-
-def _segments(first: int, stop: int) -> list[tuple[int, int]]:
-    """Chunk ranges [low, high) of a download's parallel tasks, starting small (1, 1, 2,
-    2, 4, 4, then SEGMENT_CHUNKS chunks), while the read-ahead stays one segment for the
-    first RAMP_BYTES and then grows, up to one per holder, only when the reader had to
-    wait for a segment. A reader that stops early (an HTTP client that stopped reading,
-    once the socket buffers are full) leaves a few MiB fetched, not (k + 1) x 8 MiB."""
-    ranges, low, size, repeat = [], first, 1, 0
-    while low < stop:
-        ranges.append((low, min(low + size, stop)))
-        low += size
-        repeat += 1
-        if repeat == 2:
-            size, repeat = min(size * 2, SEGMENT_CHUNKS), 0
-    return ranges
 
 
 def remote_client(
