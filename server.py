@@ -32,11 +32,13 @@ from services.maintenance import Intervals, MaintenanceLoop
 from services.replication import Replicator
 from services.rest import ApiContext, PeerServices, create_app
 from services.rest.auth import Tokens, load_or_create_admin_token
+from services.rest.health import inline_health
 from services.rest.limits import ClientLimits
 from services.rest.metrics import PeerMetrics
 from services.rest.spool import empty_dir
 from services.security import RingSecurity, SecurityError
 from services.storage import StorageEngine, StorageError
+from services.web.limits import HttpLimits
 
 log = logging.getLogger("chord.peer")
 MIB = 1 << 20
@@ -205,6 +207,8 @@ class Peer:
                 admission=AddressCheck(
                     self.me, self.transport.pool, timeout=settings.rpc_timeout * 0.4
                 ),
+                transfer_workers=settings.transfer_workers,
+                stream_idle_timeout=settings.stream_idle_timeout,
             )
             services = PeerServices(
                 files=self.files,
@@ -219,6 +223,7 @@ class Peer:
                 limits=ClientLimits(
                     max_transfers=settings.max_transfers_per_client,
                     per_minute=settings.rate_limit_per_minute,
+                    max_total=settings.http_transfer_workers,
                 ),
                 spool_dir=uploads,
             )
@@ -232,7 +237,18 @@ class Peer:
                 create_app(context),
                 settings.host,
                 settings.resolved_api_port,
-                max_body=settings.max_upload_mib * MIB,
+                limits=HttpLimits(
+                    connections=settings.http_connections,
+                    per_ip=settings.http_connections_per_ip,
+                    idle_timeout=settings.http_idle_timeout,
+                    header_timeout=settings.http_header_timeout,
+                    body_timeout=settings.http_body_timeout,
+                    send_timeout=settings.http_send_timeout,
+                    workers=settings.http_workers,
+                    transfer_workers=settings.http_transfer_workers,
+                    max_body=(settings.max_upload_mib + 1) * MIB,  # + multipart framing
+                ),
+                inline=inline_health(self.node),
             )
         except (BindError, HttpBindError) as exc:
             self.transport.close()

@@ -80,6 +80,17 @@ class Settings:
     insecure: bool = False  # allow a non-loopback bind without peer authentication
     max_transfers_per_client: int = 8  # concurrent REST uploads/downloads per client IP
     rate_limit_per_minute: int = 120  # mutating REST requests per client IP and minute
+    # Hostile clients (issue 14): what a connection or a stream may cost the peer.
+    transfer_workers: int = 48  # gRPC threads for file streams, apart from max_workers
+    stream_idle_timeout: float = 30.0  # a gRPC stream moving no message this long is cut
+    http_connections: int = 1024  # REST connections open at once, all clients together
+    http_connections_per_ip: int = 64  # REST connections open at once from one client IP
+    http_idle_timeout: float = 15.0  # a REST connection waiting for a request is closed
+    http_header_timeout: float = 10.0  # a request head must arrive whole within this
+    http_body_timeout: float = 20.0  # a request body must bring bytes at least this often
+    http_send_timeout: float = 30.0  # a client that takes no response byte this long: cut
+    http_workers: int = 8  # threads for small REST requests (everything but transfers)
+    http_transfer_workers: int = 32  # threads for REST uploads and downloads
     fault_rules: str | None = None  # fault injection (services/faults.py); None = off
     fault_rules_file: str | None = None  # rules re-read when the file changes; None = off
 
@@ -243,6 +254,11 @@ _INT_RANGES: dict[str, tuple[int, int | None]] = {
     "max_upload_mib": (1, None),
     "max_transfers_per_client": (1, None),
     "rate_limit_per_minute": (1, None),
+    "transfer_workers": (2, None),
+    "http_connections": (8, None),
+    "http_connections_per_ip": (1, None),
+    "http_workers": (1, None),
+    "http_transfer_workers": (1, None),
 }
 
 

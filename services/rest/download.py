@@ -53,8 +53,8 @@ def requested_range(info: FileInfo) -> ByteRange | None:
 
 
 def counted(chunks: Generator[bytes, None, None], metrics: PeerMetrics) -> Iterator[bytes]:
-    """Pass the bytes on, counting them and the transfer; closing this (waitress does
-    when the client goes away) closes the fetch and its worker threads too."""
+    """Pass the bytes on, counting them and the transfer; closing this (the HTTP server
+    does when the client goes away) closes the fetch and its worker threads too."""
     with metrics.transfer():
         try:
             for chunk in chunks:
