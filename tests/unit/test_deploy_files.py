@@ -1,9 +1,10 @@
-"""Dockerfile, compose.yaml and deploy/k8s/ cannot run here (no Docker engine, no cluster),
-so they are checked against the code they configure: every CHORD_* name is a setting,
-every command and flag exists, ports agree, probes hit real REST routes, and the settings
-each container would start with pass the peer's own validation. Every peer binds 0.0.0.0,
-so protected mode demands a ring secret: each file must give every peer one, and the
-image must not bake one in."""
+"""Dockerfile, compose.yaml and deploy/k8s/ checked against the code they configure, with
+no engine or cluster: every CHORD_* name is a setting, every command and flag exists,
+ports agree, probes hit real REST routes, and the settings each container would start
+with pass the peer's own validation. Every peer binds 0.0.0.0, so protected mode demands
+a ring secret: each file must give every peer one, and the image must not bake one in.
+(tests/containers/ builds and runs the image and compose.yaml with podman;
+test_k8s_manifests.py checks the manifests against the Kubernetes API schemas.)"""
 
 from __future__ import annotations
 
@@ -136,6 +137,13 @@ def test_dockerfile_base_is_pinned_and_user_unprivileged() -> None:
     assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", base), base
     users = [rest for word, rest in instructions if word == "USER"]
     assert users and users[-1] not in ("root", "0"), users
+    # uid and gid 10001, what deploy/k8s/ runs as (runAsUser/runAsGroup/fsGroup), so a
+    # secret readable by group 10001 is readable in both; useradd alone picks another gid.
+    assert users[-1] == "10001:10001", users
+    pod = statefulset()["spec"]["template"]["spec"]["securityContext"]
+    assert (pod["runAsUser"], pod["runAsGroup"], pod["fsGroup"]) == (10001, 10001, 10001)
+    setup = next(rest for word, rest in instructions if word == "RUN" and "useradd" in rest)
+    assert "groupadd --gid 10001" in setup and "--gid 10001" in setup.split("useradd")[1]
     assert any(word == "VOLUME" and "/data" in rest for word, rest in instructions)
 
 
@@ -275,8 +283,15 @@ def interpolate(value: str, environ: Mapping[str, str]) -> str:
 
 def compose_env(service: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
     """A service's container environment as compose would set it, given the environment
-    ``docker compose`` runs in (the user's shell and .env)."""
-    return {k: interpolate(str(v), environ) for k, v in service["environment"].items()}
+    ``docker compose`` runs in (the user's shell and .env). An entry without a value
+    (``NAME:``) takes the shell's value and is left out of the container when unset."""
+    env = {}
+    for name, value in service["environment"].items():
+        if value is not None:
+            env[name] = interpolate(str(value), environ)
+        elif name in environ:
+            env[name] = environ[name]
+    return env
 
 
 # What the user exports before `docker compose up` (compose.yaml's header says so).
@@ -320,7 +335,10 @@ def test_compose_ports_volumes_and_healthchecks() -> None:
         for mapping in service["ports"]:
             host_port, container_port = str(mapping).rsplit(":", 1)
             assert int(container_port) == settings.resolved_api_port, f"{name}: {mapping}"
-            published.append(int(host_port.rsplit(":", 1)[-1]))
+            # The header promises the APIs on this host's loopback only.
+            host_ip, _, port = host_port.rpartition(":")
+            assert host_ip == "127.0.0.1", f"{name}: {mapping} is published beyond loopback"
+            published.append(int(port))
         (volume,) = service["volumes"]
         source, target = volume.split(":")[:2]
         assert source in data["volumes"], f"{name}: {source} is not a named volume"
@@ -356,8 +374,11 @@ def test_compose_gives_every_peer_the_ring_secret_and_requires_it() -> None:
         del env["CHORD_RING_SECRET"]
         with pytest.raises(AssertionError):
             settings_for({**image, **env})
-        # Tokens: optional, passed through when set.
+        # Tokens: optional, passed through when set and absent when not (never an empty
+        # or literal "${...}" value: podman-compose 1.0.3 kept ":-" defaults as text).
+        assert raw["CHORD_API_TOKEN"] == raw["CHORD_ADMIN_TOKEN"] == "None", raw
         assert settings.api_token is None and settings.admin_token is None
+        assert "CHORD_API_TOKEN" not in compose_env(service, COMPOSE_SHELL)
         tokens = {"CHORD_API_TOKEN": "api-token-12345678", "CHORD_ADMIN_TOKEN": "admin-token-1234"}
         with_tokens = settings_for({**image, **compose_env(service, {**COMPOSE_SHELL, **tokens})})
         assert with_tokens.api_token == tokens["CHORD_API_TOKEN"]
