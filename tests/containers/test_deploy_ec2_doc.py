@@ -22,6 +22,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,13 +214,16 @@ def join_command(guide: Guide, joiner: Instance, image: str = "chord-dht:0.1.0")
 
 
 def test_deploy_ec2_guide(guide: Guide, tmp_path: Path) -> None:
+    phase = Phases()
     a, b, c, d = (guide.instances[x] for x in LETTERS)
     everyone = list(guide.instances.values())
     addresses = {f"{i.address}:7000" for i in everyone}
 
+    phase("2. build")
     # 2. The image (cached layers: the session built the same Dockerfile).
     guide.sh(guide.take("sudo docker build -t chord-dht:0.1.0 ."), None, timeout=900)
 
+    phase("4. secret")
     # 4. The ring secret, generated as the guide does, in a file only uid 10001 reads.
     secret = subprocess.run(
         ["openssl", "rand", "-hex", "32"], capture_output=True, text=True, check=True
@@ -242,6 +246,7 @@ def test_deploy_ec2_guide(guide: Guide, tmp_path: Path) -> None:
 
     distribute(secret)
 
+    phase("5, 6. ring of four")
     # 5. The first peer, then 6. the other three joining it.
     guide.sh(guide.take("sudo docker volume create chord-data"), a)
     guide.sh(guide.take(run_command(guide, "master")), a)
@@ -269,6 +274,7 @@ def test_deploy_ec2_guide(guide: Guide, tmp_path: Path) -> None:
         guide.on(a, lambda n=name: curl_upload(a.api, n, tmp_path / "up"))
     check_files(guide, c, files, tmp_path)
 
+    phase("7, 9. checks")
     # 7 and 9: the admin token, the log, and the checks of a peer that does not join.
     token = guide.sh(guide.take("sudo docker exec chord cat /data/admin_token"), a).stdout
     assert len(token.strip()) >= 8
@@ -281,6 +287,7 @@ def test_deploy_ec2_guide(guide: Guide, tmp_path: Path) -> None:
     status = json.loads(guide.sh(guide.take("curl http://<peer>:17000/status"), c).stdout)
     assert status["joined"] is True
 
+    phase("8. upgrade B")
     # 8. Upgrading B: a new image, stop (it leaves), the same run with the new tag.
     guide.sh(
         guide.take("git pull && sudo docker build -t chord-dht:0.2.0 .").split("&& ")[1],
@@ -307,6 +314,7 @@ def test_deploy_ec2_guide(guide: Guide, tmp_path: Path) -> None:
     image = podman("inspect", "--format", "{{.ImageName}}", b.container, netns=b.netns)
     assert image.stdout.strip() == f"{guide.image}:0.2.0"
 
+    phase("4. rotation")
     # 4. Rotating the secret: every peer stopped, the new secret everywhere, all started
     # again as in 5 and 6; the volumes keep the files, the addresses keep the IDs.
     stop_all = guide.take("sudo docker stop -t 60 chord && sudo docker rm chord")
@@ -329,10 +337,23 @@ def test_deploy_ec2_guide(guide: Guide, tmp_path: Path) -> None:
     assert {i.letter: get_json_on(guide, i, "/health")["node"]["id"] for i in everyone} == ids
     check_files(guide, d, files, tmp_path)
 
+    phase("done")
     missing = {c for c in guide.commands if c not in guide.used and c not in NOT_RUN}
     assert not missing, f"commands of docs/deploy-ec2.md neither run nor named: {missing}"
     stale = set(NOT_RUN) - set(guide.commands)
     assert not stale, f"NOT_RUN names commands the guide no longer has: {stale}"
+
+
+class Phases:
+    """Prints how long each section of the guide took (pytest -s shows it)."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, name: str) -> None:
+        now = time.monotonic()
+        print(f"[{now - self.started:5.1f}s, +{now - self.last:4.1f}s] {name}")
+        self.last = now
 
 
 def bare_peer(guide: Guide, on: Instance) -> None:
