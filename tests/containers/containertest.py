@@ -132,13 +132,6 @@ class Run:
 
 def remove_prefixed(match: Callable[[str], bool]) -> list[str]:
     removed: list[str] = []
-    with contextlib.suppress(Exception):
-        for ns in listed("netns"):
-            if match(ns):  # its containers first, so their network is released there
-                for name in listed("ps", netns=ns):
-                    if match(name):
-                        podman("rm", "--force", "--volumes", "--time", "0", name,
-                               check=False, netns=ns)  # fmt: skip
     for kind in ("ps", "volume", "network"):
         with contextlib.suppress(Exception):
             doomed = [name for name in listed(kind) if match(name)]
@@ -167,22 +160,28 @@ def remove_prefixed(match: Callable[[str], bool]) -> list[str]:
     return removed
 
 
-def listed(kind: str, netns: str | None = None) -> list[str]:
+def listed(kind: str) -> list[str]:
     if kind == "netns":
         return sorted(p.name for p in NETNS_DIR.glob(f"{PREFIX}-*")) if NETNS_DIR.exists() else []
     args = {"ps": ["ps", "--all", "--format", "{{.Names}}"],
             "volume": ["volume", "ls", "--format", "{{.Name}}"],
             "network": ["network", "ls", "--format", "{{.Name}}"]}[kind]  # fmt: skip
-    return podman(*args, netns=netns).stdout.split()
+    return podman(*args).stdout.split()
 
 
 def sweep_killed_runs() -> list[str]:
-    """Remove what runs killed before their cleanup left (their pid no longer runs)."""
+    """Remove what runs killed before their cleanup left: their pid no longer runs pytest
+    (gone, a zombie with no command line, or reused by another program)."""
     pattern = re.compile(rf"^{PREFIX}-(\d+)-[0-9a-f]{{4}}")
 
     def dead(name: str) -> bool:
         found = pattern.match(name)
-        return bool(found) and not Path(f"/proc/{found[1]}").exists()  # type: ignore[index]
+        if found is None:
+            return False
+        try:
+            return b"pytest" not in Path(f"/proc/{found[1]}/cmdline").read_bytes()
+        except OSError:
+            return True
 
     return remove_prefixed(dead)
 

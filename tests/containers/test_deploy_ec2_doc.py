@@ -23,7 +23,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,11 +174,23 @@ def ip(*args: str) -> None:
 
 
 @pytest.fixture
-def guide(run: Run, image: str, tmp_path: Path) -> Guide:
+def guide(run: Run, image: str, tmp_path: Path) -> Iterator[Guide]:
     """Four instances on one bridge: the bridge in a namespace of its own ("the VPC"),
-    so nothing of this test is in the machine's own network namespace. The run's
-    cleanup removes the containers (in their namespaces) and the namespaces."""
+    so nothing of this test is in the machine's own network namespace. Afterwards each
+    instance's container is removed in its namespace (where podman's network plugins
+    undo what they set up); the run's cleanup removes the rest, namespaces included."""
     guide = Guide(run, tmp_path)
+    try:
+        make_instances(run, guide)
+        yield guide
+    finally:
+        for instance in guide.instances.values():
+            if (NETNS_DIR / instance.netns).exists():
+                podman("rm", "--force", "--volumes", "--time", "0", instance.container,
+                       check=False, netns=instance.netns)  # fmt: skip
+
+
+def make_instances(run: Run, guide: Guide) -> None:
     vpc = run.name("vpc")
     ip("netns", "add", vpc)
     ip("-n", vpc, "link", "add", "br0", "type", "bridge")
@@ -192,7 +204,6 @@ def guide(run: Run, image: str, tmp_path: Path) -> Guide:
         ip("-n", instance.netns, "addr", "add", f"{instance.address}/24", "dev", "eth0")
         ip("-n", instance.netns, "link", "set", "eth0", "up")
         ip("-n", instance.netns, "link", "set", "lo", "up")
-    return guide
 
 
 RUN_MASTER_PREFIX = "sudo docker run -d --name chord --restart unless-stopped -p 7000:7000"
