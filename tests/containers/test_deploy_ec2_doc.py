@@ -15,6 +15,7 @@ replaced by the instances' addresses. Every command runs in its instance's names
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -282,7 +283,7 @@ def test_deploy_ec2_guide(guide: Guide, tmp_path: Path) -> None:
     files = {f"ec2/{n}.bin": os.urandom(size) for n, size in (("big", 2_000_000), ("s", 10))}
     for name, data in files.items():
         (tmp_path / "up").write_bytes(data)
-        guide.on(a, lambda n=name: curl_upload(a.api, n, tmp_path / "up"))
+        guide.on(a, functools.partial(curl_upload, a.api, name, tmp_path / "up"))
     check_files(guide, c, files, tmp_path)
 
     phase("7, 9. checks")
@@ -425,5 +426,5 @@ def status_of_on(guide: Guide, instance: Instance, path: str) -> Any:
 
 def check_files(guide: Guide, through: Instance, files: dict[str, bytes], tmp: Path) -> None:
     for name, data in files.items():
-        digest = guide.on(through, lambda n=name: curl_download(through.api, n, tmp / "down"))
+        digest = guide.on(through, functools.partial(curl_download, through.api, name, tmp / "d"))
         assert digest == hashlib.sha256(data).hexdigest(), name
