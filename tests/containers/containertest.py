@@ -191,14 +191,22 @@ def build_image(run: Run, tag: str | None = None) -> tuple[str, float]:
     """Build the repository's Dockerfile as users do; returns (image ID, seconds)."""
     started = time.monotonic()
     iid = Path(f"/tmp/{run.prefix}.iid")
+    previous = podman("image", "inspect", "--format", "{{.Id}}", CACHE_TAG, check=False)
     try:
         podman(
             "build", "--quiet", "--iidfile", str(iid), "-t", tag or run.image_tag,
             "-t", CACHE_TAG, str(ROOT), timeout=900,
         )  # fmt: skip
-        return iid.read_text().strip(), time.monotonic() - started
+        image_id = iid.read_text().strip()
     finally:
         iid.unlink(missing_ok=True)
+    old = previous.stdout.strip()
+    if previous.returncode == 0 and old != image_id:
+        # The build the cache tag named before, now untagged: removed with its layers not
+        # shared, so builds do not pile up. Refused (and kept) while another run's tag or
+        # container still uses it.
+        podman("rmi", old, check=False)
+    return image_id, time.monotonic() - started
 
 
 # --------------------------------------------------------------------------- HTTP
