@@ -15,9 +15,10 @@
 # readable by uid 10001. Optional: CHORD_API_TOKEN, CHORD_ADMIN_TOKEN, or mutual TLS with
 # CHORD_TLS_CERT/CHORD_TLS_KEY/CHORD_TLS_CA. No secret is baked into the image: set them
 # at run time (docs/security.md).
-# The root filesystem may be read-only: the peer writes only /data and, for large request
-# bodies, /tmp (docker run --read-only --tmpfs /tmp, or -v chord-tmp:/tmp). A host
-# directory mounted on /data must belong to 10001:10001 (sudo chown 10001:10001 DIR).
+# The root filesystem may be read-only: the peer keeps everything under /data; give /tmp
+# a tmpfs or a volume for temporary files (docker run --read-only --tmpfs /tmp, or
+# -v chord-tmp:/tmp). A host directory mounted on /data must belong to 10001:10001
+# (sudo chown 10001:10001 DIR).
 # See docs/deploy-ec2.md, compose.yaml and deploy/k8s/.
 
 # Pinned by version (Debian bookworm, CPython 3.11.7: what the tests run on).

@@ -123,8 +123,8 @@ def test_ring_of_three_forms_on_dns_names(ring: Ring) -> None:
 
 @pytest.fixture(scope="module")
 def stored(ring: Ring, tmp_path_factory: pytest.TempPathFactory) -> Ring:
-    """A 3 MB file (the server spools such a body to /tmp) and a few small ones, uploaded
-    through the first peer."""
+    """A 3 MB file (a body big enough to be spooled to a temporary file) and a few small
+    ones, uploaded through the first peer."""
     rng = random.Random(21)
     ring.files = {"big/three-mb.bin": rng.randbytes(3 * 1000 * 1000 + 17)}
     ring.files.update({f"small/file-{i}.txt": rng.randbytes(100 + i) for i in range(8)})
