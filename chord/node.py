@@ -108,6 +108,9 @@ class ChordNode:
         self._successors: tuple[NodeRef, ...] = ()
         self._predecessor: NodeRef | None = None
         self._challenger: NodeRef | None = None  # notified us but lost to a live predecessor
+        # The predecessor, if it asked for our state (its stabilize) since the last
+        # check_predecessor: proof of life that spares a Ping.
+        self._predecessor_heard: NodeRef | None = None
         self._joined = False
         self._last_stabilized: float | None = None
         self._changes = 0  # see ``changes``
@@ -163,9 +166,11 @@ class ChordNode:
             return StepAnswer(False, closer, fallback=fallback)
         return StepAnswer(True, successors, self.me)
 
-    def handle_state(self) -> PeerState:
+    def handle_state(self, caller: NodeRef | None = None) -> PeerState:
         self._require_joined()
         with self._guard:
+            if caller is not None and caller == self._predecessor:
+                self._predecessor_heard = caller  # it stabilizes: alive (check_predecessor)
             return PeerState(self.me, self._predecessor, self._successors)
 
     def handle_join(self, joiner: NodeRef, bits: int) -> tuple[NodeRef, ...]:
@@ -309,7 +314,7 @@ class ChordNode:
                 self._stabilize_alone()
                 return
             try:
-                head_state = self.transport.get_state(head)
+                head_state = self.transport.get_state(head, caller=self.me)
             except PeerUnreachable:
                 self._drop_dead_successor(head)
                 continue
@@ -330,10 +335,14 @@ class ChordNode:
             return
 
     def check_predecessor(self) -> None:
-        """Ping the predecessor; if it is dead, replace it by the last challenger if
-        that one answers, else forget it (the next notify fills it)."""
+        """Ping the predecessor (unless it called us since the last check and nobody
+        challenges its place); if it is dead, replace it by the last challenger if that
+        one answers, else forget it (the next notify fills it)."""
         with self._guard:
             current, challenger = self._predecessor, self._challenger
+            heard, self._predecessor_heard = self._predecessor_heard, None
+        if current is not None and heard == current and challenger is None:
+            return  # it asked for our state since the last check: alive, no Ping needed
         if current is not None and self._is_alive(current):
             return
         replacement = challenger if challenger is not None and self._is_alive(challenger) else None

@@ -73,8 +73,10 @@ class Transport(Protocol):
         """Ask ``peer`` for one step of the lookup of ``key``."""
         ...
 
-    def get_state(self, peer: NodeRef) -> PeerState:
-        """``peer``'s predecessor and successor list."""
+    def get_state(self, peer: NodeRef, caller: NodeRef | None = None) -> PeerState:
+        """``peer``'s predecessor and successor list; ``caller``: who asks, when a ring
+        member asks for its stabilize (a sign of life to ``peer`` if it is its
+        predecessor)."""
         ...
 
     def join(self, peer: NodeRef, joiner: NodeRef, bits: int) -> tuple[NodeRef, ...]:

@@ -182,7 +182,7 @@ class GrpcTransport:
 
         return self._call(peer, "FindSuccessorStep", pb.StepRequest(key=to_hex(key)), convert)
 
-    def get_state(self, peer: NodeRef) -> PeerState:
+    def get_state(self, peer: NodeRef, caller: NodeRef | None = None) -> PeerState:
         def convert(reply: object) -> PeerState:
             assert isinstance(reply, pb.StateReply)
             node = ref_from_pb(self.ring, reply.node)
@@ -191,7 +191,8 @@ class GrpcTransport:
             )
             return PeerState(node, predecessor, refs_from_pb(self.ring, reply.successors))
 
-        return self._call(peer, "GetState", EMPTY, convert)
+        request = pb.StateRequest(caller=ref_to_pb(caller)) if caller else pb.StateRequest()
+        return self._call(peer, "GetState", request, convert)
 
     def ring_bits(self, peer: NodeRef) -> int:
         """The m of the ring ``peer`` belongs to (0 if it does not say). Read without

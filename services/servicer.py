@@ -43,6 +43,16 @@ class ChordServicer(pb_grpc.ChordServicer):
         self.ring = node.ring
         self.admission = admission
 
+    def _caller(self, request: pb.StateRequest) -> NodeRef | None:
+        """The member a GetState names as its asker; None if absent or not a valid
+        reference (the state is answered either way: it is public to members)."""
+        if not request.HasField("caller"):
+            return None
+        try:
+            return ref_from_pb(self.ring, request.caller)
+        except BadReference:
+            return None
+
     def _guarded(self, context: grpc.ServicerContext, call: Callable[[], T]) -> T:
         """Run a handler; whatever the caller sent, answer with a status, never crash."""
         try:
@@ -77,9 +87,9 @@ class ChordServicer(pb_grpc.ChordServicer):
 
         return self._guarded(context, step)
 
-    def GetState(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.StateReply:
+    def GetState(self, request: pb.StateRequest, context: grpc.ServicerContext) -> pb.StateReply:
         def state() -> pb.StateReply:
-            peer = self.node.handle_state()
+            peer = self.node.handle_state(self._caller(request))
             reply = pb.StateReply(
                 node=ref_to_pb(peer.node),
                 successors=refs_to_pb(peer.successors),

@@ -176,10 +176,10 @@ class SimTransport:
         except NotReady as exc:
             raise PeerUnreachable(peer, str(exc)) from exc
 
-    def get_state(self, peer: NodeRef) -> PeerState:
+    def get_state(self, peer: NodeRef, caller: NodeRef | None = None) -> PeerState:
         node = self.network.target(peer, self.origin)
         try:
-            return node.handle_state()
+            return node.handle_state(caller)
         except NotReady as exc:
             raise PeerUnreachable(peer, str(exc)) from exc
 

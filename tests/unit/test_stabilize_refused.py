@@ -21,9 +21,9 @@ def test_a_refused_notify_does_not_break_stabilize() -> None:
 
     real_get_state = node.transport.get_state
 
-    def forgetful(peer: NodeRef) -> PeerState:
+    def forgetful(peer: NodeRef, caller: NodeRef | None = None) -> PeerState:
         """The successor has not adopted us yet (else stabilize skips the notify)."""
-        state = real_get_state(peer)
+        state = real_get_state(peer, caller)
         return PeerState(state.node, None, state.successors)
 
     node.transport.notify = refuse  # type: ignore[method-assign]
@@ -42,3 +42,30 @@ def test_no_notify_to_a_successor_that_already_names_us() -> None:
     node.transport.notify = lambda peer, me: sent.append(peer)  # type: ignore[method-assign]
     node.stabilize()
     assert sent == []
+
+
+def test_a_predecessor_that_stabilizes_spares_the_ping() -> None:
+    """A peer whose predecessor asked for its state since the last check knows it is
+    alive: check_predecessor sends no Ping. One that stopped asking is pinged; a
+    challenger always brings the Ping back (nobody can pin a dead predecessor by
+    naming it)."""
+    net = ideal_sim_ring(4)
+    node = net.members()[1]
+    predecessor = next(n for n in net.members() if n.me == node.state().predecessor)
+    pings: list[NodeRef] = []
+    real_ping = node.transport.ping
+
+    def counting(peer: NodeRef) -> NodeRef:
+        pings.append(peer)
+        return real_ping(peer)
+
+    node.transport.ping = counting  # type: ignore[method-assign]
+    predecessor.stabilize()
+    node.check_predecessor()
+    assert pings == []
+    node.check_predecessor()  # nothing heard since: asked
+    assert pings == [predecessor.me]
+    predecessor.stabilize()
+    node._challenger = net.members()[2].me  # someone claims the place meanwhile
+    node.check_predecessor()
+    assert pings == [predecessor.me] * 2
