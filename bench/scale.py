@@ -35,6 +35,14 @@ from services.launcher import LocalRing, PeerProcess, wait_for
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
+
+def proportional_mib(pid: int) -> float:
+    """Proportional set size (shared pages divided among their users), from /proc."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
 def cpu_seconds(peer: PeerProcess) -> float:
     fields = Path(f"/proc/{peer.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
@@ -152,6 +160,7 @@ def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
             time.sleep(args.settle)  # let the intervals back off: part of what is measured
             cpu = idle_cpu(live, args.idle)
             rss = [p.memory_mib() for p in live]
+            pss = [proportional_mib(p.process.pid) for p in live]
             detect_s = crash_detection(ring, rnd)
             lookups = lookup_ratio(ring, args.lookups, rnd)
         finally:
@@ -166,6 +175,9 @@ def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
         "idle_cpu_pct_max": max(cpu),
         "rss_mib_mean": statistics.mean(rss),
         "rss_mib_max": max(rss),
+        # RSS counts the pages of shared libraries (grpc's core, libpython, libcrypto)
+        # in full in every peer; PSS divides them among the processes sharing them.
+        "pss_mib_mean": statistics.mean(pss),
         "crash_detect_s": detect_s,
         **lookups,
     }
@@ -196,8 +208,8 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row) if args.json else f"run {run}: {row}", flush=True)
     columns = ["run", "failed_refused", "failed_bind", "failed_other", "converge_s",
-               "idle_cpu_pct_mean", "idle_cpu_pct_max", "rss_mib_max", "crash_detect_s",
-               "hops_mean", "grpc_rtt_ms", "latency_ratio"]  # fmt: skip
+               "idle_cpu_pct_mean", "idle_cpu_pct_max", "rss_mib_max", "pss_mib_mean",
+               "crash_detect_s", "hops_mean", "grpc_rtt_ms", "latency_ratio"]  # fmt: skip
     if not args.json:
         print(tabulate([[r[c] for c in columns] for r in rows], headers=columns, floatfmt=".2f"))
 
