@@ -87,9 +87,10 @@ def probe_rest(peers: list[PeerProcess], keys: list[int]) -> None:
 def test_a_third_peer_joining_never_hangs(
     make_ring: Callable[..., LocalRing], rng: random.Random, seed: str
 ) -> None:
-    """The ancestor froze in 64 % of 3-peer rings. Many random 3-peer sets: each
-    converges, and every REST call on every peer answers within 2 s meanwhile."""
-    for round_ in range(8):
+    """The ancestor froze in 64 % of 3-peer rings. Random 3-peer sets (five: all five
+    pass with the ancestor's odds 0.36^5 < 1 %): each converges, and every REST call on
+    every peer answers within 2 s meanwhile."""
+    for round_ in range(5):
         where = f"{seed} round {round_}"
         ring = make_ring()
         try:
