@@ -55,6 +55,11 @@ def start_all(ring: LocalRing, count: int, rnd: random.Random) -> dict[str, int]
     joiners: list[PeerProcess] = []
     for _ in range(count - 1):
         seed = rnd.choice([first, *joiners])
+        try:
+            # 128 interpreters starting on 2 cores: a seed may take a minute to listen.
+            seed.wait_ports(180)
+        except (RuntimeError, TimeoutError):
+            seed = first
         joiners.append(ring.spawn(join=seed.address))
     failures = {"refused": 0, "bind": 0, "other": 0}
     for peer in joiners:

@@ -116,6 +116,11 @@ class PeerProcess:
     def api_port(self) -> int:
         return self._ports()[1]
 
+    def wait_ports(self, timeout: float) -> tuple[int, int]:
+        """The (gRPC, REST) ports, waiting up to ``timeout`` for a peer on port 0 to
+        report them (starting many peers at once can take a while)."""
+        return self._ports(timeout)
+
     def _ports(self, timeout: float = 30.0) -> tuple[int, int]:
         """The ports, waiting for the port file of a peer started on port 0."""
         if not self.bound_port:
