@@ -8,6 +8,7 @@ the menu, the peer keeps running) and finally Ctrl-D: the peer leaves and exits 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -19,8 +20,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from config.settings import API_PORT_OFFSET
-from services.launcher import ROOT, LocalRing, free_port, http_json, wait_for
+from services.launcher import ROOT, LocalRing, http_json, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -29,11 +29,13 @@ EXTRA = (*LocalRing.extra_args, "--replicas", "2", "--repair-interval", "0.3")
 
 
 @pytest.fixture
-def menu_peer(tmp_path: Path) -> Iterator[tuple[pexpect.spawn, int]]:
-    port = free_port()
+def menu_peer(tmp_path: Path) -> Iterator[tuple[pexpect.spawn, int, int]]:
+    """The menu's peer on ports the kernel picks (no race with other processes for a
+    port chosen in advance): (the terminal, gRPC port, REST port)."""
+    port_file = tmp_path / "ports.json"
     args = [
         "run_node.py",
-        "--host", "127.0.0.1", "--port", str(port), "--api-port", str(port + API_PORT_OFFSET),
+        "--host", "127.0.0.1", "--port", "0", "--api-port", "0", "--port-file", str(port_file),
         "--data-dir", str(tmp_path / "menu-peer"), "--log-level", "warning", *EXTRA,
     ]  # fmt: skip
     env = {**os.environ, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
@@ -42,7 +44,9 @@ def menu_peer(tmp_path: Path) -> Iterator[tuple[pexpect.spawn, int]]:
         dimensions=(40, 160), logfile=open(tmp_path / "pty.log", "w"),  # noqa: SIM115
     )  # fmt: skip
     try:
-        yield child, port
+        assert wait_for(port_file.exists, 60), "the menu's peer reported no ports"
+        report = json.loads(port_file.read_text())
+        yield child, int(report["port"]), int(report["api_port"])
     finally:
         if child.isalive():
             child.kill(signal.SIGKILL)
@@ -53,14 +57,14 @@ def menu_peer(tmp_path: Path) -> Iterator[tuple[pexpect.spawn, int]]:
 
 
 def test_every_option_through_a_terminal(
-    menu_peer: tuple[pexpect.spawn, int],
+    menu_peer: tuple[pexpect.spawn, int, int],
     make_ring: Callable[..., LocalRing],
     tmp_path: Path,
     rng: random.Random,
 ) -> None:
-    child, port = menu_peer
+    child, port, api_port = menu_peer
     address = f"127.0.0.1:{port}"
-    api = f"http://127.0.0.1:{port + API_PORT_OFFSET}"
+    api = f"http://127.0.0.1:{api_port}"
 
     def choose(option: str) -> None:
         child.expect_exact(CHOOSE)
@@ -189,12 +193,12 @@ def test_every_option_through_a_terminal(
 
 
 def test_refused_names_are_explained_and_nothing_is_stored(
-    menu_peer: tuple[pexpect.spawn, int], tmp_path: Path
+    menu_peer: tuple[pexpect.spawn, int, int], tmp_path: Path
 ) -> None:
     """The menu applies the ring's one set of name rules (chord.names): each refused name
     gets its reason and the question again; only the accepted one is stored."""
-    child, port = menu_peer
-    api = f"http://127.0.0.1:{port + API_PORT_OFFSET}"
+    child, _, api_port = menu_peer
+    api = f"http://127.0.0.1:{api_port}"
     source = tmp_path / "a\\b.txt"  # a legal local file name, not a legal ring name
     source.write_bytes(b"menu bytes\n")
     child.expect_exact(CHOOSE)
@@ -236,13 +240,13 @@ def signals_blocked(pid: int) -> dict[int, bool]:
 
 
 def test_ctrl_c_always_reaches_the_menu(
-    menu_peer: tuple[pexpect.spawn, int], make_ring: Callable[..., LocalRing]
+    menu_peer: tuple[pexpect.spawn, int, int], make_ring: Callable[..., LocalRing]
 ) -> None:
     """The kernel gives a process-wide signal to any thread not blocking it; one taken
     by a gRPC or HTTP thread left input() waiting for Enter (CI: no "Cancelled." in
     20 s). Every thread but the main one blocks SIGINT and SIGTERM, in the menu's
     peer and in a peer without a menu, and Ctrl-C answers every time."""
-    child, port = menu_peer
+    child, port, _ = menu_peer
     child.expect_exact(CHOOSE)
     other = make_ring().start_peer(join=f"127.0.0.1:{port}", args=EXTRA)
     for pid in (child.pid, other.process.pid):
