@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
 
 from chord.fingers import FingerTable, RoutingIndex
-from chord.ids import Ring, between
+from chord.ids import Ring, between, between_right
 from chord.lookup import LookupFailed, LookupResult, iterative_lookup
 from chord.node_ref import NodeRef
 from chord.successors import successor_list
@@ -136,21 +136,31 @@ class ChordNode:
         return self.me.describe(self.ring)
 
     # ------------------------------------------------------ handlers (no RPCs)
-    def handle_step(self, key: int) -> StepAnswer:
-        """One routing step from local tables. Successor-list entries route too: if the
-        key falls before any of them, this peer already knows the owner exactly."""
+    def handle_step(self, key: int, exclude: frozenset[int] = frozenset()) -> StepAnswer:
+        """One routing step from local tables, offering none of the peers in ``exclude``
+        (the caller found them dead). A key in (predecessor, me] is ours: we say so,
+        which is how a verified lookup ends. Successor-list entries route too: if the
+        key falls before the first of them, this peer knows the owner exactly."""
         if not self._joined:
             self._require_joined()
         # No guard: the index is rebuilt from immutable snapshots (successors are replaced
         # whole, fingers copied in one call), and routing only needs a recent view.
         index = self._routing_index()
-        successors = index.successors
-        if not successors:
+        if not index.successors:
             return StepAnswer(True, (self.me,), self.me)
-        owner, closer, fallback = index.route(key, STEP_CANDIDATES)
-        if owner is None:
-            return StepAnswer(False, closer, fallback=fallback)
-        return StepAnswer(True, successors, self.me)
+        predecessor = self._predecessor
+        # Ours if the key is in (predecessor, me], or if the caller found our predecessor
+        # dead: a caller names it only when it checked the peers from the key to us
+        # (routing callers name dead peers between us and the key, which include our
+        # predecessor only when the key is ours anyway).
+        if predecessor is not None and (
+            between_right(predecessor.id, key, self.me.id) or predecessor.id in exclude
+        ):
+            return StepAnswer(True, (self.me, *index.successors), predecessor)
+        owners, closer, beyond = index.route(key, STEP_CANDIDATES, exclude)
+        if owners is None:
+            return StepAnswer(False, closer, predecessor, beyond)
+        return StepAnswer(True, owners, self.me)
 
     def handle_state(self) -> PeerState:
         self._require_joined()
@@ -353,8 +363,9 @@ class ChordNode:
         """Find successor(key), starting from this peer's own tables (a local step).
 
         ``forget_dead``: drop fingers found dead on the way (off to measure a network
-        whose repair is stopped). ``confirm_owner``: ping the owner named by the last
-        step and fall back along its successor list if it is dead.
+        whose repair is stopped). ``confirm_owner``: end only when the owner itself has
+        answered that the key is in (its predecessor, itself] (chord.lookup, verified),
+        as every client about to use the owner wants.
         """
         return iterative_lookup(
             self.ring,
@@ -364,7 +375,7 @@ class ChordNode:
             self.max_hops,
             local=self.me,
             on_dead=self._forget_finger if forget_dead else None,
-            confirm=self._is_alive if confirm_owner else None,
+            verify=confirm_owner,
         )
 
     def leave(self) -> None:
@@ -457,10 +468,12 @@ class ChordNode:
                 f"ID {node.hex} is not SHA-1 of the advertised address {node.address!r}",
             )
 
-    def _ask_step(self, peer: NodeRef, key: int) -> StepAnswer:
+    def _ask_step(
+        self, peer: NodeRef, key: int, exclude: frozenset[int] = frozenset(), /
+    ) -> StepAnswer:
         if peer == self.me:
-            return self.handle_step(key)
-        return self.transport.find_successor_step(peer, key)
+            return self.handle_step(key, exclude)
+        return self.transport.find_successor_step(peer, key, exclude)
 
     def _is_alive(self, peer: NodeRef) -> bool:
         try:

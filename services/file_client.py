@@ -26,7 +26,6 @@ from chord.ids import Ring, from_hex, to_hex
 from chord.lookup import LookupResult, iterative_lookup
 from chord.node_ref import NodeRef
 from chord.placement import copies_wanted, holders_of
-from chord.transport import PeerUnreachable
 from proto import files_pb2 as fpb
 from proto import files_pb2_grpc as fpb_grpc
 from services.file_write import TwoPhaseWrite, status_of
@@ -498,18 +497,11 @@ def remote_client(
     ring: Ring, transport: GrpcTransport, entry: NodeRef, **options: Any
 ) -> FileClient:
     """A FileClient for a process outside the ring: lookups start at ``entry`` and are
-    driven from here, one step RPC per hop, confirming the owner they find."""
-
-    def alive(peer: NodeRef) -> bool:
-        try:
-            return transport.ping(peer) == peer
-        except PeerUnreachable:
-            return False
+    driven from here, one step RPC per hop, ending at the owner's own answer."""
 
     def lookup(key: int) -> LookupResult:
         return iterative_lookup(
-            ring, key, [entry], transport.find_successor_step, 2 * ring.bits, confirm=alive
+            ring, key, [entry], transport.find_successor_step, 2 * ring.bits, verify=True
         )
 
     return FileClient(ring, lookup, transport.pool, **options)
-

@@ -139,7 +139,9 @@ class GrpcTransport:
         except (BadReference, ValueError) as exc:
             raise PeerUnreachable(peer, f"malformed reply: {exc}") from None
 
-    def find_successor_step(self, peer: NodeRef, key: int) -> StepAnswer:
+    def find_successor_step(
+        self, peer: NodeRef, key: int, exclude: frozenset[int] = frozenset(), /
+    ) -> StepAnswer:
         def convert(reply: object) -> StepAnswer:
             assert isinstance(reply, pb.StepReply)
             predecessor = (
@@ -149,10 +151,11 @@ class GrpcTransport:
                 reply.done,
                 refs_from_pb(self.ring, reply.nodes),
                 predecessor,
-                refs_from_pb(self.ring, reply.fallback),
+                refs_from_pb(self.ring, reply.owners),
             )
 
-        return self._call(peer, "FindSuccessorStep", pb.StepRequest(key=to_hex(key)), convert)
+        request = pb.StepRequest(key=to_hex(key), exclude=[to_hex(i) for i in exclude])
+        return self._call(peer, "FindSuccessorStep", request, convert)
 
     def get_state(self, peer: NodeRef) -> PeerState:
         def convert(reply: object) -> PeerState:

@@ -169,10 +169,12 @@ class SimTransport:
         self.network = network
         self.origin = origin
 
-    def find_successor_step(self, peer: NodeRef, key: int) -> StepAnswer:
+    def find_successor_step(
+        self, peer: NodeRef, key: int, exclude: frozenset[int] = frozenset(), /
+    ) -> StepAnswer:
         node = self.network.target(peer, self.origin)
         try:
-            return node.handle_step(key)
+            return node.handle_step(key, exclude)
         except NotReady as exc:
             raise PeerUnreachable(peer, str(exc)) from exc
 
