@@ -38,6 +38,11 @@ from chord.transport import PeerUnreachable, StepAnswer
 # At most this many dead peers are named in one step request: the ones closest to the
 # key matter (the responder would offer them first), and the message stays small.
 MAX_EXCLUDE = 64
+# A candidate owner whose predecessor lies between the key and it names a peer the
+# list did not show (a joiner, usually one): follow such names this many times, then
+# let routing reach the key's predecessor instead (a very stale list, such as a one-hop
+# table missing many joiners, would otherwise be walked back peer by peer).
+MAX_CORRECTIONS = 2
 NO_EXCLUSIONS: frozenset[int] = frozenset()
 
 
@@ -106,6 +111,9 @@ class _Lookup:
         # Unverified lookups: the owner candidates offered by the responder closest to
         # the key, used once every peer between it and the key is found dead.
         self.fallback: tuple[int, NodeRef, tuple[NodeRef, ...]] | None = None
+        # Verified lookups: live candidates that could not tell whether they own the
+        # key (no predecessor just then), by ID: (their chain, who listed them).
+        self.unsure: dict[int, tuple[tuple[NodeRef, ...], NodeRef]] = {}
 
     # ------------------------------------------------------------- the queue
     def queue_next(self, nodes: tuple[NodeRef, ...], index: int, limit: int) -> None:
@@ -189,6 +197,11 @@ class _Lookup:
             result = self.take_fallback()
             if result is not None:
                 return result
+        if self.unsure:  # the best we heard: the live candidate nearest after the key
+            chain, responder = min(
+                self.unsure.values(), key=lambda c: (c[0][0].id - self.key) % self.size
+            )
+            return self.result(chain, responder)
         raise LookupFailed(
             f"no live peer could route key {self.key:x} ({self.timeouts} unreachable)"
         )
@@ -254,13 +267,18 @@ class _Lookup:
     def verified(self, candidates: tuple[NodeRef, ...], responder: NodeRef) -> LookupResult | None:
         """Ask ``candidates`` (peers at or after the key, nearest first, as ``responder``
         lists them) in turn until one answers, then settle who owns the key with it.
-        None if every one is dead (or was found dead before)."""
+        None if every one is dead, or the one that answered could not tell."""
         for index, candidate in enumerate(candidates):
             if candidate.id in self.dead:
                 continue  # found dead earlier in this lookup: no second timeout
+            chain = candidates[index:]
+            if candidate.id in self.unsure:
+                # It answered before without knowing its predecessor; now a second
+                # list names it first after the key: take it, as unverified lookups do.
+                return self.result(chain, responder)
             answer = self.call(candidate, self.dead_before(candidate))
             if answer is not None:
-                return self.settle(candidate, answer, candidates[index:], responder)
+                return self.settle(candidate, answer, chain, responder)
         return None
 
     def settle(
@@ -273,11 +291,14 @@ class _Lookup:
         """``candidate``, the first live peer at or after the key in ``responder``'s
         list ``chain``, answered. It owns the key if the key lies in (its predecessor,
         itself], or if its predecessor is among the dead peers we named (every peer the
-        list shows before it is dead). Otherwise its predecessor lies between the key
-        and it: a joiner the list does not show yet, or a peer that died unnoticed. Ask
-        that one; if it is dead, ask the candidate again, naming it."""
+        list shows before it is dead). If its predecessor lies between the key and it
+        (a joiner the list does not show yet, or a peer that died unnoticed), ask that
+        one; if it is dead, ask the candidate again, naming it. A candidate that does
+        not know its predecessor cannot tell, and a list that missed more than a few
+        peers is not corrected one peer at a time: then routing goes on towards the
+        key's predecessor, whose list decides."""
         key, size = self.key, self.size
-        while True:
+        for _ in range(MAX_CORRECTIONS + 1):
             if answer.done and answer.nodes:
                 if answer.nodes[0] == candidate:
                     return self.result(answer.nodes, answer.predecessor or responder)
@@ -285,11 +306,10 @@ class _Lookup:
                 # its successors are the candidates then.
                 return self.verified(answer.nodes, candidate)
             before = answer.predecessor
-            if (
-                before is None  # it lost its predecessor a moment ago: cannot tell
-                or before.id in self.dead  # more dead than one request can name
-                or not 0 <= (before.id - key) % size < (candidate.id - key) % size
-            ):
+            if before is None or not 0 <= (before.id - key) % size < (candidate.id - key) % size:
+                self.unsure[candidate.id] = (chain, responder)
+                return None
+            if before.id in self.dead:  # more dead than one request can name
                 return self.result(chain, responder)
             closer = self.call(before, self.dead_before(before))
             if closer is not None:
@@ -299,6 +319,8 @@ class _Lookup:
             if again is None:  # died in the meantime: the list goes on after it
                 return self.verified(chain[1:], responder)
             answer = again
+        self.unsure[candidate.id] = (chain, responder)
+        return None
 
 
 def iterative_lookup(

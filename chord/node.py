@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from chord.fingers import FingerTable, RoutingIndex
 from chord.ids import Ring, between, between_right
 from chord.lookup import LookupFailed, LookupResult, iterative_lookup
+from chord.membership import DEFAULT_TTL, Membership
 from chord.node_ref import NodeRef
 from chord.successors import successor_list
 from chord.transport import (
@@ -39,6 +40,9 @@ from chord.transport import (
 # Closer peers offered per routing step. With 8, a lookup survives even half the ring
 # failing at once (4 left ~10 % of lookups stranded in the failures experiment at p = 0.5).
 STEP_CANDIDATES = 8
+# Owner candidates a step offers from the one-hop table: the first is the owner if the
+# table is current; the others cover it having died unnoticed (each one a timeout).
+TABLE_OWNERS = 4
 
 
 class JoinFailed(Exception):
@@ -87,7 +91,11 @@ class ChordNode:
         guard: AbstractContextManager[object] | None = None,
         max_hops: int | None = None,
         hooks: NodeHooks | None = None,
+        one_hop: bool = False,
+        membership_ttl: float = DEFAULT_TTL,
     ) -> None:
+        """``one_hop``: keep the whole membership (chord.membership) and offer the owner
+        it names in every routing step, so lookups take one hop when it is current."""
         if me.id != ring.hash(me.address):
             raise ValueError(f"{me.address}: ID is not SHA-1 of the advertised address")
         if successors < 1:
@@ -109,6 +117,8 @@ class ChordNode:
         self._last_stabilized: float | None = None
         self._index = RoutingIndex(ring, me, (), ())
         self._index_version = -1  # fingers.version the index was built from
+        self.membership = Membership(me, ring.size, membership_ttl) if one_hop else None
+        self._gossip_next = 0  # round robin over the table: whom to pull from next
 
     # ------------------------------------------------------------------ reads
     @property
@@ -158,9 +168,34 @@ class ChordNode:
         ):
             return StepAnswer(True, (self.me, *index.successors), predecessor)
         owners, closer, beyond = index.route(key, STEP_CANDIDATES, exclude)
-        if owners is None:
-            return StepAnswer(False, closer, predecessor, beyond)
-        return StepAnswer(True, owners, self.me)
+        if owners is not None:
+            return StepAnswer(True, owners, self.me)
+        if self.membership is not None:
+            closer, beyond = self._table_candidates(key, exclude, closer, beyond)
+        return StepAnswer(False, closer, predecessor, beyond)
+
+    def _table_candidates(
+        self,
+        key: int,
+        exclude: frozenset[int],
+        closer: tuple[NodeRef, ...],
+        beyond: tuple[NodeRef, ...],
+    ) -> tuple[tuple[NodeRef, ...], tuple[NodeRef, ...]]:
+        """The one-hop table's view added to a routing answer: the member just before
+        the key leads the closer peers (it is the closest we know), and if our successor
+        list does not reach the key, the members from its owner on are the owner
+        candidates (a verified lookup asks them next; the owner confirms)."""
+        assert self.membership is not None
+        with self._guard:
+            before, after = self.membership.around(key, TABLE_OWNERS + len(exclude))
+        if before is not None and before.id not in exclude and before not in closer:
+            size = self.ring.size
+            closer = tuple(
+                sorted((before, *closer), key=lambda n: (key - n.id) % size)[:STEP_CANDIDATES]
+            )
+        if not beyond:
+            beyond = tuple(n for n in after if n.id not in exclude)[:TABLE_OWNERS]
+        return closer, beyond
 
     def handle_state(self) -> PeerState:
         self._require_joined()
@@ -182,6 +217,7 @@ class ChordNode:
                         "id-collision",
                         f"ID {joiner.hex} is already in the ring at {known.address}",
                     )
+        self._heard_from(joiner)
         return (*successors, self.me)[: self.r]
 
     def handle_notify(self, node: NodeRef) -> None:
@@ -193,6 +229,7 @@ class ChordNode:
         self._check_identity(node)
         if node == self.me:
             return
+        self._heard_from(node)
         with self._guard:
             current = self._predecessor
             adopted = current is None or between(current.id, node.id, self.me.id)
@@ -217,6 +254,8 @@ class ChordNode:
                     self._challenger = predecessor
             self._successors = tuple(s for s in self._successors if s != leaving)
             self._fingers.forget(leaving)
+            if self.membership is not None:
+                self.membership.forget(leaving, self.clock.now())
         self._neighbours_changed()
 
     def handle_ping(self) -> NodeRef:
@@ -261,6 +300,23 @@ class ChordNode:
             self._joined = True
         self._notify_successor()
         self._neighbours_changed()
+        self._pull_members(predecessor)
+
+    def _pull_members(self, peer: NodeRef) -> bool:
+        """Merge ``peer``'s one-hop table into ours (after a join, so that a joiner
+        does not route through fingers alone while gossip fills its table); False if
+        it did not answer."""
+        if self.membership is None:
+            return True
+        try:
+            entries = self.transport.get_members(peer)
+        except PeerUnreachable:
+            return False
+        with self._guard:
+            now = self.clock.now()
+            self.membership.heard_from(peer, now)
+            self.membership.merge(entries, now)
+        return True
 
     def _find_predecessor(self, key: int, seed: NodeRef) -> NodeRef:
         try:
@@ -306,6 +362,7 @@ class ChordNode:
             except PeerUnreachable:
                 self._drop_dead_successor(head)
                 continue
+            self._learn(head, head_state)
             chain = [head, *head_state.successors]
             candidate = head_state.predecessor
             if candidate is not None and between(self.me.id, candidate.id, head.id):
@@ -446,6 +503,42 @@ class ChordNode:
             self._fingers.set_all(fingers)
             self._joined = True
 
+    # ------------------------------------------------------- one-hop table
+    def handle_members(self) -> tuple[tuple[NodeRef, float], ...]:
+        """Our one-hop table as (peer, age in seconds), ourselves first (age 0)."""
+        self._require_joined()
+        if self.membership is None:
+            return ((self.me, 0.0),)
+        with self._guard:
+            return ((self.me, 0.0), *self.membership.entries(self.clock.now()))
+
+    def exchange_members(self) -> None:
+        """Pull gossip: merge the table of the next member (round robin). A member that
+        does not answer is dropped; one that does is heard from."""
+        if self.membership is None or not self._joined:
+            return
+        with self._guard:
+            members = self.membership.members() or (self.successor,)
+        peer = members[self._gossip_next % len(members)]
+        self._gossip_next += 1
+        if peer != self.me and not self._pull_members(peer):
+            self._forget_finger(peer)
+
+    def _heard_from(self, peer: NodeRef) -> None:
+        if self.membership is not None:
+            with self._guard:
+                self.membership.heard_from(peer, self.clock.now())
+
+    def _learn(self, peer: NodeRef, state: PeerState) -> None:
+        """``peer`` answered with its neighbourhood: it is alive, and names others."""
+        if self.membership is None:
+            return
+        named = (*state.successors, *([state.predecessor] if state.predecessor else []))
+        with self._guard:
+            now = self.clock.now()
+            self.membership.heard_from(peer, now)
+            self.membership.hint(named, now)
+
     # ------------------------------------------------------------ internals
     def _routing_index(self) -> RoutingIndex:
         """The routing index for the current successors and fingers.
@@ -473,7 +566,10 @@ class ChordNode:
     ) -> StepAnswer:
         if peer == self.me:
             return self.handle_step(key, exclude)
-        return self.transport.find_successor_step(peer, key, exclude)
+        answer = self.transport.find_successor_step(peer, key, exclude)
+        if self.membership is not None:
+            self._heard_from(peer)
+        return answer
 
     def _is_alive(self, peer: NodeRef) -> bool:
         try:
@@ -484,6 +580,8 @@ class ChordNode:
     def _forget_finger(self, peer: NodeRef) -> None:
         with self._guard:
             self._fingers.forget(peer)
+            if self.membership is not None:
+                self.membership.forget(peer, self.clock.now())
 
     def _adopt_successors(self, chain: list[NodeRef]) -> None:
         successors = successor_list(self.me, chain, self.r)
@@ -498,6 +596,8 @@ class ChordNode:
         with self._guard:
             self._successors = tuple(s for s in self._successors if s != dead)
             self._fingers.forget(dead)
+            if self.membership is not None:
+                self.membership.forget(dead, self.clock.now())
             if self._predecessor == dead:
                 self._predecessor = None
             exhausted = not self._successors

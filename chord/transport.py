@@ -97,6 +97,10 @@ class Transport(Protocol):
         """Liveness check; returns the identity the peer claims."""
         ...
 
+    def get_members(self, peer: NodeRef) -> tuple[tuple[NodeRef, float], ...]:
+        """``peer``'s one-hop table: (member, seconds since it was last heard from)."""
+        ...
+
     def leave(
         self,
         peer: NodeRef,

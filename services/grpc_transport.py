@@ -192,6 +192,13 @@ class GrpcTransport:
 
         return self._call(peer, "Ping", EMPTY, convert)
 
+    def get_members(self, peer: NodeRef) -> tuple[tuple[NodeRef, float], ...]:
+        def convert(reply: object) -> tuple[tuple[NodeRef, float], ...]:
+            assert isinstance(reply, pb.MemberList)
+            return tuple((ref_from_pb(self.ring, m.node), float(m.age)) for m in reply.members)
+
+        return self._call(peer, "GetMembers", EMPTY, convert)
+
     def leave(
         self,
         peer: NodeRef,

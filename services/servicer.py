@@ -128,6 +128,17 @@ class ChordServicer(pb_grpc.ChordServicer):
     def Ping(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.NodeRef:
         return self._guarded(context, lambda: ref_to_pb(self.node.handle_ping()))
 
+    def GetMembers(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.MemberList:
+        def members() -> pb.MemberList:
+            return pb.MemberList(
+                members=[
+                    pb.Member(node=ref_to_pb(peer), age=age)
+                    for peer, age in self.node.handle_members()
+                ]
+            )
+
+        return self._guarded(context, members)
+
     def Leave(self, request: pb.LeaveRequest, context: grpc.ServicerContext) -> pb.Empty:
         def leave() -> pb.Empty:
             leaving = ref_from_pb(self.ring, request.leaving)
