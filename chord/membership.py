@@ -37,21 +37,25 @@ class Membership:
         self.me = me
         self.size = size
         self.ttl = ttl
-        self._ids: list[int] = []  # sorted
-        self._refs: dict[int, NodeRef] = {}
-        self._heard: dict[int, float] = {}  # last direct evidence, on the local clock
+        # Sorted IDs of the members, this peer included: owner candidates read from the
+        # table must list every peer known at or after the key, ourselves too (a
+        # candidate told that all the peers listed before it are dead claims the key).
+        self._ids: list[int] = [me.id]
+        self._refs: dict[int, NodeRef] = {me.id: me}
+        self._heard: dict[int, float] = {me.id: float("inf")}  # last direct evidence
         self._gone: dict[int, float] = {}  # dead or left: kept out until this time
         self.version = 0  # bumped on every add or removal
 
     def __len__(self) -> int:
-        return len(self._ids)
+        """Other members known."""
+        return len(self._ids) - 1
 
     def __contains__(self, peer: NodeRef) -> bool:
         return self._refs.get(peer.id) == peer
 
     def members(self) -> tuple[NodeRef, ...]:
-        """Every peer in the table, in ring order from ID 0."""
-        return tuple(self._refs[i] for i in self._ids)
+        """Every other peer in the table, in ring order from ID 0."""
+        return tuple(self._refs[i] for i in self._ids if i != self.me.id)
 
     # ---------------------------------------------------------------- learning
     def heard_from(self, peer: NodeRef, now: float) -> None:
@@ -90,6 +94,8 @@ class Membership:
 
     def forget(self, peer: NodeRef, now: float) -> None:
         """``peer`` did not answer, or is leaving: out, and kept out for ``ttl``."""
+        if peer.id == self.me.id:
+            return
         if self._refs.get(peer.id) == peer:
             self._remove(peer.id)
         self._gone[peer.id] = now + self.ttl
@@ -97,7 +103,9 @@ class Membership:
     def entries(self, now: float) -> list[tuple[NodeRef, float]]:
         """(peer, age) for gossip, dropping entries older than ``ttl`` first."""
         self.expire(now)
-        return [(self._refs[i], max(0.0, now - self._heard[i])) for i in self._ids]
+        return [
+            (self._refs[i], max(0.0, now - self._heard[i])) for i in self._ids if i != self.me.id
+        ]
 
     def expire(self, now: float) -> None:
         for ident in [i for i in self._ids if now - self._heard[i] >= self.ttl]:
@@ -108,10 +116,9 @@ class Membership:
     # ----------------------------------------------------------------- routing
     def around(self, key: int, count: int) -> tuple[NodeRef | None, tuple[NodeRef, ...]]:
         """The member just before ``key`` (strictly between us and it; None if none) and
-        up to ``count`` members from successor(key) on, as far as the table knows."""
+        up to ``count`` members from successor(key) on (ourselves included), as far as
+        the table knows."""
         ids = self._ids
-        if not ids:
-            return None, ()
         at = bisect_left(ids, key)
         before_id = ids[at - 1]  # index -1 wraps to the largest ID
         me_distance = (key - self.me.id) % self.size

@@ -197,6 +197,25 @@ class ChordNode:
             beyond = tuple(n for n in after if n.id not in exclude)[:TABLE_OWNERS]
         return closer, beyond
 
+    def owns(self, key: int) -> bool:
+        """Whether ``key`` is ours as we see it now: in (predecessor, me], or we are
+        alone. False while our predecessor is unknown (we cannot tell)."""
+        if not self._joined:
+            return False
+        if not self._successors:
+            return True
+        predecessor = self._predecessor
+        return predecessor is not None and between_right(predecessor.id, key, self.me.id)
+
+    def owner_candidates(self, key: int, count: int = 2) -> tuple[NodeRef, ...]:
+        """Who owns ``key``, from our own tables and without a call: ourselves if we
+        do; else the owner our successor list or one-hop table names, then the peers
+        after it (a caller confirms with the owner, or takes a full lookup)."""
+        if self.owns(key):
+            return (self.me, *self._successors)[:count]
+        answer = self.handle_step(key)
+        return (answer.nodes if answer.done else answer.owners)[:count]
+
     def handle_state(self) -> PeerState:
         self._require_joined()
         with self._guard:

@@ -28,11 +28,14 @@ from chord.node_ref import NodeRef
 from chord.placement import copies_wanted, holders_of
 from proto import files_pb2 as fpb
 from proto import files_pb2_grpc as fpb_grpc
+from services.file_servicer import meta_to_pb
 from services.file_write import TwoPhaseWrite, status_of
 from services.grpc_transport import ChannelPool, GrpcTransport
+from services.small_read import SMALL_FILE, LocalReads, intact
 from services.storage import FileRecord, StorageEngine
 
 SEGMENT_CHUNKS = 8  # chunks per parallel download task (8 MiB: read-ahead stays bounded)
+DEADLINE = grpc.StatusCode.DEADLINE_EXCEEDED
 WHOLE_RING = to_hex(0)
 
 
@@ -127,7 +130,12 @@ class FileClient:
         write_quorum: int | None = None,
         rpc_timeout: float = 5.0,
         transfer_timeout: float = 600.0,
+        local: LocalReads | None = None,
     ) -> None:
+        """``local``: this process is a peer (its tables name a key's owner without a
+        call, and its storage answers when it is the owner): small files are then read
+        from the owner in one round trip (services.small_read)."""
+        self.local = local
         self.ring = ring
         self.lookup = lookup
         self.pool = pool
@@ -288,6 +296,31 @@ class FileClient:
             raise Unavailable(f"every copy of {name!r} v{newest.version} is damaged")
         return newest, having, found
 
+    def read_small(self, name: str, max_size: int = SMALL_FILE) -> tuple[FileInfo, bytes] | None:
+        """``name``'s bytes from its owner in one round trip (none if we own it), if it
+        has at most ``max_size`` of them; None whenever the owner cannot answer alone
+        (see services.small_read): the caller takes the general path then."""
+        if self.local is None:
+            return None
+        key = self.ring.hash(name)
+        request = fpb.ReadRequest(name=name, key=to_hex(key), max_size=max_size)
+        for peer in self.local.owners(key):
+            if peer == self.local.me:
+                found = self.local.read(name, key, max_size)
+                if found is None:
+                    return None
+                record, data = found
+                return FileInfo.from_pb(meta_to_pb(record)), data
+            try:
+                reply = self.stub(peer).Read(request, timeout=self.rpc_timeout)
+            except grpc.RpcError as exc:
+                if status_of(exc)[0] in (grpc.StatusCode.UNAVAILABLE, DEADLINE):
+                    continue  # gone: the table's next candidate may own it now
+                return None
+            info = FileInfo.from_pb(reply.meta)
+            return (info, reply.data) if intact(reply.data, info.sha256) else None
+        return None
+
     def get(
         self, name: str, offset: int = 0, length: int | None = None
     ) -> tuple[FileInfo, Iterator[bytes]]:
@@ -404,6 +437,9 @@ class FileClient:
 
     # ---------------------------------------------------------- search / delete
     def search(self, name: str) -> SearchResult:
+        quick = self._search_at_owner(name)
+        if quick is not None:
+            return quick
         key, found, holders = self.locate(name)
         answers = self.stat_all(name, holders)
         newest = self.newest(answers)
@@ -416,6 +452,44 @@ class FileClient:
         return SearchResult(
             name, key, newest is not None, found.owner, replicas, found.hops, newest
         )
+
+    def _search_at_owner(self, name: str) -> SearchResult | None:
+        """search in one round trip: our tables name the holders; the owner confirms it
+        owns the key and has the file (Files/Read, meta only) while the other holders
+        are asked with Stat, all at once. None when that does not settle it (no owner
+        confirmation, the file absent or deleted there, more copies than asked)."""
+        if self.local is None:
+            return None
+        key = self.ring.hash(name)
+        holders = self.local.owners(key, self.replicas)
+        if len(holders) < min(self.replicas, 2) or holders[0] in holders[1:]:
+            return None
+        owner = holders[0]
+        request = fpb.ReadRequest(name=name, key=to_hex(key), meta_only=True)
+        asking = (
+            None
+            if owner == self.local.me
+            else self.stub(owner).Read.future(request, timeout=self.rpc_timeout)
+        )
+        answers = self.stat_all(name, holders[1:])
+        if asking is None:
+            mine = self.local.read(name, key, 0, meta_only=True)
+            if mine is None:
+                return None
+            info = FileInfo.from_pb(meta_to_pb(mine[0]))
+            hops = 0
+        else:
+            try:
+                info = FileInfo.from_pb(asking.result(timeout=self.rpc_timeout).meta)
+            except grpc.RpcError:
+                return None
+            hops = 1
+        answers = {owner: info, **answers}
+        newest, having = self._current(answers)
+        if newest is None or copies_wanted(newest.replicas, self.replicas) > len(holders):
+            return None
+        replicas = tuple(p for p in having if p != owner)
+        return SearchResult(name, key, True, owner, replicas, hops, newest)
 
     def delete(self, name: str) -> FileInfo:
         key, found, newest = self._current_version(name, None)
