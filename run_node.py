@@ -16,11 +16,13 @@ import sys
 import threading
 from types import FrameType
 
+from chord.ids import to_hex
 from config.cli import CliOptions, parse_args
 from config.settings import ConfigError
 from server import Peer, StartupError
 from services.logs import setup_logging
 from services.menu import Menu
+from services.ports import PortClaims, with_claimed_ports, write_port_file
 
 
 class ShutdownRequested(BaseException):
@@ -45,9 +47,13 @@ def _terminate_when_stop_requested(peer: Peer) -> None:
 
 
 def run_peer(options: CliOptions) -> int:
-    settings = options.settings
     try:
-        peer = Peer(settings)
+        with PortClaims() as claims:  # held until the servers listen (port 0)
+            settings = with_claimed_ports(options.settings, claims)
+            peer = Peer(settings)
+        write_port_file(settings, to_hex(peer.me.id))
+    except OSError as exc:
+        return fail(f"cannot choose a port or write the port file: {exc}")
     except (StartupError, ConfigError) as exc:
         return fail(str(exc), 2 if isinstance(exc, ConfigError) else 1)
     setup_logging(settings.log_level, peer.short_id)

@@ -22,7 +22,7 @@ from chord.transport import PeerUnreachable, Refused
 from config.settings import API_PORT_OFFSET, ConfigError, Settings
 from proto.files_pb2 import DESCRIPTOR as FILES_DESCRIPTOR
 from proto.files_pb2_grpc import add_FilesServicer_to_server
-from services.admission import AddressCheck
+from services.admission import SLOW, AddressCheck
 from services.faults import injector_for
 from services.file_client import FileClient
 from services.file_servicer import FilesServicer
@@ -33,12 +33,14 @@ from services.maintenance import Intervals, MaintenanceLoop
 from services.replication import Replicator
 from services.rest import ApiContext, PeerServices, create_app
 from services.rest.auth import Tokens, load_or_create_admin_token
+from services.rest.health import inline_health
 from services.rest.limits import ClientLimits
 from services.rest.metrics import PeerMetrics
 from services.rest.spool import empty_dir
 from services.security import RingSecurity, SecurityError
 from services.small_read import LocalReads
 from services.storage import StorageEngine, StorageError
+from services.web.limits import HttpLimits
 
 log = logging.getLogger("chord.peer")
 MIB = 1 << 20
@@ -70,6 +72,8 @@ def _join_failure(seed: str, exc: Refused | PeerUnreachable | JoinFailed) -> str
     that fits; None when another attempt may succeed (a seed still starting, a ring
     still settling)."""
     if isinstance(exc, Refused):
+        if exc.code == SLOW:
+            return None  # our address answers slowly (a loaded machine): try again
         if exc.code == "unauthenticated":
             return (
                 f"the ring at {seed} requires a secret this peer does not have: "
@@ -215,6 +219,8 @@ class Peer:
                 admission=AddressCheck(
                     self.me, self.transport.pool, timeout=settings.rpc_timeout * 0.4
                 ),
+                transfer_workers=settings.transfer_workers,
+                stream_idle_timeout=settings.stream_idle_timeout,
             )
             services = PeerServices(
                 files=self.files,
@@ -229,6 +235,7 @@ class Peer:
                 limits=ClientLimits(
                     max_transfers=settings.max_transfers_per_client,
                     per_minute=settings.rate_limit_per_minute,
+                    max_total=settings.http_transfer_workers,
                 ),
                 spool_dir=uploads,
             )
@@ -242,7 +249,18 @@ class Peer:
                 create_app(context),
                 settings.host,
                 settings.resolved_api_port,
-                max_body=settings.max_upload_mib * MIB,
+                limits=HttpLimits(
+                    connections=settings.http_connections,
+                    per_ip=settings.http_connections_per_ip,
+                    idle_timeout=settings.http_idle_timeout,
+                    header_timeout=settings.http_header_timeout,
+                    body_timeout=settings.http_body_timeout,
+                    send_timeout=settings.http_send_timeout,
+                    workers=settings.http_workers,
+                    transfer_workers=settings.http_transfer_workers,
+                    max_body=(settings.max_upload_mib + 1) * MIB,  # + multipart framing
+                ),
+                inline=inline_health(self.node),
             )
         except (BindError, HttpBindError) as exc:
             self.transport.close()
@@ -294,6 +312,8 @@ class Peer:
                 if final is not None:
                     raise StartupError(final) from None
                 if time.monotonic() + delay > deadline:
+                    if isinstance(exc, Refused):
+                        raise StartupError(f"the ring refused this peer: {exc.detail}") from None
                     hint = ""
                     if "Socket closed" in str(exc) and not self.settings.tls_enabled:
                         hint = " (a peer that closes the connection at once may require TLS)"

@@ -139,7 +139,9 @@ def post(
     show: bool,
     label: str,
 ) -> http.client.HTTPResponse:
-    """Send the request and its body; the (unread) answer."""
+    """Send the request and its body; the (unread) answer. The peer may answer before
+    the body is all sent (401, 413, a 429 that is retried) and close the connection:
+    that answer is returned rather than the broken pipe it caused."""
     try:
         conn.putrequest("POST", "/upload_file", skip_accept_encoding=True)
         for key, value in headers.items():
@@ -147,19 +149,21 @@ def post(
         conn.endheaders()
         send_body(conn, frame, source, size, show, label)
     except OSError as exc:
-        raise early_answer(api, conn) or api.unreachable(exc) from None
+        early = early_answer(conn)
+        if early is None:
+            raise api.unreachable(exc) from None
+        return early
     return conn.getresponse()
 
 
-def early_answer(api: PeerApi, conn: http.client.HTTPConnection) -> ClientError | None:
-    """The peer may have answered before the body was sent (e.g. 401, 413) and closed
-    the connection: that answer explains the failure better than a broken pipe."""
+def early_answer(conn: http.client.HTTPConnection) -> http.client.HTTPResponse | None:
+    """An error answer the peer sent before closing the connection under the body."""
     if conn.sock is None:  # never connected
         return None
     with contextlib.suppress(OSError, http.client.HTTPException):
         response = conn.getresponse()
         if response.status >= 400:
-            return error_from(response, api.where("/upload_file"))
+            return response
     return None
 
 

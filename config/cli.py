@@ -38,10 +38,11 @@ examples:
 # reported the same way (naming the setting) rather than by argparse.
 _VALUE_FLAGS: dict[str, tuple[str, str]] = {
     "host": ("HOST", "address to bind gRPC and REST on (default 127.0.0.1)"),
-    "port": ("PORT", "gRPC port (default 7000)"),
+    "port": ("PORT", "gRPC port (default 7000; 0: any free port, see --port-file)"),
     "join": ("HOST:PORT", "join the ring through this peer; omit to create a new ring"),
     "advertise_host": ("HOST", "address other peers are told (default: --host)"),
-    "api_port": ("PORT", "REST API port (default: port + 10000)"),
+    "api_port": ("PORT", "REST API port (default: port + 10000; 0: any free port)"),
+    "port_file": ("FILE", "write the bound ports here as JSON once listening"),
     "data_dir": ("DIR", "where the peer keeps its data (default data/<host>_<port>)"),
     "log_level": ("LEVEL", "debug, info, warning or error (default info)"),
     "bits": ("M", "identifier bits m, 1..160 (default 160)"),
@@ -96,6 +97,16 @@ _VALUE_FLAGS: dict[str, tuple[str, str]] = {
         "N",
         "uploads, deletes and shutdowns per client IP and minute (default 120)",
     ),
+    "transfer_workers": ("N", "gRPC threads for file streams, apart from Chord's (default 48)"),
+    "stream_idle_timeout": ("SECONDS", "cut a gRPC stream moving no message (default 30)"),
+    "http_connections": ("N", "REST connections open at once (default 1024)"),
+    "http_connections_per_ip": ("N", "REST connections open at once per client IP (default 64)"),
+    "http_idle_timeout": ("SECONDS", "close a REST connection idle this long (default 15)"),
+    "http_header_timeout": ("SECONDS", "time to send a whole request head (default 10)"),
+    "http_body_timeout": ("SECONDS", "most time between request body bytes (default 20)"),
+    "http_send_timeout": ("SECONDS", "cut a client taking no response byte (default 30)"),
+    "http_workers": ("N", "threads for small REST requests (default 8)"),
+    "http_transfer_workers": ("N", "threads for REST uploads and downloads (default 32)"),
 }
 
 LOCAL_RING_MAX = 64

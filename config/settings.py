@@ -43,9 +43,10 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"  # bind address for gRPC and REST
-    port: int = 7000  # gRPC port
+    port: int = 7000  # gRPC port; 0: any free port, reported in the log and port_file
     advertise_host: str | None = None  # what other peers are told; default: host
-    api_port: int | None = None  # REST port; default: port + 10000
+    api_port: int | None = None  # REST port; default: port + 10000 (0 if port is 0)
+    port_file: str | None = None  # once bound, the ports are written here as JSON
     join: str | None = None  # seed "host:port"; None = create a new ring
     data_dir: str | None = None  # default: data/<advertise_host>_<port>
     menu: bool = True  # interactive console menu (only when stdin is a TTY)
@@ -80,6 +81,17 @@ class Settings:
     insecure: bool = False  # allow a non-loopback bind without peer authentication
     max_transfers_per_client: int = 8  # concurrent REST uploads/downloads per client IP
     rate_limit_per_minute: int = 120  # mutating REST requests per client IP and minute
+    # Hostile clients (issue 14): what a connection or a stream may cost the peer.
+    transfer_workers: int = 48  # gRPC threads for file streams, apart from max_workers
+    stream_idle_timeout: float = 30.0  # a gRPC stream moving no message this long is cut
+    http_connections: int = 1024  # REST connections open at once, all clients together
+    http_connections_per_ip: int = 64  # REST connections open at once from one client IP
+    http_idle_timeout: float = 15.0  # a REST connection waiting for a request is closed
+    http_header_timeout: float = 10.0  # a request head must arrive whole within this
+    http_body_timeout: float = 20.0  # a request body must bring bytes at least this often
+    http_send_timeout: float = 30.0  # a client that takes no response byte this long: cut
+    http_workers: int = 8  # threads for small REST requests (everything but transfers)
+    http_transfer_workers: int = 32  # threads for REST uploads and downloads
     fault_rules: str | None = None  # fault injection (services/faults.py); None = off
     fault_rules_file: str | None = None  # rules re-read when the file changes; None = off
 
@@ -104,6 +116,8 @@ class Settings:
     def resolved_api_port(self) -> int:
         if self.api_port is not None:
             return self.api_port
+        if self.port == 0:
+            return 0  # any free port too
         port = self.port + API_PORT_OFFSET
         if port > 65535:
             raise ConfigError(
@@ -229,8 +243,8 @@ def _normalize_host(host: str) -> str:
 
 # Integer settings with an allowed range (None: unbounded above).
 _INT_RANGES: dict[str, tuple[int, int | None]] = {
-    "port": (1, 65535),
-    "api_port": (1, 65535),
+    "port": (0, 65535),
+    "api_port": (0, 65535),
     "bits": (1, 160),
     "successors": (1, 64),
     "max_workers": (2, None),
@@ -241,6 +255,11 @@ _INT_RANGES: dict[str, tuple[int, int | None]] = {
     "max_upload_mib": (1, None),
     "max_transfers_per_client": (1, None),
     "rate_limit_per_minute": (1, None),
+    "transfer_workers": (2, None),
+    "http_connections": (8, None),
+    "http_connections_per_ip": (1, None),
+    "http_workers": (1, None),
+    "http_transfer_workers": (1, None),
 }
 
 
@@ -356,7 +375,7 @@ def validate(settings: Settings, sources: Mapping[str, str] | None = None) -> Se
         api_port = normalized.resolved_api_port
     except ConfigError as err:
         fail("api_port", err.message)
-    if api_port == settings.port:
+    if api_port == settings.port != 0:
         fail("api_port", f"must differ from the gRPC port {settings.port}")
 
     join = settings.join

@@ -36,6 +36,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--churn-seconds", type=float, default=defaults.churn_seconds)
     parser.add_argument("--churn-clients", type=int, default=defaults.churn_clients)
     parser.add_argument("--partition-seconds", type=float, default=defaults.partition_seconds)
+    parser.add_argument("--abuse-seconds", type=float, default=defaults.abuse_seconds)
     parser.add_argument("--converge-timeout", type=float, default=defaults.converge_timeout)
     parser.add_argument("--repair-interval", type=float, default=defaults.repair_interval)
     parser.add_argument("--fault-rules", help="static fault rules for every peer (faults.py)")
@@ -59,7 +60,8 @@ def main(argv: list[str]) -> int:
             peers=args.peers, replicas=args.replicas, files=args.files, seed=args.seed,
             clients=args.clients, stop_seconds=args.stop_seconds,
             churn_seconds=args.churn_seconds, churn_clients=args.churn_clients,
-            partition_seconds=args.partition_seconds, converge_timeout=args.converge_timeout,
+            partition_seconds=args.partition_seconds, abuse_seconds=args.abuse_seconds,
+            converge_timeout=args.converge_timeout,
             repair_interval=args.repair_interval, fault_rules=args.fault_rules,
             workdir=args.workdir / name if args.workdir else None, keep=args.workdir is not None,
         )  # fmt: skip

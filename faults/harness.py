@@ -66,6 +66,7 @@ class Options:
     churn_every: float = 2.0
     churn_clients: int = 10
     partition_seconds: float = 30.0
+    abuse_seconds: float = 20.0  # how long each abuse scenario's attack lasts
     fault_rules: str | None = None  # static fault rules every peer starts with
     workdir: Path | None = None  # default: a temporary directory, removed afterwards
     keep: bool = False  # keep the workdir (peer logs and data) afterwards

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from faults import abuse
+
 COLUMNS = (
     "scenario", "peers", "replicas", "files_acked", "ok", "lost", "corrupt",
     "under_replicated", "rings_seen", "converge_s", "op_ok_rate", "p50_ms", "p99_ms",
@@ -50,6 +52,8 @@ def problems(result: dict[str, Any]) -> list[str]:
         wrong.append(f"same id {result.get('same_id')}, rejoined {result.get('rejoined')}")
     if name == "partition" and result.get("rings_during") != 2:
         wrong.append(f"{result.get('rings_during')} rings during the partition, expected 2")
+    if name.startswith(abuse.SCENARIO_PREFIX):
+        wrong += abuse.problems(result)
     return wrong
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from faults import abuse
 from faults.harness import Harness, Options, Verdict
 from services.launcher import PeerProcess
 from services.storage.blobs import flip_byte
@@ -243,6 +244,8 @@ SCENARIOS: dict[str, Callable[[Harness], Verdict]] = {
     "corrupt": corrupt,
     "restart": restart,
     "partition": partition,
+    # Hostile clients against one peer (faults/abuse.py): the ring keeps serving.
+    **{abuse.SCENARIO_PREFIX + kind: abuse.scenario(kind) for kind in abuse.ATTACKS},
 }
 
 

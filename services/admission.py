@@ -23,6 +23,16 @@ seconds so stabilize's Notify every half second costs nothing. The joining peer 
 started its gRPC server before it asks to join, so a genuine joiner always answers
 (NOT_SERVING while it joins is an answer).
 
+Slow is not dead. A joiner on a loaded machine (dozens of peers starting at once) may
+take longer than one probe's deadline to answer. The probe therefore tells "nothing
+listens there" (connection refused: refused at once) from "no answer yet" (a deadline,
+a connection not yet made: tried again, with backoff, up to ``attempts`` times); a
+success is remembered even when the joiner's own call has given up meanwhile, so its
+next Join is admitted at once. The refusal says which it was (``unreachable-address``
+or ``slow-address``, in the status' trailing metadata): the joiner gives up on the first
+and retries the second while its join deadline allows (server.Peer._join). A forged or
+dead address is still refused: it never answers.
+
 The alternative, admitting provisionally and letting the maintenance loop verify
 later, would keep handlers free of any wait, but a joiner with a dead address would get
 a successor list and think itself a member, and would only learn of the problem from
@@ -44,7 +54,8 @@ from chord.transport import NotReady, Refused
 from config.settings import ConfigError, split_address
 from services.grpc_transport import CHANNEL_OPTIONS, ChannelPool
 
-UNREACHABLE = "unreachable-address"
+UNREACHABLE = "unreachable-address"  # nothing listens there: final
+SLOW = "slow-address"  # something may listen but did not answer in time: worth a retry
 PROBE_OPTIONS = [*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
 MAX_REMEMBERED = 4096
 
@@ -62,12 +73,18 @@ class AddressCheck:
         parallel: int = 4,
         ttl: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        attempts: int = 3,
+        backoff: float = 0.2,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.me = me
         self.pool = pool
         self.timeout = timeout
         self.ttl = ttl
+        self.attempts = attempts
+        self.backoff = backoff
         self._clock = clock
+        self._sleep = sleep
         self._slots = threading.BoundedSemaphore(parallel)
         self._lock = threading.Lock()
         self._verified: OrderedDict[str, float] = OrderedDict()  # address -> expiry
@@ -87,12 +104,12 @@ class AddressCheck:
         if not self._slots.acquire(blocking=False):
             raise NotReady("busy verifying other peers' addresses; retry")
         try:
-            problem = self._probe(address)
+            problem, listening = self._probe(address)
         finally:
             self._slots.release()
         if problem is not None:
             raise Refused(
-                UNREACHABLE,
+                SLOW if listening else UNREACHABLE,
                 f"the advertised address {address} did not answer {self.me.address} "
                 f"({problem}); every peer must be reachable at the address it advertises "
                 "(check --advertise-host, the port and firewalls)",
@@ -108,8 +125,21 @@ class AddressCheck:
             expiry = self._verified.get(address)
             return expiry is not None and expiry > self._clock()
 
-    def _probe(self, address: str) -> str | None:
-        """None if a gRPC health service answers at ``address``, else why not.
+    def _probe(self, address: str) -> tuple[str | None, bool]:
+        """(None if a gRPC health service answers at ``address``, else why not; whether
+        something may listen there). A refused connection ends it at once; a slow answer
+        is asked again (see the module doc)."""
+        problem, listening = None, True
+        for attempt in range(self.attempts):
+            if attempt:
+                self._sleep(self.backoff * 2 ** (attempt - 1))
+            problem, listening = self._probe_once(address)
+            if problem is None or not listening:
+                return problem, listening
+        return f"{problem} after {self.attempts} tries", listening
+
+    def _probe_once(self, address: str) -> tuple[str | None, bool]:
+        """(why it did not answer or None, whether something may be listening there).
 
         On a fresh channel with its own subchannel pool, not the pool's: a peer
         restarting on the same address would otherwise meet the reconnect backoff left
@@ -121,7 +151,9 @@ class AddressCheck:
             stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=self.timeout)
         except grpc.RpcError as exc:
             code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
-            return code.name
+            detail = exc.details() if isinstance(exc, grpc.Call) else ""
+            refused = code == grpc.StatusCode.UNAVAILABLE and "refused" in (detail or "").lower()
+            return ("connection refused" if refused else code.name), not refused
         finally:
             channel.close()
-        return None
+        return None, True

@@ -36,6 +36,7 @@ from services.storage import FileRecord, StorageEngine
 
 SEGMENT_CHUNKS = 8  # chunks per parallel download task (8 MiB: read-ahead stays bounded)
 DEADLINE = grpc.StatusCode.DEADLINE_EXCEEDED
+RAMP_BYTES = 16 << 20  # a download reads no segment ahead until it has passed this on
 WHOLE_RING = to_hex(0)
 
 
@@ -345,16 +346,23 @@ class FileClient:
         if end == offset:
             return
         first_chunk, last_chunk = offset // info.chunk_size, (end - 1) // info.chunk_size
-        segments = [
-            (c, min(c + SEGMENT_CHUNKS, last_chunk + 1))
-            for c in range(first_chunk, last_chunk + 1, SEGMENT_CHUNKS)
-        ]
+        segments = _segments(first_chunk, last_chunk + 1)
         with futures.ThreadPoolExecutor(max_workers=len(having)) as pool:
             pending: list[futures.Future[list[bytes]]] = []
+            # Segments fetched beyond the one being read: none for the first RAMP_BYTES,
+            # then one more each time the reader had to wait, up to one per holder. A
+            # reader that stops early (an HTTP client that stopped reading, once the
+            # socket buffers are full) leaves a few MiB fetched, not (k + 1) x 8 MiB.
+            ahead, passed = 0, 0
             for index, (low, high) in enumerate(segments):
                 pending.append(pool.submit(self._fetch_segment, info, having, index, low, high))
-                if len(pending) > len(having):
-                    yield from self._trim(pending.pop(0).result(), info, offset, end)
+                if len(pending) > ahead:
+                    task = pending.pop(0)
+                    if not task.done() and passed >= RAMP_BYTES:  # fetching is the bottleneck
+                        ahead = min(len(having), ahead + 1)
+                    for piece in self._trim(task.result(), info, offset, end):
+                        passed += len(piece)
+                        yield piece
             for task in pending:
                 yield from self._trim(task.result(), info, offset, end)
 
@@ -565,6 +573,21 @@ class FileClient:
                 if reply.WhichOneof("part") == "data":
                     writer.write(reply.data)
             return writer.commit()
+
+
+def _segments(first: int, stop: int) -> list[tuple[int, int]]:
+    """Chunk ranges [low, high) of a download's tasks: SEGMENT_CHUNKS each, except that a
+    range longer than one segment starts small (1, 2, 4 chunks), so that a reader that
+    stops early holds a few MiB, not a whole segment. A range of at most one segment
+    stays one task (read from one holder)."""
+    if stop - first <= SEGMENT_CHUNKS:
+        return [(first, stop)]
+    ranges, low, size = [], first, 1
+    while low < stop:
+        ranges.append((low, min(low + size, stop)))
+        low += size
+        size = min(size * 2, SEGMENT_CHUNKS)
+    return ranges
 
 
 def remote_client(

@@ -20,17 +20,30 @@ from grpc_reflection.v1alpha import reflection
 from chord.node import ChordNode
 from proto import chord_pb2 as pb
 from proto import chord_pb2_grpc as pb_grpc
-from services.interceptors import HandlerInterceptor, rewrap
+from services.grpc_capacity import CapacityGate, peer_classes
+from services.interceptors import Behaviour, HandlerInterceptor, Shape, rewrap
 from services.security import MESSAGE_OPTIONS, RingSecurity
 from services.servicer import Admission, ChordServicer
+from services.stream_watchdog import StreamWatchdog
 
 CHORD_SERVICE = pb.DESCRIPTOR.services_by_name["Chord"].full_name
 
 
 # Accept the clients' keepalive pings (services/grpc_transport.KEEPALIVE_MS) rather than
 # answering them with GOAWAY "too many pings" (gRPC's default allows one per 5 minutes).
+#
+# The server's own keepalive cuts a connection whose client stopped reading its socket:
+# gRPC sets TCP_USER_TIMEOUT to keepalive_timeout, so a send window that stays at zero
+# for that long ends the connection and every stream on it, freeing their threads
+# (measured: a relay that stops reading frees a Fetch thread ~5 s later; without it,
+# never). A client that reads its socket but not one stream is cut per stream by
+# services.stream_watchdog instead.
+SERVER_KEEPALIVE_MS = 20_000
+SERVER_KEEPALIVE_TIMEOUT_MS = 5_000
 SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.so_reuseport", 0),
+    ("grpc.keepalive_time_ms", SERVER_KEEPALIVE_MS),
+    ("grpc.keepalive_timeout_ms", SERVER_KEEPALIVE_TIMEOUT_MS),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_recv_ping_interval_without_data_ms", 1000),
     ("grpc.http2.max_ping_strikes", 0),
@@ -52,15 +65,32 @@ class GrpcServer:
         interceptors: Sequence[grpc.ServerInterceptor] = (),
         security: RingSecurity | None = None,
         admission: Admission | None = None,
+        transfer_workers: int = 48,
+        stream_idle_timeout: float = 30.0,
     ) -> None:
         """``services``: more (full name, register function) pairs served beside Chord.
         ``interceptors`` run outside the ring-secret check (so they see refused calls
-        too); ``admission`` verifies joiners and notifiers (see services.admission)."""
+        too); ``admission`` verifies joiners and notifiers (see services.admission).
+        Chord calls get ``max_workers`` threads of their own and at most
+        ``max_concurrent_rpcs`` at once; file transfers ``transfer_workers`` threads;
+        a stream idle for ``stream_idle_timeout`` s is cut (services.grpc_capacity)."""
         security = security or RingSecurity()
+        self.watchdog = StreamWatchdog(stream_idle_timeout)
+        self.capacity = CapacityGate(
+            peer_classes(max_workers, max_concurrent_rpcs, transfer_workers),
+            fallback="other",
+            watchdog=self.watchdog,
+        )
+        # Ours, innermost: the ones given wrap them (and so count refused calls too).
+        self.interceptors: list[grpc.ServerInterceptor] = [
+            self.capacity,
+            *security.interceptors(),
+        ]
         self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-            interceptors=[*interceptors, *security.interceptors()],
-            maximum_concurrent_rpcs=max_concurrent_rpcs,
+            # Every call runs on its class's pool; this default one serves none.
+            futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="grpc"),
+            interceptors=[*interceptors, *self.interceptors],
+            maximum_concurrent_rpcs=None,  # the classes' limits (CapacityGate) instead
             # Without this, two peers could silently share one port (SO_REUSEPORT)
             # and "port already in use" would go unnoticed.
             options=[*SERVER_OPTIONS, *MESSAGE_OPTIONS],
@@ -102,6 +132,8 @@ class GrpcServer:
     def stop(self, grace: float) -> None:
         self.set_serving(False)
         self._server.stop(grace).wait(grace + 1)
+        self.watchdog.stop()
+        self.capacity.shutdown()
 
 
 RpcObserver = Callable[[str, str], None]  # (method, status code name) of a finished call
@@ -123,17 +155,37 @@ class CallCounter(HandlerInterceptor):
     def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         scope = self._transfer if method in self._transfers else contextlib.nullcontext
         return rewrap(
-            handler,
-            lambda behaviour, streaming: (self._streaming if streaming else self._unary)(
-                behaviour, method, scope
-            ),
+            handler, lambda behaviour, shape: self._counted(behaviour, shape, method, scope)
         )
 
-    def _unary(
-        self, behaviour: Callable[[Any, grpc.ServicerContext], Any], method: str,
+    def _counted(
+        self, behaviour: Behaviour, shape: Shape, method: str,
         scope: Callable[[], contextlib.AbstractContextManager[None]],
-    ) -> Callable[[Any, grpc.ServicerContext], Any]:  # fmt: skip
-        def call(request: Any, context: grpc.ServicerContext) -> Any:
+    ) -> Behaviour:  # fmt: skip
+        if shape.non_blocking:
+            # The behaviour returns at once; the call ends when grpc says so.
+            def non_blocking_call(request: Any, context: grpc.ServicerContext, send: Any) -> Any:
+                context.add_callback(lambda: self._observe(method, _code(context, "CANCELLED")))
+                return behaviour(request, context, send)
+
+            return non_blocking_call
+        if shape.streaming:
+
+            def stream_call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                code = "CANCELLED"  # closed early: the caller went away
+                try:
+                    with scope():
+                        yield from behaviour(request, context)
+                    code = _code(context, "OK")
+                except Exception:
+                    code = _code(context, "UNKNOWN")
+                    raise
+                finally:
+                    self._observe(method, code)
+
+            return stream_call
+
+        def unary_call(request: Any, context: grpc.ServicerContext) -> Any:
             code = "UNKNOWN"  # an exception that is not an abort ends as UNKNOWN
             try:
                 with scope():
@@ -146,25 +198,7 @@ class CallCounter(HandlerInterceptor):
             finally:
                 self._observe(method, code)
 
-        return call
-
-    def _streaming(
-        self, behaviour: Callable[[Any, grpc.ServicerContext], Iterator[Any]], method: str,
-        scope: Callable[[], contextlib.AbstractContextManager[None]],
-    ) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:  # fmt: skip
-        def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            code = "CANCELLED"  # closed early: the caller went away
-            try:
-                with scope():
-                    yield from behaviour(request, context)
-                code = _code(context, "OK")
-            except Exception:
-                code = _code(context, "UNKNOWN")
-                raise
-            finally:
-                self._observe(method, code)
-
-        return call
+        return unary_call
 
 
 def _code(context: grpc.ServicerContext, default: str) -> str:

@@ -3,10 +3,11 @@ deadline on every call; failures mapped to PeerUnreachable / Refused."""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
@@ -52,6 +53,20 @@ REFUSAL_CODES = {
 }
 
 EMPTY = pb.Empty()
+REFUSAL_METADATA = "chord-refusal"  # set by the servicer: the exact reason of a refusal
+
+
+def refusal_code(exc: grpc.RpcError, code: grpc.StatusCode) -> str:
+    """The refusal's own code (``unreachable-address``…) when the peer sent it, else the
+    one its status code stands for (older peers, or refusals from the security layer)."""
+    metadata: Any = exc.trailing_metadata() if isinstance(exc, grpc.Call) else None
+    for entry in metadata or ():
+        if entry[0] == REFUSAL_METADATA and isinstance(entry[1], str):
+            return str(entry[1])
+    return REFUSAL_CODES[code]
+
+
+BUSY_RETRY_S = 0.01  # first pause before asking a peer that answered RESOURCE_EXHAUSTED again
 
 
 ChannelWrapper = Callable[[grpc.Channel, str], grpc.Channel]
@@ -126,14 +141,27 @@ class GrpcTransport:
         self, peer: NodeRef, method: str, request: object, convert: Callable[[object], T]
     ) -> T:
         stub = self.pool.stub(peer.address)
-        try:
-            reply = getattr(stub, method)(request, timeout=self.timeout)
-        except grpc.RpcError as exc:
-            code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
-            detail = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-            if code in REFUSAL_CODES:
-                raise Refused(REFUSAL_CODES[code], detail or code.name) from None
-            raise PeerUnreachable(peer, f"{code.name}: {detail}") from None
+        deadline = time.monotonic() + self.timeout
+        busy_wait = BUSY_RETRY_S
+        while True:
+            try:
+                reply = getattr(stub, method)(request, timeout=deadline - time.monotonic())
+                break
+            except grpc.RpcError as exc:
+                code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
+                detail = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+                # A busy peer answered, so it is alive: ask again (within the deadline)
+                # rather than have stabilize or check_predecessor count it as dead. A
+                # flood of calls from elsewhere must not push a peer out of the ring.
+                if code is grpc.StatusCode.RESOURCE_EXHAUSTED and (
+                    time.monotonic() + busy_wait < deadline - BUSY_RETRY_S
+                ):
+                    time.sleep(busy_wait * (0.5 + random.random()))
+                    busy_wait = min(busy_wait * 2, 0.2)
+                    continue
+                if code in REFUSAL_CODES:
+                    raise Refused(refusal_code(exc, code), detail or code.name) from None
+                raise PeerUnreachable(peer, f"{code.name}: {detail}") from None
         try:
             return convert(reply)
         except (BadReference, ValueError) as exc:

@@ -1,107 +1,110 @@
-"""Serve the Flask app with waitress on a background thread.
+"""Serve the Flask app: an asyncio HTTP/1.1 front end (services.web) on a background
+thread, the app on worker threads.
 
-waitress reads a whole request body before it calls the app: into memory up to
-``inbuf_overflow`` bytes, into a temporary file beyond that. So an upload costs disk,
-not memory, and ``max_request_body_size`` is the real upload limit; it is set just
-above the app's own limit so the app (which counts the file's bytes exactly) answers
-413 with its JSON error. The few errors waitress answers itself (a body over that limit,
-a malformed request line, oversized headers) get the same JSON shape.
+Why not waitress (used until issue 14): waitress accepts at most ``connection_limit``
+connections (100) and keeps idle ones for ``channel_timeout`` (120 s), so ~100 idle
+sockets made the API unreachable; a worker writing to a client that stopped reading
+waits without a deadline (4 such downloads froze the API); it has no per-IP limits; and
+it spools every request body whole before the app runs, which issue 15 must get rid of.
+cheroot gives each request being read its own thread (a slow body holds one). Here one
+event loop owns every socket: idle, slow and stalled clients cost a file descriptor and
+a little memory, every wait on a client has a deadline, and a thread is taken only for
+a whole request (an upload once its first 64 KiB are in, then streamed to the app, not
+spooled). Measurements: docs/security.md ("Limits") and docs/reliability.md.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import threading
 from typing import Any
 
 from flask import Flask
-from waitress.channel import HTTPChannel
-from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
-from waitress.task import ErrorTask
 
-from services.rest.errors import CODES
+from services.web.connection import Connection
+from services.web.limits import HttpLimits
+from services.web.server import Core, Inline, fit_to_descriptors, listening_sockets
 
 MIB = 1 << 20
-# Multipart framing and the text fields around the file part.
-BODY_SLACK = 1 * MIB
-# Measured on loopback with a 256 MiB upload (see the rest-api notes): socket reads of
-# 256 KiB instead of waitress' 8 KiB cut the per-read overhead of spooling a big body.
-RECV_BYTES = 256 << 10
-INBUF_OVERFLOW = 1 * MIB  # bodies up to this stay in memory, larger ones go to a temp file
-SEND_BYTES = 256 << 10
 
 
 class HttpBindError(RuntimeError):
     pass
 
 
-class JsonErrorTask(ErrorTask):
-    """waitress' own error responses, as ``{"error", "detail"}`` like the app's."""
-
-    def execute(self) -> None:
-        request: Any = self.request  # the parser that failed (the stubs say otherwise)
-        error = request.error
-        body = json.dumps(
-            {"error": CODES.get(error.code, "error"), "detail": f"{error.reason}: {error.body}"}
-        ).encode()
-        self.status = f"{error.code} {error.reason}"
-        self.response_headers = [("Content-Type", "application/json")]
-        self.set_close_on_finish()
-        self.content_length = len(body)
-        self.write(body)
-
-
-class JsonErrorChannel(HTTPChannel):
-    error_task_class = JsonErrorTask
-
-
-def _listeners(server: Any) -> list[BaseWSGIServer]:
-    if isinstance(server, MultiSocketServer):  # several addresses: one listener each
-        entries: list[Any] = list((server.map or {}).values())
-        return [entry for entry in entries if isinstance(entry, BaseWSGIServer)]
-    return [server]
+def _nothing_inline(method: str, path: str) -> None:
+    return None
 
 
 class ApiServer:
     def __init__(
-        self, app: Flask, host: str, port: int, threads: int = 4, max_body: int = 10240 * MIB
+        self,
+        app: Flask,
+        host: str,
+        port: int,
+        limits: HttpLimits | None = None,
+        inline: Inline = _nothing_inline,
     ) -> None:
+        """Binds at once (a busy port is reported before the peer joins). ``inline``
+        answers cheap requests on the event loop itself (GET /health)."""
         try:
-            # create_server binds immediately, so a busy port is reported before joining.
-            self._server = create_server(
-                app,
-                host=host,
-                port=port,
-                threads=threads,
-                ident="chord",
-                max_request_body_size=max_body + BODY_SLACK,
-                recv_bytes=RECV_BYTES,
-                send_bytes=SEND_BYTES,
-                inbuf_overflow=INBUF_OVERFLOW,
-            )
+            self._sockets = listening_sockets(host, port)
         except OSError as exc:
             raise HttpBindError(
-                f"cannot listen for REST on {host}:{port}: {exc.strerror}"
+                f"cannot listen for REST on {host}:{port}: {exc.strerror or exc}"
             ) from None
-        for listener in _listeners(self._server):
-            listener.channel_class = JsonErrorChannel
-        self._stopping = False
+        bound = self._sockets[0].getsockname()
+        self.port = int(bound[1])
+        self.core = Core(app.wsgi_app, fit_to_descriptors(limits or HttpLimits()),
+                         (host, self.port), inline)  # fmt: skip
+        self._servers: list[asyncio.Server] = []
+        self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="rest", daemon=True)
 
     def _serve(self) -> None:
+        loop = self.core.loop
+        asyncio.set_event_loop(loop)
+        self.core.loop_thread = threading.get_ident()
+
+        async def start() -> None:
+            for sock in self._sockets:
+                self._servers.append(
+                    await loop.create_server(lambda: Connection(self.core), sock=sock)
+                )
+
+        loop.run_until_complete(start())
+        loop.call_later(1.0, self.core.sweep)
+        self._ready.set()
         try:
-            self._server.run()
-        except OSError:
-            # stop() closes the listening sockets under the loop's select(): EBADF then
-            # is the expected way out, not an error worth a traceback on stderr.
-            if not self._stopping:
-                raise
+            loop.run_forever()
+        finally:
+            for connection in list(self.core.connections):
+                if connection.transport is not None:
+                    connection.transport.abort()
+            loop.run_until_complete(asyncio.sleep(0))
+            loop.close()
 
     def start(self) -> None:
         self._thread.start()
+        self._ready.wait(10)
 
     def stop(self) -> None:
-        self._stopping = True
-        self._server.close()
+        loop = self.core.loop
         if self._thread.is_alive():
+
+            def close() -> None:
+                for server in self._servers:
+                    server.close()
+                loop.stop()
+
+            loop.call_soon_threadsafe(close)
             self._thread.join(timeout=2)
+        else:
+            for sock in self._sockets:
+                sock.close()
+        self.core.small.shutdown()
+        self.core.transfers.shutdown()
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return {"connections": self.core.table.total}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -31,19 +32,34 @@ from services.security import RingSecurity
 from services.storage.blobs import blob_path
 
 ROOT = Path(__file__).resolve().parent.parent
+FIRST_FREE_PORT = 10000  # free_port picks from here up to the ephemeral range (less 10000)
+PORT_FILE = "ports.json"
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux; a common default
+    elsewhere): a port picked from it may be taken by any connection a moment later."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_PICKER = random.Random()  # which free port: a different one per process and call
 
 
 def free_port(host: str = "127.0.0.1", avoid: Iterable[int] = ()) -> int:
-    """A port that is free now on ``host`` (and whose REST twin, port + 10000, is too)."""
+    """A port that is free now on ``host`` (and whose REST twin, port + 10000, is too),
+    below the ephemeral range, so no outgoing connection takes it before it is bound.
+    For a peer the launcher starts itself prefer port 0 (see LocalRing.spawn): this is
+    for ports a caller must name in advance."""
     avoid = set(avoid)
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind((host, 0))
-            port = int(probe.getsockname()[1])
-        if (
-            port + API_PORT_OFFSET <= 65535
-            and port not in avoid
-            and port_is_free(host, port + API_PORT_OFFSET)
+    top = min(ephemeral_ports()[0], 65536) - API_PORT_OFFSET
+    for _ in range(400):
+        port = _PICKER.randrange(FIRST_FREE_PORT, top)
+        if port not in avoid and port_is_free(host, port) and port_is_free(
+            host, port + API_PORT_OFFSET
         ):
             return port
     raise RuntimeError("no free port pair found")
@@ -85,11 +101,45 @@ def http_json(url: str, timeout: float = 2.0, method: str = "GET") -> tuple[int,
 @dataclass
 class PeerProcess:
     host: str
-    port: int
-    api_port: int
+    bound_port: int  # 0 until the peer reports the port it got (port_file)
+    bound_api_port: int
     process: subprocess.Popen[bytes]
     log_path: Path
     ring: Ring
+    port_file: Path | None = None  # where a peer started on port 0 reports its ports
+
+    @property
+    def port(self) -> int:
+        return self._ports()[0]
+
+    @property
+    def api_port(self) -> int:
+        return self._ports()[1]
+
+    def _ports(self, timeout: float = 30.0) -> tuple[int, int]:
+        """The ports, waiting for the port file of a peer started on port 0."""
+        if not self.bound_port:
+            report = self._port_report(timeout)
+            self.bound_port, self.bound_api_port = int(report["port"]), int(report["api_port"])
+        return self.bound_port, self.bound_api_port
+
+    def _port_report(self, timeout: float) -> dict[str, Any]:
+        assert self.port_file is not None, "a peer on port 0 needs a port file"
+        found: dict[str, Any] = {}
+
+        def reported() -> bool:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"peer on {self.host} exited with {self.process.returncode} before "
+                    f"binding:\n{self.log_tail()}"
+                )
+            with contextlib.suppress(OSError, ValueError):
+                found.update(json.loads(self.port_file.read_text()))  # type: ignore[union-attr]
+            return bool(found)
+
+        if not wait_for(reported, timeout, interval=0.02):
+            raise TimeoutError(f"peer on {self.host} reported no ports within {timeout}s")
+        return found
 
     @property
     def address(self) -> str:
@@ -166,14 +216,23 @@ class LocalRing:
         join: str | None = None,
         args: Sequence[str] = (),
     ) -> PeerProcess:
-        port = port or free_port(host, avoid=[p.port for p in self.peers])
-        api_port = port + API_PORT_OFFSET
-        data_dir = self.workdir / f"{host}_{port}"
+        """Start a peer; without ``port`` it binds port 0 and reports what it got in a
+        port file (no window in which another process could take a chosen port). A
+        peer restarted on an address seen before gets that address's data dir back."""
+        if port is None:
+            data_dir = self.workdir / f"{host}_auto{len(self.peers)}"
+            ports = ["--port", "0", "--api-port", "0"]
+        else:
+            known = [p for p in self.peers if p.bound_port == port and p.host == host]
+            data_dir = known[-1].log_path.parent if known else self.workdir / f"{host}_{port}"
+            ports = ["--port", str(port), "--api-port", str(port + API_PORT_OFFSET)]
         data_dir.mkdir(parents=True, exist_ok=True)
+        port_file = data_dir / PORT_FILE
+        port_file.unlink(missing_ok=True)
         log_path = data_dir / "peer.log"
         command = [
             sys.executable, str(ROOT / "run_node.py"),
-            "--host", host, "--port", str(port), "--api-port", str(api_port),
+            "--host", host, *ports, "--port-file", str(port_file),
             "--data-dir", str(data_dir), "--no-menu",
             "--bits", str(self.bits), "--successors", str(self.successors),
             *self.extra_args, *args,
@@ -190,7 +249,8 @@ class LocalRing:
                 env={**os.environ, **self.env},
                 start_new_session=True,  # Ctrl-C reaches the launcher, which stops peers in order
             )
-        peer = PeerProcess(host, port, api_port, process, log_path, self.ring)
+        bound = (0, 0) if port is None else (port, port + API_PORT_OFFSET)
+        peer = PeerProcess(host, *bound, process, log_path, self.ring, port_file)
         self.peers.append(peer)
         return peer
 

@@ -1,4 +1,4 @@
-"""Logging with the peer's short ID on every line (grpc's and waitress's too)."""
+"""Logging with the peer's short ID on every line (grpc's too)."""
 
 from __future__ import annotations
 
@@ -25,4 +25,3 @@ def setup_logging(level: str, tag: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" chatter

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +28,7 @@ import grpc
 
 from config.settings import RING_SECRET, RING_SECRET_RULE, ConfigError, Settings
 from services.interceptors import rewrap, run_first
+from services.log_limits import LogLimiter, caller_ip
 
 log = logging.getLogger("chord.security")
 
@@ -186,8 +185,7 @@ class SecretChecker(grpc.ServerInterceptor):
 
     def __init__(self, secret: str) -> None:
         self._secret = secret.encode()
-        self._lock = threading.Lock()
-        self._warned: dict[str, float] = {}  # caller -> last warning (no log flood)
+        self._logs = LogLimiter(_LOG_EVERY)  # per caller IP: no log flood
 
     def __repr__(self) -> str:
         return "SecretChecker(<ring secret>)"
@@ -217,14 +215,8 @@ class SecretChecker(grpc.ServerInterceptor):
         return _refusing(handler, details.method, problem, self._warn)
 
     def _warn(self, caller: str, method: str, problem: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if now - self._warned.get(caller, -_LOG_EVERY) < _LOG_EVERY:
-                return
-            if len(self._warned) > 1024:
-                self._warned.clear()
-            self._warned[caller] = now
-        log.warning("refused %s from %s: %s", method, caller, problem)
+        if self._logs.allow(caller_ip(caller)):  # the IP: a new port is not a new caller
+            log.warning("refused %s from %s: %s", method, caller, problem)
 
 
 def _refusing(

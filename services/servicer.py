@@ -19,15 +19,19 @@ from chord.transport import NotReady, Refused
 from proto import chord_pb2 as pb
 from proto import chord_pb2_grpc as pb_grpc
 from services.convert import BadReference, key_from_text, ref_from_pb, ref_to_pb, refs_to_pb
+from services.grpc_transport import REFUSAL_METADATA
+from services.log_limits import LogLimiter, caller_ip
 
 T = TypeVar("T")
 log = logging.getLogger("chord.rpc")
+_logs = LogLimiter()  # refusals logged once per caller IP and minute
 # Verifies a joiner's or notifier's advertised address before it is admitted; raises
 # Refused or NotReady (services.admission.AddressCheck).
 Admission = Callable[[NodeRef], None]
 
 REFUSAL_STATUS = {
     "unreachable-address": grpc.StatusCode.PERMISSION_DENIED,
+    "slow-address": grpc.StatusCode.PERMISSION_DENIED,
     "invalid-identity": grpc.StatusCode.INVALID_ARGUMENT,
     "id-collision": grpc.StatusCode.ALREADY_EXISTS,
     "ring-mismatch": grpc.StatusCode.FAILED_PRECONDITION,
@@ -47,7 +51,10 @@ class ChordServicer(pb_grpc.ChordServicer):
         except NotReady as exc:
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         except Refused as exc:
-            log.warning("refused: %s", exc.detail)
+            if _logs.allow(caller_ip(context.peer())):  # a flood of bad joins: one line
+                log.warning("refused: %s", exc.detail)
+            # The exact reason travels beside the status code, which several share.
+            context.set_trailing_metadata(((REFUSAL_METADATA, exc.code),))
             context.abort(
                 REFUSAL_STATUS.get(exc.code, grpc.StatusCode.FAILED_PRECONDITION), exc.detail
             )

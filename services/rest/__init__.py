@@ -1,4 +1,5 @@
-"""The REST API every peer serves (Flask on waitress); the contract is docs/rest-api.md.
+"""The REST API every peer serves (Flask behind services.http_server); the contract is
+docs/rest-api.md.
 
 Modules: app (factory, error handling), ring / files / peer (routes), upload and
 download (streaming bodies), params / names / ranges (input checks), auth, metrics,

@@ -58,8 +58,8 @@ def sliced(data: bytes, offset: int, length: int | None) -> Generator[bytes, Non
 
 
 def counted(chunks: Generator[bytes, None, None], metrics: PeerMetrics) -> Iterator[bytes]:
-    """Pass the bytes on, counting them and the transfer; closing this (waitress does
-    when the client goes away) closes the fetch and its worker threads too."""
+    """Pass the bytes on, counting them and the transfer; closing this (the HTTP server
+    does when the client goes away) closes the fetch and its worker threads too."""
     with metrics.transfer():
         try:
             for chunk in chunks:

@@ -27,6 +27,7 @@ CODES: dict[int, str] = {
     403: "forbidden",
     404: "not-found",
     405: "method-not-allowed",
+    408: "timeout",
     409: "conflict",
     411: "length-required",
     413: "too-large",

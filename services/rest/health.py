@@ -23,6 +23,29 @@ def _body(status: str, node: ChordNode, detail: str | None = None) -> bytes:
     return (json.dumps(answer, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
+Headers = list[tuple[bytes, bytes]]
+
+
+def inline_health(node: ChordNode) -> Callable[[str, str], tuple[int, Headers, bytes] | None]:
+    """The same answer for the HTTP server's event loop (services.web): GET /health
+    then costs no thread at all, so probes get their answer even while every worker
+    is busy. None for any other request."""
+    ok = _body("ok", node)
+    busy = _body("unavailable", node, "this peer is joining or leaving the ring")
+
+    def answer(method: str, path: str) -> tuple[int, Headers, bytes] | None:
+        if path != "/health" or method != "GET":
+            return None
+        body, status = (ok, 200) if node.joined else (busy, 503)
+        return status, [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"access-control-allow-origin", b"*"),  # as every GET (dashboard.py)
+        ], body
+
+    return answer
+
+
 def fast_health(app: WsgiApp, node: ChordNode) -> WsgiApp:
     ok = _body("ok", node)
     busy = _body("unavailable", node, "this peer is joining or leaving the ring")

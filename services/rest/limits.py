@@ -55,8 +55,13 @@ class ClientLimits:
         max_transfers: int = 8,
         per_minute: int = 120,
         clock: Callable[[], float] = time.monotonic,
+        max_total: int = 32,
     ) -> None:
+        """``max_total``: transfers of all clients together. A download whose client
+        stopped reading still holds its read-ahead (a few MiB) until the HTTP server
+        drops it (http_send_timeout), so this cap is what bounds their memory."""
         self.max_transfers = max_transfers
+        self.max_total = max_total
         self.per_minute = per_minute
         self._clock = clock
         self._lock = threading.Lock()
@@ -93,11 +98,17 @@ class ClientLimits:
         ``max_transfers`` running already."""
         with self._lock:
             running = self._active.get(client, 0)
-            if running >= self.max_transfers:
-                full = True
-            else:
-                full = False
+            busy = sum(self._active.values()) >= self.max_total
+            full = running >= self.max_transfers
+            if not (full or busy):
                 self._active[client] = running + 1
+        if busy and not full:
+            raise ApiError(
+                503,
+                f"this peer is serving {self.max_total} transfers already; retry shortly",
+                "unavailable",
+                headers={"Retry-After": str(TRANSFER_RETRY_AFTER)},
+            )
         if full:
             raise too_many(
                 f"this client already has {self.max_transfers} transfers running on this "

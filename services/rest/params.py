@@ -10,6 +10,7 @@ from flask import request
 
 from chord.names import InvalidName, decode_name, validate_name
 from services.rest.errors import ApiError, bad_request
+from services.rest.json_input import read_json
 
 MAX_JSON_BYTES = 64 << 10  # a JSON body only ever names a file
 _TRUE = {"true", "1", "yes"}
@@ -70,7 +71,7 @@ def json_body() -> dict[str, Any]:
         raise ApiError(415, "send the parameters as JSON (Content-Type: application/json)")
     if (request.content_length or 0) > MAX_JSON_BYTES:
         raise ApiError(413, f"a JSON body is at most {MAX_JSON_BYTES} bytes")
-    body = request.get_json(silent=True)
+    body = read_json(MAX_JSON_BYTES)  # bounded, depth-checked: never a 500 (json_input)
     if not isinstance(body, dict):
         raise bad_request('the body must be a JSON object such as {"filename": "report.pdf"}')
     return body

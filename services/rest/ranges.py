@@ -10,7 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_SPEC = re.compile(r"\s*(\d*)\s*-\s*(\d*)\s*")
+_SPEC = re.compile(r"\s*([0-9]*)\s*-\s*([0-9]*)\s*")  # ASCII digits only
+# A byte position has at most this many digits (10^19 bytes is beyond any file here).
+# Longer numbers are refused before int() sees them: Python refuses to convert more
+# than 4300 digits (a ValueError that used to escape as a 500) and slows down below that.
+MAX_DIGITS = 19
 
 
 class BadRange(ValueError):
@@ -48,6 +52,8 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     if match is None or match.group(1) == match.group(2) == "":
         raise BadRange(f"Range must look like 'bytes=START-END', got {header!r}")
     first, last = match.groups()
+    if max(len(first), len(last)) > MAX_DIGITS:
+        raise BadRange(f"a Range position has at most {MAX_DIGITS} digits")
     if first == "":  # suffix: the last N bytes
         suffix = int(last)
         if suffix == 0 or size == 0:

@@ -1,8 +1,8 @@
 """Reading a multipart/form-data upload incrementally, in the order it arrives.
 
-waitress has already spooled the body to a temporary file (or memory, if small) before
-the app runs; this reads that spool once, through werkzeug's sans-IO multipart decoder
-(``request.files`` would spool the file part again). The form is read in three steps,
+The HTTP server (services/web) streams the body to the app as it arrives; this reads it
+once, through werkzeug's sans-IO multipart decoder (``request.files`` would spool the
+file part). The form is read in three steps,
 so the caller can decide what to do with the file's bytes once it knows which fields
 came before them (services/rest/store.py):
 

@@ -248,3 +248,21 @@ def test_help_exits_zero_and_documents_the_positional_form(tmp_path: Path) -> No
     assert done.returncode == 0, done
     assert "HOST PORT [SEED_HOST SEED_PORT]" in done.stdout
     assert "--join" in done.stdout
+
+
+def test_peers_on_port_0_report_their_ports_and_form_a_ring(
+    make_ring: Callable[..., LocalRing], seed: str
+) -> None:
+    """``--port 0``: each peer binds ports the kernel chose (no window in which another
+    process could take them), reports them in its --port-file and its log, advertises
+    them (its ID is SHA-1 of that address), and the peers form a ring."""
+    ring = make_ring()
+    peers = ring.start_ring(3)  # the launcher starts every peer on port 0
+    for peer in peers:
+        report = json.loads(peer.port_file.read_text())  # type: ignore[union-attr]
+        assert report["address"] == peer.address and report["api_port"] == peer.api_port
+        assert report["id"] == to_hex(peer.ref.id)
+        assert f"gRPC on {peer.address}" in peer.log_path.read_text()
+        status, health = peer.get("/health")
+        assert status == 200 and health["node"]["address"] == peer.address, health
+    assert len({p.port for p in peers} | {p.api_port for p in peers}) == 6

@@ -161,7 +161,7 @@ def test_yaml_dash_and_underscore_keys(tmp_path: Path) -> None:
     ("flags", "setting"),
     [
         ({"port": "abc"}, "port"),
-        ({"port": "0"}, "port"),
+        ({"port": "-5"}, "port"),
         ({"port": "65536"}, "port"),
         ({"api_port": "70000"}, "api_port"),
         ({"port": "60000"}, "api_port"),  # default api port would be 70000
@@ -198,7 +198,7 @@ def test_port_error_message() -> None:
     with pytest.raises(ConfigError) as exc:
         load(env={"CHORD_PORT": "x"})
     assert str(exc.value) == (
-        "invalid setting 'port' (from CHORD_PORT): must be an integer in 1..65535, got 'x'"
+        "invalid setting 'port' (from CHORD_PORT): must be an integer in 0..65535, got 'x'"
     )
 
 
@@ -269,7 +269,7 @@ def test_config_error_is_exactly_one_stderr_line(capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err
     assert err == (
         "run_node.py: error: invalid setting 'port' (from --port): "
-        "must be an integer in 1..65535, got 'abc'\n"
+        "must be an integer in 0..65535, got 'abc'\n"
     )
 
 
@@ -360,3 +360,10 @@ def test_local_ring_ignores_join() -> None:
 def test_settings_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         Settings().port = 1  # type: ignore[misc]
+
+
+def test_port_0_means_any_free_port_for_both() -> None:
+    s = load(flags={"port": "0"})
+    assert (s.port, s.resolved_api_port) == (0, 0)
+    assert load(flags={"port": "0", "api_port": "18000"}).resolved_api_port == 18000
+    assert load(flags={"port": "7000", "api_port": "0"}).resolved_api_port == 0

@@ -5,6 +5,7 @@ advertised address does not answer is refused and never adopted."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import grpc
@@ -215,3 +216,25 @@ def test_a_peer_restarting_on_its_address_is_admitted_at_once(secured: Served) -
         assert secured.check.verified(ghost.address)
     finally:
         reborn.stop()
+
+
+def test_a_slow_joiner_is_told_apart_from_a_dead_one(secured: Served) -> None:
+    """A listener that accepts connections but never answers in time is refused as
+    ``slow-address`` after the probe's retries (the joiner will try again), while an
+    address where nothing listens is ``unreachable-address`` at once; the exact code
+    reaches the caller beside the status."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()  # accepts TCP, never speaks HTTP/2: a joiner that is up but stalled
+    try:
+        slow = NodeRef.for_address(RING, f"127.0.0.1:{silent.getsockname()[1]}")
+        transport = GrpcTransport(RING, 5.0, security=RingSecurity(secret=SECRET))
+        with pytest.raises(Refused) as caught:
+            transport.join(secured.me, slow, RING.bits)
+        assert caught.value.code == "slow-address", caught.value
+        assert "3 tries" in caught.value.detail
+        with pytest.raises(Refused) as caught:
+            transport.join(secured.me, dead_ref(), RING.bits)
+        assert caught.value.code == "unreachable-address", caught.value
+    finally:
+        silent.close()

@@ -47,8 +47,8 @@ class FakeFiles:
     early_conflicts: bool = False  # refuse a taken name after the first piece, unread rest
 
     def put(
-        self, name: str, data: Iterable[bytes], *, replicas: int | None = None,
-        overwrite: bool = False,
+        self, name: str, data: Iterable[bytes], *, size: int | None = None,
+        replicas: int | None = None, overwrite: bool = False,
     ) -> PutResult:  # fmt: skip
         call = Call(name, replicas, overwrite)
         self.calls.append(call)
