@@ -51,7 +51,8 @@ class Membership:
         return len(self._ids) - 1
 
     def __contains__(self, peer: NodeRef) -> bool:
-        return self._refs.get(peer.id) == peer
+        """Whether ``peer`` is a member we know of (ourselves excluded)."""
+        return peer.id != self.me.id and self._refs.get(peer.id) == peer
 
     def members(self) -> tuple[NodeRef, ...]:
         """Every other peer in the table, in ring order from ID 0."""
