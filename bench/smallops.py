@@ -155,7 +155,7 @@ def measure_ring(peers: int, gets: int, uploads: int, rnd: random.Random) -> dic
             for api in apis:  # open every connection before timing
                 client.json(api, "/health")
             random_peer = timed(gets, lambda _: get_from(rnd.choice(apis), rnd.choice(names)))
-            ring_map = RingMap.from_ring(client.json(apis[0], "/ring"))
+            ring_map = RingMap.from_ring(client.json(apis[0], "/members"))
 
             def knows_ring(_: int) -> None:
                 name = rnd.choice(names)

@@ -523,6 +523,16 @@ class ChordNode:
             self._joined = True
 
     # ------------------------------------------------------- one-hop table
+    def known_members(self) -> tuple[NodeRef, ...]:
+        """Every peer we know, ourselves included, in ring order from ID 0: the one-hop
+        table, or without one our successor list."""
+        with self._guard:
+            if self.membership is not None:
+                peers = {self.me, *self.membership.members()}
+            else:
+                peers = {self.me, *self._successors}
+        return tuple(sorted(peers, key=lambda n: n.id))
+
     def handle_members(self) -> tuple[tuple[NodeRef, float], ...]:
         """Our one-hop table as (peer, age in seconds), ourselves first (age 0)."""
         self._require_joined()

@@ -1,7 +1,7 @@
 """The ring's membership on the client side: who holds a name, without asking a peer.
 
-``GET /ring`` lists every peer in ring order with its ID and REST address. A client
-that read it once computes a file's key (SHA-1 of the name, as the ring does) and
+``GET /members`` (or ``GET /ring``) lists every peer with its ID and REST address. A
+client that read it once computes a file's key (SHA-1 of the name, as the ring does) and
 sends its request straight to the key's owner, which answers a small file from its own
 storage: one HTTP round trip instead of a request to any peer that then asks the
 owner. The map only ever picks whom to ask: an owner that moved answers through the
@@ -25,7 +25,8 @@ class RingMap:
 
     @classmethod
     def from_ring(cls, answer: Mapping[str, Any]) -> RingMap:
-        """From the JSON of ``GET /ring`` (peers that did not answer are left out)."""
+        """From the JSON of ``GET /members`` or ``GET /ring`` (peers the walk found not
+        answering are left out)."""
         peers = sorted(
             (int(peer["id"], 16), str(peer["api"]))
             for peer in answer["peers"]
