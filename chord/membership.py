@@ -44,6 +44,7 @@ class Membership:
         self._refs: dict[int, NodeRef] = {me.id: me}
         self._heard: dict[int, float] = {me.id: float("inf")}  # last direct evidence
         self._gone: dict[int, float] = {}  # dead or left: kept out until this time
+        self._expired = float("-inf")  # when expire() last ran
         self.version = 0  # bumped on every add or removal
 
     def __len__(self) -> int:
@@ -109,6 +110,11 @@ class Membership:
         ]
 
     def expire(self, now: float) -> None:
+        """Drop entries older than ``ttl`` (a scan of the table: at most ten times per
+        ``ttl``, an entry outlives it by a tenth at most)."""
+        if now - self._expired < self.ttl / 10:
+            return
+        self._expired = now
         for ident in [i for i in self._ids if now - self._heard[i] >= self.ttl]:
             self._remove(ident)
         for ident in [i for i, until in self._gone.items() if until <= now]:
