@@ -91,10 +91,8 @@ class _Lookup:
         local: NodeRef | None,
         on_dead: Callable[[NodeRef], None] | None,
         verify: bool,
-        remember_dead: bool = True,
     ) -> None:
         self.key = key
-        self.remember_dead = remember_dead
         self.size = ring.size
         self.ask = ask
         self.max_hops = max_hops
@@ -151,8 +149,7 @@ class _Lookup:
 
     def found_dead(self, peer: NodeRef) -> None:
         self.timeouts += 1
-        if self.remember_dead:
-            self.dead.add(peer.id)
+        self.dead.add(peer.id)
         if self.on_dead is not None:
             self.on_dead(peer)
 
@@ -335,7 +332,6 @@ def iterative_lookup(
     local: NodeRef | None = None,
     on_dead: Callable[[NodeRef], None] | None = None,
     verify: bool = False,
-    remember_dead: bool = True,
 ) -> LookupResult:
     """Find successor(key) starting from the peers in ``start``.
 
@@ -348,9 +344,5 @@ def iterative_lookup(
     With ``verify``, the lookup ends only when the owner itself has answered (see the
     module's docstring); each owner candidate found dead is a timeout. Without it the
     owner is reported as the key's predecessor names it.
-
-    ``remember_dead=False`` forgets each dead peer as soon as it timed out (it may be
-    contacted again, and is named to no one): only for chord.sim's model of the Chord
-    paper's simulator, never for real lookups.
     """
-    return _Lookup(ring, key, ask, max_hops, local, on_dead, verify, remember_dead).run(start)
+    return _Lookup(ring, key, ask, max_hops, local, on_dead, verify).run(start)

@@ -434,20 +434,14 @@ class ChordNode:
                 return
 
     def lookup(
-        self,
-        key: int,
-        *,
-        forget_dead: bool = True,
-        confirm_owner: bool = False,
-        remember_dead: bool = True,
+        self, key: int, *, forget_dead: bool = True, confirm_owner: bool = False
     ) -> LookupResult:
         """Find successor(key), starting from this peer's own tables (a local step).
 
         ``forget_dead``: drop fingers found dead on the way (off to measure a network
         whose repair is stopped). ``confirm_owner``: end only when the owner itself has
         answered that the key is in (its predecessor, itself] (chord.lookup, verified),
-        as every client about to use the owner wants. ``remember_dead=False``: the
-        simulator's model of the Chord paper's lookups (see chord.lookup).
+        as every client about to use the owner wants.
         """
         return iterative_lookup(
             self.ring,
@@ -458,7 +452,6 @@ class ChordNode:
             local=self.me,
             on_dead=self._forget_finger if forget_dead else None,
             verify=confirm_owner,
-            remember_dead=remember_dead,
         )
 
     def leave(self) -> None:

@@ -80,12 +80,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="failures, churn: peers keep the one-hop membership table (chord.membership)",
     )
-    parser.add_argument(
-        "--forgetful",
-        action="store_true",
-        help="failures: lookups forget a dead peer once it timed out, as the Chord paper's "
-        "simulator seems to (docs/paper-reproduction.md); never what real peers do",
-    )
     parser.add_argument("--keys", type=int, nargs="+", help="load-balance: key counts")
     parser.add_argument(
         "--virtual-keys",
@@ -159,7 +153,6 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ex.Experim
                 progress=progress,
                 map_tasks=map_tasks,
                 one_hop=args.one_hop,
-                forgetful=args.forgetful,
             )
         if args.experiment == "load-balance":
             return ex.load_balance(

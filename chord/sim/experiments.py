@@ -151,8 +151,8 @@ def path_length(
 
 
 # ------------------------------------------------------------------- failures
-def _failures_task(task: tuple[int, int, int, int, float, int, bool, bool]) -> Row:
-    nodes, successors, seed, index, fraction, lookups, one_hop, forgetful = task
+def _failures_task(task: tuple[int, int, int, int, float, int, bool]) -> Row:
+    nodes, successors, seed, index, fraction, lookups, one_hop = task
     rng = SimRandom(seed)
     net, all_nodes = _ideal_network(nodes, successors, rng.fork(0), one_hop=one_hop)
     crash_rng = rng.fork(index + 1)
@@ -166,9 +166,7 @@ def _failures_task(task: tuple[int, int, int, int, float, int, bool, bool]) -> R
         start = live[crash_rng.randrange(len(live))]
         key = crash_rng.getrandbits(MAX_BITS)
         try:
-            found = start.lookup(
-                key, forget_dead=False, confirm_owner=True, remember_dead=not forgetful
-            )
+            found = start.lookup(key, forget_dead=False, confirm_owner=True)
         except LookupFailed:
             failed += 1
             continue
@@ -200,24 +198,19 @@ def failures(
     progress: Progress = _quiet,
     map_tasks: MapTasks = _serial_map,
     one_hop: bool = False,
-    forgetful: bool = False,
 ) -> ExperimentResult:
     """A stable ring, stabilization stopped, a fraction p of peers failing at once,
     then lookups of random keys from random live peers. A lookup fails unless it
     returns the key's true live successor. Nothing is repaired during the lookups:
     peers do not even forget the dead fingers they run into. Each lookup confirms
     the owner it is given (a client would contact it) and falls back past dead ones."""
-    tasks = [
-        (nodes, successors, seed, i, p, lookups, one_hop, forgetful)
-        for i, p in enumerate(fractions)
-    ]
+    tasks = [(nodes, successors, seed, i, p, lookups, one_hop) for i, p in enumerate(fractions)]
     rows = []
     for row in map_tasks(_failures_task, tasks):
         rows.append(row)
         progress(f"failures: p={row['fail_fraction']} done")
     params = {"nodes": nodes, "successors": successors, "seed": seed,
-              "fractions": list(fractions), "lookups": lookups, "one_hop": one_hop,
-              "forgetful": forgetful}  # fmt: skip
+              "fractions": list(fractions), "lookups": lookups, "one_hop": one_hop}  # fmt: skip
     return ExperimentResult("failures", params, rows)
 
 
