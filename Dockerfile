@@ -15,6 +15,10 @@
 # readable by uid 10001. Optional: CHORD_API_TOKEN, CHORD_ADMIN_TOKEN, or mutual TLS with
 # CHORD_TLS_CERT/CHORD_TLS_KEY/CHORD_TLS_CA. No secret is baked into the image: set them
 # at run time (docs/security.md).
+# The root filesystem may be read-only: the peer keeps everything under /data; give /tmp
+# a tmpfs or a volume for temporary files (docker run --read-only --tmpfs /tmp, or
+# -v chord-tmp:/tmp). A host directory mounted on /data must belong to 10001:10001
+# (sudo chown 10001:10001 DIR).
 # See docs/deploy-ec2.md, compose.yaml and deploy/k8s/.
 
 # Pinned by version (Debian bookworm, CPython 3.11.7: what the tests run on).
@@ -54,10 +58,16 @@ COPY config/ config/
 COPY clientlib/ clientlib/
 COPY run_node.py server.py client.py ./
 
-# A numeric, unprivileged user: it owns only the data volume.
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin chord \
+# A numeric, unprivileged user and group, both 10001 (what deploy/k8s/ sets as runAsUser,
+# runAsGroup and fsGroup): it owns only the data volume, and a secret file readable by
+# group 10001 is readable here as in Kubernetes. (useradd alone would give the user a
+# group with another gid.) Not --system: that only picks ids below 1000 and warns at 10001.
+# A bind mount on /data must be owned by 10001:10001 on the host (chown 10001:10001 DIR).
+RUN groupadd --gid 10001 chord \
+    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin chord \
     && mkdir -p /data && chown 10001:10001 /data
-USER 10001
+USER 10001:10001
 VOLUME ["/data"]
 # gRPC (peers) and REST API (clients, health checks).
 EXPOSE 7000 17000

@@ -23,13 +23,14 @@ export MALLOC_MMAP_THRESHOLD_ := 67108864
 export MALLOC_TRIM_THRESHOLD_ := 16777216
 export MALLOC_ARENA_MAX := 1
 
-.PHONY: help install system-packages run lint test faults bench clean
+.PHONY: help install system-packages run lint test test-containers faults bench clean
 
 help:
 	@echo "make install  .venv + deps, protobuf code, npm ci (newman), chromium, fuse3, rsync (apt)"
 	@echo "make run      start a local ring of 4 peers"
 	@echo "make lint     ruff + mypy"
 	@echo "make test     lint, then pytest (extra args: PYTEST_ARGS='-k foo')"
+	@echo "make test-containers  build the image, run it, compose.yaml and docs/deploy-ec2.md (podman, root)"
 	@echo "make faults   the full fault matrix (16 peers, k=3, 500 files): docs/reliability.md"
 	@echo "make bench    lookup benchmark with 16, 32 and 64 peers"
 	@echo "make clean    remove generated code, caches, data/ and .run/"
@@ -104,6 +105,16 @@ lint: install
 
 test: install lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The container tests alone, with the deployment files' static checks: podman builds the
+# Dockerfile; containers form a ring, compose.yaml's ring comes up and down, and the commands
+# of docs/deploy-ec2.md run on network namespaces standing in for instances (about 2-3
+# minutes). They need root; podman is used as found, or installed by
+# ../shared/tools/container-engine.sh where that script sits beside the repository (these
+# test machines, which reach no container registry); otherwise they are skipped with one
+# line saying why. make test runs them too.
+test-containers: install
+	$(PY) -m pytest -q $(PYTEST_ARGS) tests/containers tests/unit/test_deploy_files.py
 
 # The whole fault matrix at the issue's scale, one scenario after another on fresh rings
 # (about 9 minutes on 2 cores); writes the figures to docs/reliability.md.

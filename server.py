@@ -136,20 +136,26 @@ class Peer:
                 stabilize=settings.stabilize_interval,
                 fix_fingers=settings.fix_fingers_interval,
                 check_predecessor=settings.check_predecessor_interval,
+                backoff=settings.maintenance_backoff,
             ),
             after_round=self._forget_unused_channels,
-            # Pull gossip for the one-hop table (a no-op when it is off).
-            extra_steps=[("members", settings.stabilize_interval, self.node.exchange_members)],
-            # Each on its own thread, so neither ever holds up stabilize: probing peers lost
+            # Each on its own thread, so none ever holds up stabilize: probing peers lost
             # in a partition waits out their timeouts, and a repair may stream a big file
-            # to a peer that stops answering (bounded only by transfer_timeout).
+            # to a peer that stops answering (bounded only by transfer_timeout). Pull
+            # gossip for the one-hop table (a no-op when it is off) backs off while the
+            # tables it pulls bring nothing new.
             background_steps=[
                 ("merge", min(settings.stabilize_interval, settings.merge_interval), self._merge),
                 ("replicate", settings.repair_interval, self._replicate),
+                ("members", settings.stabilize_interval, self.node.exchange_members),
             ],
         )
+        # Handlers that find work for maintenance (a joiner, a challenger) speed it up.
+        self.node.hooks.on_change = self.maintenance.speed_up
         self.merger = RingMerger(self.node)
         self._next_merge_check = time.monotonic() + settings.merge_interval
+        self._merge_gap = settings.merge_interval  # grows while checks find nothing
+        self._merge_changes = -1  # node.changes when the gap was last reset
         self._last_neighbours: tuple[NodeRef | None, NodeRef] | None = None
         try:
             Path(settings.resolved_data_dir).mkdir(parents=True, exist_ok=True)
@@ -361,21 +367,31 @@ class Peer:
         )
         self.maintenance.kick()
 
-    def _replicate(self) -> None:
-        if self.node.joined:
-            self.replicator.run_once()
+    def _replicate(self) -> bool:
+        return self.node.joined and self.replicator.run_once()
 
-    def _merge(self) -> None:
+    def _merge(self) -> bool:
         """Remember the current view often (local and cheap), so that peers seen only
         shortly before a partition are known after it; look across (lookups from
         remembered peers) every merge_interval. One thread does both: the memory is not
-        shared between threads."""
+        shared between threads. Returns whether it merged (or was refused): the step
+        backs off otherwise, and a change of view wakes it."""
         self.merger.observe()
         now = time.monotonic()
+        changes = self.node.changes
+        if changes != self._merge_changes:  # the view moved: check at full speed again
+            self._merge_changes, self._merge_gap = changes, self.settings.merge_interval
+            self._next_merge_check = min(self._next_merge_check, now + self._merge_gap)
         if now < self._next_merge_check:
-            return
-        self._next_merge_check = now + self.settings.merge_interval
+            return False
         report = self.merger.step()
+        # Nothing found: the next check comes later, up to maintenance_backoff times the
+        # interval (each check costs a few lookups); a healed partition is then noticed
+        # within merge_interval x maintenance_backoff, or at once if anything moved.
+        if not (report.merged or report.refused is not None):
+            ceiling = self.settings.merge_interval * self.settings.maintenance_backoff
+            self._merge_gap = min(self._merge_gap * 2, ceiling)
+        self._next_merge_check = now + self._merge_gap
         log.debug(
             "merge check asked %s (remembering %d peers)",
             ", ".join(p.address for p in report.asked) or "nobody",
@@ -395,6 +411,7 @@ class Peer:
                 report.outside.describe(self.ring),
                 report.refused,
             )
+        return report.merged or report.refused is not None
 
     def _forget_unused_channels(self) -> None:
         state = self.node.state()

@@ -78,6 +78,9 @@ class NodeHooks:
 
     before_leave: Callable[[NodeRef], None] | None = None  # called with the successor
     on_neighbours_changed: Callable[[NodeState], None] | None = None
+    # The view changed, or a handler found work for the maintenance steps (a joiner to
+    # adopt, a challenger to check): called outside the guard, from any thread.
+    on_change: Callable[[], None] | None = None
 
 
 class ChordNode:
@@ -115,6 +118,7 @@ class ChordNode:
         self._challenger: NodeRef | None = None  # notified us but lost to a live predecessor
         self._joined = False
         self._last_stabilized: float | None = None
+        self._changes = 0  # see ``changes``
         self._index = RoutingIndex(ring, me, (), ())
         self._index_version = -1  # fingers.version the index was built from
         self.membership = Membership(me, ring.size, membership_ttl) if one_hop else None
@@ -125,6 +129,13 @@ class ChordNode:
     def successor(self) -> NodeRef:
         successors = self._successors
         return successors[0] if successors else self.me
+
+    @property
+    def changes(self) -> int:
+        """Grows whenever this peer's view changes: a neighbour, a challenger for the
+        predecessor's place, a finger. The maintenance loop backs off while it stays the
+        same (nothing to repair) and returns to full speed when it moves."""
+        return self._changes + self._fingers.version
 
     @property
     def joined(self) -> bool:
@@ -237,6 +248,9 @@ class ChordNode:
                         f"ID {joiner.hex} is already in the ring at {known.address}",
                     )
         self._heard_from(joiner)
+        # A new successor is on its way: stabilize at full speed to adopt it soon,
+        # however far the maintenance loop had backed off.
+        self._note_change()
         return (*successors, self.me)[: self.r]
 
     def handle_notify(self, node: NodeRef) -> None:
@@ -255,10 +269,13 @@ class ChordNode:
             if adopted:
                 self._predecessor = node
                 self._challenger = None
-            elif node != current:
+            challenged = not adopted and node != current and node != self._challenger
+            if challenged:
                 self._challenger = node
         if adopted:
             self._neighbours_changed()
+        elif challenged:
+            self._note_change()  # check_predecessor has work to do
 
     def handle_leave(
         self, leaving: NodeRef, predecessor: NodeRef | None, successors: tuple[NodeRef, ...]
@@ -392,7 +409,10 @@ class ChordNode:
                 else:
                     chain = [candidate, *candidate_state.successors]
             self._adopt_successors(chain)
-            self._notify_successor()
+            # A successor that already names us as its predecessor has nothing to learn
+            # from a notify (rectify would change nothing): skip the RPC.
+            if chain[0] != head or head_state.predecessor != self.me:
+                self._notify_successor()
             return
 
     def check_predecessor(self) -> None:
@@ -413,17 +433,21 @@ class ChordNode:
         if changed:
             self._neighbours_changed()
 
-    def fix_next_finger(self) -> None:
-        """Refresh one finger (and every following finger with the same owner)."""
+    def fix_next_finger(self) -> bool:
+        """Refresh one finger (and every following finger with the same owner). Returns
+        whether that ended a pass over the whole table (the maintenance loop paces
+        passes, not single lookups: a pass runs at full speed, the pauses between
+        passes grow while the table stays the same)."""
         index = self._next_finger
         start = self._fingers.starts[index]
         try:
             found = self.lookup(start)
         except LookupFailed:
             self._next_finger = (index + 1) % self.ring.bits
-            return
+            return self._next_finger == 0
         with self._guard:
             self._next_finger = self._fingers.fill(index, found.owner, found.predecessor)
+            return self._next_finger == 0
 
     def fix_all_fingers(self) -> None:
         """A full pass over the table: about log2(N) lookups, thanks to FingerTable.fill."""
@@ -541,17 +565,20 @@ class ChordNode:
         with self._guard:
             return ((self.me, 0.0), *self.membership.entries(self.clock.now()))
 
-    def exchange_members(self) -> None:
+    def exchange_members(self) -> bool:
         """Pull gossip: merge the table of the next member (round robin). A member that
-        does not answer is dropped; one that does is heard from."""
+        does not answer is dropped; one that does is heard from. Whether our table
+        changed (the maintenance loop backs off while it does not)."""
         if self.membership is None or not self._joined:
-            return
+            return False
         with self._guard:
             members = self.membership.members() or (self.successor,)
+            before = self.membership.version
         peer = members[self._gossip_next % len(members)]
         self._gossip_next += 1
         if peer != self.me and not self._pull_members(peer):
             self._forget_finger(peer)
+        return self.membership.version != before
 
     def _heard_from(self, peer: NodeRef) -> None:
         if self.membership is not None:
@@ -677,6 +704,12 @@ class ChordNode:
         with suppress(PeerUnreachable, Refused):
             self.transport.notify(head, self.me)
 
+    def _note_change(self) -> None:
+        self._changes += 1
+        if self.hooks.on_change is not None:
+            self.hooks.on_change()
+
     def _neighbours_changed(self) -> None:
+        self._note_change()
         if self.hooks.on_neighbours_changed is not None:
             self.hooks.on_neighbours_changed(self.state())

@@ -50,6 +50,7 @@ _VALUE_FLAGS: dict[str, tuple[str, str]] = {
     "stabilize_interval": ("SECONDS", "period of stabilize (default 0.5)"),
     "fix_fingers_interval": ("SECONDS", "period of fix_fingers (default 0.5)"),
     "check_predecessor_interval": ("SECONDS", "period of check_predecessor (default 1.0)"),
+    "maintenance_backoff": ("X", "intervals grow up to X times while nothing changes (default 8)"),
     "rpc_timeout": ("SECONDS", "deadline of every peer RPC (default 2.0)"),
     "join_timeout": ("SECONDS", "give up joining after this long (default 15.0)"),
     "max_workers": ("N", "gRPC server threads (default 16)"),

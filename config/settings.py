@@ -56,6 +56,9 @@ class Settings:
     stabilize_interval: float = 0.5  # seconds
     fix_fingers_interval: float = 0.5
     check_predecessor_interval: float = 1.0
+    # While nothing changes, maintenance intervals double after each round up to this
+    # many times their setting (1: fixed intervals); any change restores them at once.
+    maintenance_backoff: float = 8.0
     rpc_timeout: float = 2.0  # deadline of every peer RPC
     join_timeout: float = 15.0  # give up joining after this long
     max_workers: int = 16  # gRPC server threads
@@ -309,6 +312,11 @@ def validate(settings: Settings, sources: Mapping[str, str] | None = None) -> Se
             value = getattr(settings, field.name)
             if not (math.isfinite(value) and value > 0):
                 fail(field.name, f"must be a finite number of seconds > 0, got {value!r}")
+    if settings.maintenance_backoff < 1:
+        fail(
+            "maintenance_backoff",
+            f"must be >= 1 (1: fixed intervals), got {settings.maintenance_backoff!r}",
+        )
     if settings.replicas > settings.successors:
         fail(
             "replicas",

@@ -1,13 +1,21 @@
 """The only place protocol steps run on a timer.
 
-One thread runs stabilize, check_predecessor and fix_fingers at their intervals.
-``kick()`` (called when a neighbour leaves or the node's neighbours change) runs
-stabilize at once instead of waiting for the next tick, so the ring closes gaps
-quickly without a fast timer burning CPU when nothing happens.
+One thread runs stabilize, check_predecessor and fix_fingers. Their intervals adapt
+(chord.pacing): while the peer's view stays the same (``ChordNode.changes``:
+neighbours, a challenger, fingers), each step waits twice as long after every run, up
+to ``backoff`` times its configured interval (fingers FINGER_SLACK times more); any
+change puts every step back to its configured interval. A peer in a quiet ring thus
+spends almost nothing on upkeep, and one in a changing ring repairs at full speed.
+
+``kick()`` (a neighbour changed, or left) runs stabilize at once and resets every
+interval. A crashed successor is found by the next stabilize: within stabilize_interval
+x backoff (4 s by default) plus rpc_timeout if it hangs rather than refuses.
 
 ``background_steps`` run on a thread each, for steps that may wait on peers that do
 not answer (the ring merge asks peers known from before a partition, which may stay
-silent for a while): they must never hold up stabilize.
+silent for a while; a repair may stream a big file): they must never hold up
+stabilize. A background step returns whether it found work (None: count as work); one
+that finds none backs off like the others, and a kick wakes it.
 """
 
 from __future__ import annotations
@@ -19,8 +27,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from chord.node import ChordNode
+from chord.pacing import FINGER_SLACK, Pace
 
 log = logging.getLogger("chord.maintenance")
+
+StepFunction = Callable[[], bool | None]
 
 
 @dataclass(frozen=True)
@@ -28,6 +39,7 @@ class Intervals:
     stabilize: float
     fix_fingers: float
     check_predecessor: float
+    backoff: float = 1.0  # how many times longer an interval may grow while nothing changes
 
 
 class MaintenanceLoop:
@@ -36,76 +48,140 @@ class MaintenanceLoop:
         node: ChordNode,
         intervals: Intervals,
         after_round: Callable[[], None] | None = None,
-        extra_steps: Sequence[tuple[str, float, Callable[[], None]]] = (),
-        background_steps: Sequence[tuple[str, float, Callable[[], None]]] = (),
+        background_steps: Sequence[tuple[str, float, StepFunction]] = (),
     ) -> None:
-        """``extra_steps``: more (name, interval, step) run on the same thread, such as
-        the storage layer's anti-entropy. ``background_steps``: (name, interval, step)
-        each run on a thread of its own, first one interval after start."""
+        """``background_steps``: (name, interval, step) each run on a thread of its own,
+        first one interval after start."""
         self.node = node
         self.intervals = intervals
         self.after_round = after_round
-        self.extra_steps = list(extra_steps)
+        self._steps: list[tuple[str, Callable[[], object], Pace]] = [
+            (name, step, Pace.backing_off(interval, intervals.backoff, slack))
+            for name, interval, slack, step in (
+                ("stabilize", intervals.stabilize, 1, node.stabilize),
+                ("check_predecessor", intervals.check_predecessor, 1, node.check_predecessor),
+                ("fix_fingers", intervals.fix_fingers, FINGER_SLACK, node.fix_next_finger),
+            )
+        ]
         self._stop = threading.Event()
-        self._kick = threading.Event()
+        self._wake = threading.Event()  # recompute the next due step now
+        self._stabilize_now = False
+        self._lock = threading.Lock()  # guards the paces (the kick comes from other threads)
         self._thread = threading.Thread(target=self._run, name="maintenance", daemon=True)
         self._background = [
-            threading.Thread(
-                target=self._run_alone,
-                args=(name, interval, step),
-                name=f"maintenance-{name}",
-                daemon=True,
-            )
+            _Background(name, step, Pace.backing_off(interval, intervals.backoff), self)
             for name, interval, step in background_steps
         ]
+        self._seen = -1  # node.changes at the end of the last step
         self.rounds = 0
 
     def start(self) -> None:
+        now = time.monotonic()
+        for background in self._background:
+            background.pace.due = now + background.pace.base
+            background.thread.start()
         self._thread.start()
-        for thread in self._background:
-            thread.start()
 
     def kick(self) -> None:
-        self._kick.set()
+        """Something changed around this peer: stabilize now, every step at full speed."""
+        self._stabilize_now = True
+        self.speed_up()
+
+    def speed_up(self) -> None:
+        """Every step back to full speed (``ChordNode`` hooks call this from handlers:
+        a joiner to adopt, a challenger to check)."""
+        self.kick_paces()
+        for background in self._background:
+            background.wake.set()
+        self._wake.set()
 
     def stop(self) -> None:
         self._stop.set()
-        self._kick.set()
+        self._wake.set()
+        for background in self._background:
+            background.wake.set()
         deadline = time.monotonic() + 10
-        for thread in (self._thread, *self._background):
+        threads = (self._thread, *(b.thread for b in self._background))
+        for thread in threads:
             if thread.is_alive() and threading.current_thread() is not thread:
                 thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
+    def intervals_now(self) -> dict[str, float]:
+        """Each step's current interval (for the status page and the tests)."""
+        with self._lock:
+            paces = {name: pace.current for name, _, pace in self._steps}
+            paces.update({b.name: b.pace.current for b in self._background})
+        return paces
+
+    def changed(self) -> bool:
+        """Whether the node's view moved since the last call (any thread may ask)."""
+        with self._lock:
+            changes = self.node.changes
+            moved, self._seen = changes != self._seen, changes
+        return moved
+
     def _run(self) -> None:
-        steps: list[tuple[str, float, Callable[[], None]]] = [
-            ("stabilize", self.intervals.stabilize, self.node.stabilize),
-            ("check_predecessor", self.intervals.check_predecessor, self.node.check_predecessor),
-            ("fix_fingers", self.intervals.fix_fingers, self.node.fix_next_finger),
-            *self.extra_steps,
-        ]
-        due = {name: 0.0 for name, _, _ in steps}
         while not self._stop.is_set():
-            kicked = self._kick.is_set()
-            self._kick.clear()
-            now = time.monotonic()
-            for name, interval, step in steps:
-                if now >= due[name] or (kicked and name == "stabilize"):
-                    self._run_step(name, step)
-                    due[name] = time.monotonic() + interval
+            self._wake.clear()
+            kicked, self._stabilize_now = self._stabilize_now, False
+            for name, step, pace in self._steps:
+                if time.monotonic() >= pace.due or (kicked and name == "stabilize"):
+                    outcome = self._run_step(name, step)
+                    # fix_fingers runs in passes over the table: at full speed within a
+                    # pass, with the growing pause only between passes.
+                    self._ran(pace, worked=False, mid_pass=outcome is False)
             self.rounds += 1
             if self.after_round is not None:
                 self._run_step("after_round", self.after_round)
-            wait = max(0.0, min(due.values()) - time.monotonic())
-            self._kick.wait(wait)
+            with self._lock:
+                wait = min(pace.due for _, _, pace in self._steps) - time.monotonic()
+            self._wake.wait(max(0.0, wait))
 
-    def _run_alone(self, name: str, interval: float, step: Callable[[], None]) -> None:
-        while not self._stop.wait(interval):
-            self._run_step(name, step)
+    def _ran(self, pace: Pace, worked: bool, mid_pass: bool = False) -> None:
+        """After a step: a change anywhere puts every step back to full speed."""
+        if self.changed():
+            self.kick_paces()
+            worked = True
+        with self._lock:
+            if mid_pass and not worked:
+                pace.again(time.monotonic())
+            else:
+                pace.ran(time.monotonic(), worked)
 
-    def _run_step(self, name: str, step: Callable[[], None]) -> None:
+    def kick_paces(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for _, _, other in self._steps:
+                other.reset(now)
+            for background in self._background:
+                background.pace.reset(now)
+
+    def _run_step(self, name: str, step: Callable[[], object]) -> object:
         if self._stop.is_set():
-            return
+            return None
         try:
-            step()
+            return step()
         except Exception:  # a maintenance bug must not stop the peer's maintenance
             log.exception("%s failed", name)
+            return None
+
+
+class _Background:
+    """A step on a thread of its own, paced like the loop's steps."""
+
+    def __init__(self, name: str, step: StepFunction, pace: Pace, loop: MaintenanceLoop) -> None:
+        self.name, self.step, self.pace, self.loop = name, step, pace, loop
+        self.wake = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"maintenance-{name}", daemon=True)
+
+    def _run(self) -> None:
+        loop = self.loop
+        while not loop._stop.is_set():
+            with loop._lock:
+                wait = self.pace.due - time.monotonic()
+            if wait > 0:
+                self.wake.wait(wait)
+                self.wake.clear()
+                continue
+            found = loop._run_step(self.name, self.step)
+            loop._ran(self.pace, worked=found is None or bool(found))

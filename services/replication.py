@@ -103,6 +103,7 @@ class Replicator:
         self.copies = copies  # the ring's default k, for versions that carry none
         self._health: dict[str, Health] = {}
         self._scrubbed = ""  # name the last scrub stopped at
+        self._busy = False  # the current round found work (see run_once)
         self._lock = threading.Lock()
 
     def health(self) -> list[Health]:
@@ -121,10 +122,14 @@ class Replicator:
         """How many holders ``version`` has (its own k, else the ring's default)."""
         return copies_wanted(version.replicas, self.copies)
 
-    def run_once(self) -> None:
+    def run_once(self) -> bool:
+        """One round; returns whether it found work (a range that differed, a copy to
+        move or drop, damage, a degraded file): the maintenance loop runs the next
+        round soon then, and backs off while rounds find nothing."""
+        self._busy = False
         state = self.node.state()
         if not state.joined or state.predecessor is None:
-            return
+            return False
         start, end = state.predecessor.id, self.node.me.id
         tally: Tally = {}
         view = self._snapshot(start, end)
@@ -135,6 +140,7 @@ class Replicator:
         self._record_health(view, tally)
         self._migrate(start, end)
         self._scrub()
+        return self._busy or bool(self.degraded())
 
     def _snapshot(self, start: int, end: int) -> _Range:
         """Our primary range as stored now, read once per round rather than once per
@@ -155,6 +161,7 @@ class Replicator:
             try:
                 if not self.engine.verify(record):
                     log.warning("scrub found %s damaged", record.name)
+                    self._busy = True
             except StorageError:
                 pass
             self._scrubbed = record.name
@@ -185,6 +192,7 @@ class Replicator:
                         healthy=not record.damaged,
                     )
                 return False
+            self._busy = True  # the range differs there
             theirs = {
                 m.name: FileInfo.from_pb(m)
                 for m in stub.ListRange(request, timeout=self.files.transfer_timeout)
@@ -215,6 +223,7 @@ class Replicator:
                     held = None
             except (grpc.RpcError, StorageError) as exc:
                 log.warning("could not reconcile %s with %s: %s", name, peer.address, exc)
+                self._busy = True
             counted = mine.get(name) or held
             if held is not None and counted is not None and self.wanted(counted) > position:
                 _count(tally, name, held.version, deleted=held.deleted, healthy=not held.damaged)
@@ -266,6 +275,7 @@ class Replicator:
                 try:
                     found = self.node.lookup(record.key, confirm_owner=True)
                 except LookupFailed:
+                    self._busy = True
                     continue
                 covered.append(found)
             wanted = self.wanted(record)
@@ -274,6 +284,7 @@ class Replicator:
                 if record.role != "replica":
                     self.engine.set_role(record.name, "replica")
                 continue
+            self._busy = True  # a copy this peer should not keep: handed off, then dropped
             if self._all_hold(record, holders):
                 self.engine.drop(record.name)
                 log.info("dropped %s: now held by %s", record.name,

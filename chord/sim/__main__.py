@@ -5,6 +5,7 @@
     python -m chord.sim failures --nodes 1000 --successors 20 --plot failures.png
     python -m chord.sim load-balance
     python -m chord.sim churn --rates 0.05 0.4 --lookups 2000
+    python -m chord.sim upkeep --nodes 1000 --backoffs 1 8 --rates 0 0.05
 
 Same seed and parameters, same output, byte for byte, whatever --workers is:
 work is cut into fixed tasks that each seed their own random stream, and the
@@ -22,11 +23,12 @@ from typing import TypeVar
 from tabulate import tabulate
 
 from chord.sim import experiments as ex
+from chord.sim.upkeep import UPKEEP_BACKOFFS, UPKEEP_RATES, upkeep
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-EXPERIMENTS = ("path-length", "failures", "load-balance", "churn")
+EXPERIMENTS = ("path-length", "failures", "load-balance", "churn", "upkeep")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
         "path-length: lookups per peer (default 100)",
     )
     parser.add_argument("--fractions", type=float, nargs="+", help="failures: fractions failing")
-    parser.add_argument("--rates", type=float, nargs="+", help="churn: join and leave rates, 1/s")
+    parser.add_argument(
+        "--rates", type=float, nargs="+", help="churn, upkeep: join and leave rates, 1/s"
+    )
+    parser.add_argument(
+        "--backoffs", type=float, nargs="+", help="upkeep: maintenance backoff factors (1: fixed)"
+    )
+    parser.add_argument(
+        "--duration", type=float, default=120.0, help="upkeep: simulated seconds per row"
+    )
     parser.add_argument(
         "--check-every",
         type=float,
@@ -105,8 +115,13 @@ def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if any(not 0 <= p < 1 for p in args.fractions or ()):
         parser.error("--fractions must lie in [0, 1): someone has to survive")
-    if any(not 0 < r <= 100 for r in args.rates or ()):
+    lowest = 0 if args.experiment == "upkeep" else 1e-300  # upkeep: 0 is a quiet ring
+    if any(not lowest <= r <= 100 for r in args.rates or ()):
         parser.error("--rates must be positive (per second, at most 100)")
+    if any(not 1 <= b <= 1000 for b in args.backoffs or ()):
+        parser.error("--backoffs must lie in 1..1000")
+    if not 0 < args.duration <= 1e6:
+        parser.error("--duration must be a positive number of seconds")
     if not 0 < args.check_every < float("inf"):
         parser.error("--check-every must be a positive number of seconds")
 
@@ -161,6 +176,16 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ex.Experim
                 key_counts=args.keys or ex.LOAD_KEYS,
                 virtual_nodes=args.virtual or ex.VIRTUAL_NODES,
                 virtual_keys=args.virtual_keys,
+                progress=progress,
+            )
+        if args.experiment == "upkeep":
+            return upkeep(
+                nodes=single(args.nodes, 1000, parser),
+                successors=args.successors or 8,
+                seed=args.seed,
+                backoffs=args.backoffs or UPKEEP_BACKOFFS,
+                rates=UPKEEP_RATES if args.rates is None else args.rates,
+                duration=args.duration,
                 progress=progress,
             )
         return ex.churn(

