@@ -108,6 +108,7 @@ class _Lookup:
         self.order = 0
         self.hops = 0
         self.timeouts = 0
+        self.last_problem = ""  # the last unreachable peer and why, for LookupFailed
         # Unverified lookups: the owner candidates offered by the responder closest to
         # the key, used once every peer between it and the key is found dead.
         self.fallback: tuple[int, NodeRef, tuple[NodeRef, ...]] | None = None
@@ -161,8 +162,9 @@ class _Lookup:
             raise LookupFailed(f"hop cap {self.max_hops} reached for key {self.key:x}")
         try:
             answer = self.ask(peer, self.key, exclude) if exclude else self.ask(peer, self.key)
-        except PeerUnreachable:
+        except PeerUnreachable as exc:
             self.found_dead(peer)
+            self.last_problem = f"{peer.address}: {exc.reason}" if exc.reason else peer.address
             return None
         if remote:
             self.hops += 1
@@ -202,8 +204,10 @@ class _Lookup:
                 self.unsure.values(), key=lambda c: (c[0][0].id - self.key) % self.size
             )
             return self.result(chain, responder)
+        last = f"; last {self.last_problem}" if self.last_problem else ""
         raise LookupFailed(
-            f"no live peer could route key {self.key:x} ({self.timeouts} unreachable)"
+            f"no live peer could route key {self.key:x} "
+            f"({self.hops} answered, {self.timeouts} unreachable{last})"
         )
 
     def step(self, peer: NodeRef, distance: int) -> LookupResult | None:
