@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from chord.node_ref import NodeRef
 
 DEFAULT_TTL = 120.0  # seconds without direct evidence before an entry is dropped
+NEVER = float("-inf")
 
 
 class Membership:
@@ -80,19 +81,22 @@ class Membership:
     def merge(self, entries: Iterable[tuple[NodeRef, float]], now: float) -> None:
         """Another peer's table: (peer, age in seconds). A fresher age wins; a peer we
         know to be gone comes back only with evidence fresher than its departure."""
+        heard_of, me, ttl = self._heard, self.me.id, self.ttl
         for peer, age in entries:
-            if peer.id == self.me.id or not 0 <= age < self.ttl:
-                continue
             heard = now - age
+            if heard_of.get(peer.id, NEVER) >= heard:
+                continue  # nothing newer than what we know (the usual case: kept cheap)
+            if peer.id == me or not 0 <= age < ttl:
+                continue
             gone_until = self._gone.get(peer.id)
-            if gone_until is not None and heard <= gone_until - self.ttl:
+            if gone_until is not None and heard <= gone_until - ttl:
                 continue  # that evidence is older than the news that it is gone
             known = self._refs.get(peer.id)
-            if known is not None and known != peer:
+            if known is not None and known is not peer and known != peer:
                 continue  # an ID claimed at another address: keep what we had
             self._gone.pop(peer.id, None)
             self._add(peer)
-            self._heard[peer.id] = max(heard, self._heard.get(peer.id, heard))
+            heard_of[peer.id] = heard
 
     def forget(self, peer: NodeRef, now: float) -> None:
         """``peer`` did not answer, or is leaving: out, and kept out for ``ttl``."""
