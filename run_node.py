@@ -23,6 +23,7 @@ from server import Peer, StartupError
 from services.logs import setup_logging
 from services.menu import Menu
 from services.ports import PortClaims, with_claimed_ports, write_port_file
+from services.signals import held, signal_main_thread
 
 
 class ShutdownRequested(BaseException):
@@ -43,15 +44,18 @@ def _terminate_when_stop_requested(peer: Peer) -> None:
     """POST /shutdown sets ``stop_requested`` while the menu may sit in input(): a
     SIGTERM to this process interrupts that read exactly as ``kill`` would."""
     peer.stop_requested.wait()
-    os.kill(os.getpid(), signal.SIGTERM)
+    signal_main_thread(signal.SIGTERM)
 
 
 def run_peer(options: CliOptions) -> int:
+    # Every thread the peer starts is started with SIGINT/SIGTERM blocked, so that the
+    # main thread takes them even while it waits in input() (services/signals.py).
     try:
-        with PortClaims() as claims:  # held until the servers listen (port 0)
-            settings = with_claimed_ports(options.settings, claims)
-            peer = Peer(settings)
-        write_port_file(settings, to_hex(peer.me.id))
+        with held():
+            with PortClaims() as claims:  # held until the servers listen (port 0)
+                settings = with_claimed_ports(options.settings, claims)
+                peer = Peer(settings)
+            write_port_file(settings, to_hex(peer.me.id))
     except OSError as exc:
         return fail(f"cannot choose a port or write the port file: {exc}")
     except (StartupError, ConfigError) as exc:
@@ -59,16 +63,19 @@ def run_peer(options: CliOptions) -> int:
     setup_logging(settings.log_level, peer.short_id)
     signal.signal(signal.SIGTERM, _request_shutdown)
     signal.signal(signal.SIGINT, _request_shutdown)
+    menu = settings.menu and sys.stdin.isatty()
     try:
-        peer.start()
-        if settings.menu and sys.stdin.isatty():
-            # At the menu Ctrl-C means "cancel what I am typing or transferring": it
-            # raises KeyboardInterrupt, which the menu catches to show itself again.
-            # Leaving is the menu's last option or Ctrl-D; SIGTERM still shuts down.
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            threading.Thread(
-                target=_terminate_when_stop_requested, args=(peer,), name="stop", daemon=True
-            ).start()
+        with held():  # a signal meanwhile is raised as the block ends
+            peer.start()
+            if menu:
+                # At the menu Ctrl-C means "cancel what I am typing or transferring": it
+                # raises KeyboardInterrupt, which the menu catches to show itself again.
+                # Leaving is the menu's last option or Ctrl-D; SIGTERM still shuts down.
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                threading.Thread(
+                    target=_terminate_when_stop_requested, args=(peer,), name="stop", daemon=True
+                ).start()
+        if menu:
             Menu(peer).run()
         else:
             peer.stop_requested.wait()

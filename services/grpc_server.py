@@ -21,6 +21,7 @@ from chord.node import ChordNode
 from proto import chord_pb2 as pb
 from proto import chord_pb2_grpc as pb_grpc
 from services.grpc_capacity import CapacityGate, peer_classes
+from services.grpc_health import HealthService
 from services.interceptors import Behaviour, HandlerInterceptor, Shape, rewrap
 from services.security import MESSAGE_OPTIONS, RingSecurity
 from services.servicer import Admission, ChordServicer
@@ -98,7 +99,7 @@ class GrpcServer:
         pb_grpc.add_ChordServicer_to_server(ChordServicer(node, admission), self._server)
         for _, register in services:
             register(self._server)
-        self.health = health.HealthServicer()
+        self.health = HealthService()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         names = (CHORD_SERVICE, *(name for name, _ in services))
         reflection.enable_server_reflection(
@@ -130,8 +131,9 @@ class GrpcServer:
         self._server.start()
 
     def stop(self, grace: float) -> None:
-        self.set_serving(False)
+        self.set_serving(False)  # watchers hear it during the grace period
         self._server.stop(grace).wait(grace + 1)
+        self.health.close()
         self.watchdog.stop()
         self.capacity.shutdown()
 

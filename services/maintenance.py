@@ -90,7 +90,7 @@ class MaintenanceLoop:
     def speed_up(self) -> None:
         """Every step back to full speed (``ChordNode`` hooks call this from handlers:
         a joiner to adopt, a challenger to check)."""
-        self.kick_paces()
+        self._reset_paces()
         for background in self._background:
             background.wake.set()
         self._wake.set()
@@ -140,7 +140,7 @@ class MaintenanceLoop:
     def _ran(self, pace: Pace, worked: bool, mid_pass: bool = False) -> None:
         """After a step: a change anywhere puts every step back to full speed."""
         if self.changed():
-            self.kick_paces()
+            self.speed_up()  # wakes the background steps too, not only their paces
             worked = True
         with self._lock:
             if mid_pass and not worked:
@@ -148,7 +148,7 @@ class MaintenanceLoop:
             else:
                 pace.ran(time.monotonic(), worked)
 
-    def kick_paces(self) -> None:
+    def _reset_paces(self) -> None:
         now = time.monotonic()
         with self._lock:
             for _, _, other in self._steps:

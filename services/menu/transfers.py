@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import BinaryIO, Protocol, TypeVar
 
 from clientlib.progress import bar as progress_bar
 from services.file_client import ChecksumMismatch, FileClient, FileInfo, PutResult
+from services.signals import start_without_signals
 
 PIECE = 1 << 20  # bytes read from the local file at a time
 T = TypeVar("T")
@@ -64,11 +64,7 @@ def cancellable(work: Callable[[threading.Event], T]) -> T:
         # SIGINT is held back while the thread starts (and stays blocked in it, so that
         # it always reaches the main thread): an interrupt inside start() could
         # otherwise leave a running worker that we no longer wait for.
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            worker.start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        start_without_signals(worker)
     except KeyboardInterrupt:
         cancel.set()
     while not done.is_set():

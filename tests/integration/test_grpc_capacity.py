@@ -6,6 +6,7 @@ cut after the per-message idle deadline (services.stream_watchdog)."""
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -133,7 +134,8 @@ def test_streaming_handlers_keep_their_nature_through_every_interceptor(
     pb_grpc.add_ChordServicer_to_server(pb_grpc.ChordServicer(), collector)
     health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), collector)
     reflection.enable_server_reflection(
-        ("chord.v1.Chord", reflection.SERVICE_NAME), collector  # type: ignore[arg-type]
+        ("chord.v1.Chord", reflection.SERVICE_NAME),
+        collector,  # type: ignore[arg-type]
     )
     rules = '[{"action": "delay", "ms": 1, "p": 0, "direction": "in"}]'
     faults = injector_for("127.0.0.1:1", rules, None)
@@ -259,3 +261,78 @@ def test_stalled_fetches_fill_only_their_class_and_are_cut_when_idle(peer: Peer)
             call.cancel()
         for relay in relays:
             relay.close()
+
+
+def watch(address: str) -> tuple[grpc.Channel, Any]:
+    channel = grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+    call = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=60)
+    return channel, call
+
+
+def test_a_peer_stops_at_once_while_its_watchers_leave(tmp_path: Path) -> None:
+    """grpc_health's servicer sent updates under a lock that a closing Watch's callback
+    needs, on the thread that must finish the send: a peer stopping while watchers left
+    hung for good (CI: GrpcServer.stop stuck 300 s). Stop now races 16 leaving
+    watchers, several times, and always returns."""
+    for round_ in range(6):
+        served = start(tmp_path / str(round_))
+        watches = [watch(served.address) for _ in range(16)]
+        try:
+            for _, call in watches:
+                assert next(call).status == health_pb2.HealthCheckResponse.SERVING
+            leaving = threading.Thread(target=cancel_all, args=([c for _, c in watches],))
+            stopping = threading.Thread(target=served.server.stop, args=(0,))
+            leaving.start()
+            stopping.start()
+            stopping.join(10)
+            assert not stopping.is_alive(), f"stop hung in round {round_}"
+            leaving.join(5)
+        finally:
+            for channel, call in watches:
+                call.cancel()
+                channel.close()
+            served.storage.close()
+
+
+def test_a_watcher_that_stops_reading_holds_up_no_one(peer: Peer) -> None:
+    """A watcher behind a relay that stopped reading, on a connection whose window a
+    stalled Fetch filled: setting the status returns at once, a reading watcher still
+    hears the change, and the server stops promptly."""
+    relay = Forwarder(tuple_address(peer.address), "127.0.0.31")
+    stalled = grpc.insecure_channel(relay.address)
+    fetch = fpb_grpc.FilesStub(stalled).Fetch(fpb.FetchRequest(name=BIG, to_end=True),
+                                              timeout=60)  # fmt: skip
+    stuck_watch = health_pb2_grpc.HealthStub(stalled).Watch(
+        health_pb2.HealthCheckRequest(), timeout=60
+    )
+    reader_channel, reader = watch(peer.address)
+    try:
+        next(fetch)
+        assert next(stuck_watch).status == health_pb2.HealthCheckResponse.SERVING
+        assert next(reader).status == health_pb2.HealthCheckResponse.SERVING
+        relay.stall()
+        time.sleep(0.5)  # the Fetch fills the stalled connection's window meanwhile
+        started = time.monotonic()
+        peer.server.set_serving(False)
+        assert time.monotonic() - started < 0.2
+        assert next(reader).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert time.monotonic() - started < 5 + 2  # at worst, the stuck send's deadline
+        started = time.monotonic()
+        peer.server.stop(grace=0)
+        assert time.monotonic() - started < 3
+    finally:
+        for call in (fetch, stuck_watch, reader):
+            call.cancel()
+        stalled.close()
+        reader_channel.close()
+        relay.close()
+
+
+def tuple_address(address: str) -> tuple[str, int]:
+    host, port = address.rsplit(":", 1)
+    return host, int(port)
+
+
+def cancel_all(calls: list[Any]) -> None:
+    for call in calls:
+        call.cancel()

@@ -222,3 +222,36 @@ def test_refused_names_are_explained_and_nothing_is_stored(
     child.expect(pexpect.EOF)
     child.wait()
     assert child.exitstatus == 0
+
+
+def signals_blocked(pid: int) -> dict[int, bool]:
+    """For each thread of ``pid``: are SIGINT and SIGTERM both blocked in it?"""
+    wanted = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
+    blocked = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        status = (task / "status").read_text()
+        mask = int(re.search(r"^SigBlk:\s*([0-9a-f]+)$", status, re.M).group(1), 16)  # type: ignore[union-attr]
+        blocked[int(task.name)] = mask & wanted == wanted
+    return blocked
+
+
+def test_ctrl_c_always_reaches_the_menu(
+    menu_peer: tuple[pexpect.spawn, int], make_ring: Callable[..., LocalRing]
+) -> None:
+    """The kernel gives a process-wide signal to any thread not blocking it; one taken
+    by a gRPC or HTTP thread left input() waiting for Enter (CI: no "Cancelled." in
+    20 s). Every thread but the main one blocks SIGINT and SIGTERM, in the menu's
+    peer and in a peer without a menu, and Ctrl-C answers every time."""
+    child, port = menu_peer
+    child.expect_exact(CHOOSE)
+    other = make_ring().start_peer(join=f"127.0.0.1:{port}", args=EXTRA)
+    for pid in (child.pid, other.process.pid):
+        threads = signals_blocked(pid)
+        assert len(threads) > 5, threads  # gRPC, HTTP and maintenance threads exist
+        assert threads.pop(pid) is False  # the main thread takes the signals
+        assert all(threads.values()), f"threads of {pid} that could take Ctrl-C: {threads}"
+    for _ in range(10):
+        child.sendintr()
+        child.expect_exact("Cancelled.", timeout=5)
+        child.expect_exact(CHOOSE, timeout=5)
+    assert child.isalive()
