@@ -71,9 +71,22 @@ class Http:
         headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes]:  # fmt: skip
         conn = self._conns.get(api)
-        if conn is None:
-            host, port = api.rsplit(":", 1)
-            conn = self._conns[api] = http.client.HTTPConnection(host, int(port), timeout=10)
+        if conn is not None:
+            try:
+                return self._exchange(api, conn, method, path, body, headers)
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                # The peer closed this kept-alive connection while it sat idle (its
+                # idle_timeout): the request never reached it, so send it again anew.
+                conn.close()
+                self._conns.pop(api, None)
+        host, port = api.rsplit(":", 1)
+        conn = self._conns[api] = http.client.HTTPConnection(host, int(port), timeout=10)
+        return self._exchange(api, conn, method, path, body, headers)
+
+    def _exchange(
+        self, api: str, conn: http.client.HTTPConnection, method: str, path: str,
+        body: bytes | None, headers: dict[str, str] | None,
+    ) -> tuple[int, bytes]:  # fmt: skip
         conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
         data = response.read()
@@ -145,7 +158,7 @@ def measure_ring(peers: int, gets: int, uploads: int, rnd: random.Random) -> dic
             for name, data in files.items():
                 upload(client, rnd.choice(apis), name, data)
             names = list(files)
-            time.sleep(2.0)  # maintenance settles (fingers, membership) before timing
+            settle(client, apis)
 
             def get_from(api: str, name: str) -> None:
                 status, data = client.request(api, "GET", f"/download_file?name={quote(name)}")
@@ -186,6 +199,19 @@ def measure_ring(peers: int, gets: int, uploads: int, rnd: random.Random) -> dic
         "flask_s": flask,
         "grpc_rtt_s": rtts, "files_per_s": files_per_s,
     }  # fmt: skip
+
+
+def settle(client: Http, apis: Sequence[str], timeout: float = 120.0) -> None:
+    """Until every peer's view of the membership lists the whole ring (its one-hop table
+    has converged; peers without /members: their ring walk reaches every peer)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = [membership(client, api)["count"] for api in apis]
+        if all(count == len(apis) for count in counts):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"membership views still partial after {timeout:.0f} s: {counts}")
+        time.sleep(0.2)
 
 
 def membership(client: Http, api: str) -> Any:
