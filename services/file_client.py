@@ -15,10 +15,11 @@ refuses (Conflict); overwrite stores version + 1. Deletes store a tombstone vers
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent import futures
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import grpc
 
@@ -38,6 +39,31 @@ SEGMENT_CHUNKS = 8  # chunks per parallel download task (8 MiB: read-ahead stays
 DEADLINE = grpc.StatusCode.DEADLINE_EXCEEDED
 RAMP_BYTES = 16 << 20  # a download reads no segment ahead until it has passed this on
 WHOLE_RING = to_hex(0)
+# Unary calls to several peers at once run on these kept threads, blocking, the first in
+# the caller's own thread. gRPC Python's .future() starts a thread for each call made on
+# a channel with no other call pending, which cost ~1.5 ms per call on this 2-core
+# machine: three Stat futures took 5.5 ms (p50), the same calls one after the other
+# 3.7 ms, and this way 2.6 ms (one blocking Stat: 0.8 ms).
+FAN_OUT = futures.ThreadPoolExecutor(32, thread_name_prefix="fan-out")
+T = TypeVar("T")
+
+
+def fan_out(calls: Sequence[Callable[[], T]]) -> list[T | grpc.RpcError]:
+    """Every call's result, or the RpcError it raised; all run at once."""
+    if not calls:
+        return []
+    pending = [FAN_OUT.submit(call) for call in calls[1:]]
+    outcomes: list[T | grpc.RpcError] = []
+    try:
+        outcomes.append(calls[0]())
+    except grpc.RpcError as exc:
+        outcomes.append(exc)
+    for job in pending:
+        try:
+            outcomes.append(job.result())
+        except grpc.RpcError as exc:
+            outcomes.append(exc)
+    return outcomes
 
 
 class FileError(Exception):
@@ -158,20 +184,24 @@ class FileClient:
 
     def stat_all(self, name: str, holders: Iterable[NodeRef]) -> dict[NodeRef, FileInfo | None]:
         """What each reachable holder has for ``name`` (None: nothing); unreachable ones omitted."""
-        request = fpb.NameRequest(name=name)
-        # All at once (gRPC futures, no threads): every download, search and upload starts
-        # here, and asking k holders one after the other cost k round trips.
-        calls = [
-            (peer, self.stub(peer).Stat.future(request, timeout=self.rpc_timeout))
-            for peer in holders
-        ]
+        # All at once (fan_out): every download, search and upload starts here, and
+        # asking k holders one after the other cost k round trips.
+        peers = list(holders)
+        return self._stat_answers(peers, fan_out([self._stat_call(name, p) for p in peers]))
+
+    def _stat_call(self, name: str, peer: NodeRef) -> Callable[[], fpb.FileMeta]:
+        return partial(self.stub(peer).Stat, fpb.NameRequest(name=name), timeout=self.rpc_timeout)
+
+    @staticmethod
+    def _stat_answers(
+        peers: Sequence[NodeRef], outcomes: Sequence[Any]
+    ) -> dict[NodeRef, FileInfo | None]:
         answers: dict[NodeRef, FileInfo | None] = {}
-        for peer, call in calls:
-            try:
-                answers[peer] = FileInfo.from_pb(call.result())
-            except grpc.RpcError as exc:
-                if status_of(exc)[0] == grpc.StatusCode.NOT_FOUND:
-                    answers[peer] = None
+        for peer, outcome in zip(peers, outcomes, strict=True):
+            if not isinstance(outcome, grpc.RpcError):
+                answers[peer] = FileInfo.from_pb(outcome)
+            elif status_of(outcome)[0] == grpc.StatusCode.NOT_FOUND:
+                answers[peer] = None
         return answers
 
     @staticmethod
@@ -232,12 +262,8 @@ class FileClient:
     def drop_older(self, name: str, version: int, peers: Iterable[NodeRef]) -> None:
         """Best effort: ``peers`` forget their copy of ``name`` if older than ``version``."""
         request = fpb.DropRequest(name=name, below_version=version)
-        calls = [self.stub(peer).Drop.future(request, timeout=self.rpc_timeout) for peer in peers]
-        for call in calls:
-            try:
-                call.result()
-            except grpc.RpcError:
-                continue  # unreachable now: anti-entropy or a later overwrite tries again
+        # An unreachable peer is left alone: anti-entropy or a later overwrite tries again.
+        fan_out([partial(self.stub(p).Drop, request, timeout=self.rpc_timeout) for p in peers])
 
     def _current_version(
         self, name: str, replicas: int | None
@@ -472,27 +498,22 @@ class FileClient:
         holders = self.local.owners(key, self.replicas)
         if len(holders) < min(self.replicas, 2) or holders[0] in holders[1:]:
             return None
-        owner = holders[0]
+        owner, local = holders[0], self.local
         request = fpb.ReadRequest(name=name, key=to_hex(key), meta_only=True)
-        asking = (
-            None
-            if owner == self.local.me
-            else self.stub(owner).Read.future(request, timeout=self.rpc_timeout)
+        ask_owner: Callable[[], Any] = (
+            partial(local.read, name, key, 0, meta_only=True)
+            if owner == local.me
+            else partial(self.stub(owner).Read, request, timeout=self.rpc_timeout)
         )
-        answers = self.stat_all(name, holders[1:])
-        if asking is None:
-            mine = self.local.read(name, key, 0, meta_only=True)
-            if mine is None:
-                return None
-            info = FileInfo.from_pb(meta_to_pb(mine[0]))
-            hops = 0
+        others = holders[1:]
+        first, *rest = fan_out([ask_owner, *(self._stat_call(name, p) for p in others)])
+        if first is None or isinstance(first, grpc.RpcError):
+            return None
+        if owner == local.me:
+            info, hops = FileInfo.from_pb(meta_to_pb(first[0])), 0
         else:
-            try:
-                info = FileInfo.from_pb(asking.result(timeout=self.rpc_timeout).meta)
-            except grpc.RpcError:
-                return None
-            hops = 1
-        answers = {owner: info, **answers}
+            info, hops = FileInfo.from_pb(first.meta), 1
+        answers = {owner: info, **self._stat_answers(others, rest)}
         newest, having = self._current(answers)
         if newest is None or copies_wanted(newest.replicas, self.replicas) > len(holders):
             return None
