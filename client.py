@@ -40,6 +40,7 @@ from clientlib import progress
 from clientlib.download import download
 from clientlib.mount import mount
 from clientlib.peer import Address, ClientError, HttpError, PeerApi, parse_address
+from clientlib.ringmap import RingMap
 from clientlib.upload import upload
 
 DEFAULT_NODE = os.environ.get("CHORD_NODE", "127.0.0.1:17000")
@@ -268,9 +269,25 @@ def cmd_upload(args: argparse.Namespace) -> int:
     return 0
 
 
+def owner_api(api: PeerApi, name: str) -> PeerApi:
+    """The peer that owns ``name``, from the given peer's view of the membership
+    (``GET /members``): the download then goes straight to it, which serves a small
+    file from its own storage. Only when the given address is one the ring itself
+    advertises (not a proxy or a forwarded port, which the ring's own addresses may
+    not reach); on any trouble, the given peer."""
+    try:
+        view = api.get("/members")
+        if str(api.address) not in {str(peer.get("api")) for peer in view["peers"]}:
+            return api
+        return api.at(parse_address(RingMap.from_ring(view).holders(name, 1)[0]))
+    except (ClientError, ValueError, KeyError, TypeError):
+        return api
+
+
 def cmd_download(args: argparse.Namespace) -> int:
-    result = download(api_of(args), ring_name(args.name), args.dest, args.parallel, args.force,
-                      progress.wanted(args.progress))  # fmt: skip
+    name = ring_name(args.name)
+    result = download(owner_api(api_of(args), name), name, args.dest, args.parallel,
+                      args.force, progress.wanted(args.progress))  # fmt: skip
     resumed = f", resumed at byte {result.resumed_from}" if result.resumed_from else ""
     emit(args, vars(result), lambda r: (
         f"saved {r['path']} ({human_size(r['size'])}, sha256 verified{resumed})"

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from chord.ids import Ring
+from chord.membership import DEFAULT_TTL as MEMBERSHIP_TTL
 from chord.merge import RingMerger
 from chord.node import ChordNode, JoinFailed, NodeHooks, NodeState
 from chord.node_ref import NodeRef
@@ -37,6 +38,7 @@ from services.rest.limits import ClientLimits
 from services.rest.metrics import PeerMetrics
 from services.rest.spool import empty_dir
 from services.security import RingSecurity, SecurityError
+from services.small_read import LocalReads
 from services.storage import StorageEngine, StorageError
 from services.web.limits import HttpLimits
 
@@ -124,6 +126,9 @@ class Peer:
             successors=settings.successors,
             guard=threading.RLock(),
             hooks=NodeHooks(on_neighbours_changed=self._neighbours_changed),
+            one_hop=settings.one_hop,
+            # Several hundred gossip rounds without news of a peer before it is dropped.
+            membership_ttl=max(MEMBERSHIP_TTL, 240 * settings.stabilize_interval),
         )
         self.maintenance = MaintenanceLoop(
             self.node,
@@ -134,12 +139,15 @@ class Peer:
                 backoff=settings.maintenance_backoff,
             ),
             after_round=self._forget_unused_channels,
-            # Each on its own thread, so neither ever holds up stabilize: probing peers lost
+            # Each on its own thread, so none ever holds up stabilize: probing peers lost
             # in a partition waits out their timeouts, and a repair may stream a big file
-            # to a peer that stops answering (bounded only by transfer_timeout).
+            # to a peer that stops answering (bounded only by transfer_timeout). Pull
+            # gossip for the one-hop table (a no-op when it is off) backs off while the
+            # tables it pulls bring nothing new.
             background_steps=[
                 ("merge", min(settings.stabilize_interval, settings.merge_interval), self._merge),
                 ("replicate", settings.repair_interval, self._replicate),
+                ("members", settings.stabilize_interval, self.node.exchange_members),
             ],
         )
         # Handlers that find work for maintenance (a joiner, a challenger) speed it up.
@@ -185,11 +193,16 @@ class Peer:
             replicas=settings.replicas,
             write_quorum=settings.write_quorum,
             rpc_timeout=settings.rpc_timeout,
+            local=LocalReads(self.node, self.storage),
         )
         self.replicator = Replicator(self.node, self.storage, self.files, settings.replicas)
         self.node.hooks.before_leave = self.replicator.hand_off
         files_service = FilesServicer(
-            self.storage, self.ring, self.replicator.health_rows, settings.replicas
+            self.storage,
+            self.ring,
+            self.replicator.health_rows,
+            settings.replicas,
+            owns=self.node.owns,
         )
         try:
             self.grpc = GrpcServer(

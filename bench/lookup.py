@@ -82,13 +82,13 @@ def health_rtts(ring: LocalRing, samples: int, rnd: random.Random) -> list[float
     return rtts
 
 
-def measure(peers: int, lookups: int, seed: int) -> dict[str, float]:
+def measure(peers: int, lookups: int, seed: int, one_hop: bool = True) -> dict[str, float]:
     rnd = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="bench-lookup-") as workdir:
         ring = LocalRing(
             Path(workdir),
             extra_args=("--stabilize-interval", "0.5", "--fix-fingers-interval", "0.25",
-                        "--log-level", "warning"),
+                        "--log-level", "warning", "--one-hop" if one_hop else "--no-one-hop"),
         )  # fmt: skip
         try:
             converge_s = start_ring(ring, peers)
@@ -148,10 +148,15 @@ def main() -> None:
     parser.add_argument("--lookups", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="one JSON object per ring size")
+    parser.add_argument(
+        "--no-one-hop",
+        action="store_true",
+        help="peers route with fingers and successor lists only (the Chord paper's routing)",
+    )
     args = parser.parse_args()
     rows = []
     for peers in args.peers:
-        result = measure(peers, args.lookups, args.seed)
+        result = measure(peers, args.lookups, args.seed, one_hop=not args.no_one_hop)
         if args.json:
             print(json.dumps(result), flush=True)
         rows.append(result)

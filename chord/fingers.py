@@ -92,31 +92,50 @@ class RoutingIndex:
         self.distances = [known[node] for node in self.nodes]
 
     def route(
-        self, key: int, limit: int
-    ) -> tuple[int | None, tuple[NodeRef, ...], tuple[NodeRef, ...]]:
-        """One routing decision for ``key``.
+        self, key: int, limit: int, exclude: frozenset[int] = frozenset()
+    ) -> tuple[tuple[NodeRef, ...] | None, tuple[NodeRef, ...], tuple[NodeRef, ...]]:
+        """One routing decision for ``key``, ignoring the peers in ``exclude`` (the
+        caller found them dead).
 
-        Returns ``(0, (), ())`` when the key lies in (me, successor]: this peer is the
-        key's predecessor and knows the owner. Otherwise ``(None, closer, fallback)``:
-        up to ``limit`` known peers strictly in (me, key), closest to the key first,
-        and, if the key falls deeper inside the successor list, the entries from its
-        owner on. Strictness is what the ancestor got wrong: a peer outside the open
-        interval can hand the key straight back and loop forever.
+        Returns ``(owners, (), ())`` when the key lies in (me, successor]: this peer is
+        the key's predecessor and ``owners`` is its successor list, the owner first.
+        Otherwise ``(None, closer, beyond)``: up to ``limit`` known peers strictly in
+        (me, key), closest to the key first, and, if the key falls deeper inside the
+        successor list, the entries from its owner on (owner candidates). Strictness
+        is what the ancestor got wrong: a peer outside the open interval can hand the
+        key straight back and loop forever.
 
         Only the key's immediate predecessor names the owner: an answer read from a
         deeper list entry would be as stale as that entry (a joiner reaches the r-th
         list behind it only after r stabilizations), so deeper entries are offered as
-        candidates and as a fallback, never as the answer.
+        candidates and as owner candidates, which the owner itself must confirm (a
+        verified lookup asks them), never as the answer. With ``exclude``, "immediate"
+        means among the peers the caller has not found dead.
         """
+        if exclude:
+            return self._without(exclude).route(key, limit)
         distance = (key - self.me.id) % self.size
-        fallback: tuple[NodeRef, ...] = ()
+        beyond: tuple[NodeRef, ...] = ()
         if distance:  # a key equal to our own ID is routed like any key we do not hold
             i = bisect_left(self.successor_distances, distance)
             if i == 0 and self.successors:
-                return 0, (), ()
+                return self.successors, (), ()
             if i < len(self.successors):
-                fallback = self.successors[i:]
-        return None, self._closer(distance, limit), fallback
+                beyond = self.successors[i:]
+        return None, self._closer(distance, limit), beyond
+
+    def _without(self, exclude: frozenset[int]) -> RoutingIndex:
+        """This index minus the excluded peers (built per request: exclusions are rare,
+        only after a caller met dead peers)."""
+        index = RoutingIndex.__new__(RoutingIndex)
+        index.me, index.size = self.me, self.size
+        kept = [i for i, s in enumerate(self.successors) if s.id not in exclude]
+        index.successors = tuple(self.successors[i] for i in kept)
+        index.successor_distances = [self.successor_distances[i] for i in kept]
+        kept = [i for i, n in enumerate(self.nodes) if n.id not in exclude]
+        index.nodes = [self.nodes[i] for i in kept]
+        index.distances = [self.distances[i] for i in kept]
+        return index
 
     def closest_preceding(self, key: int, limit: int) -> tuple[NodeRef, ...]:
         """Up to ``limit`` known peers strictly in (me, key), closest to ``key`` first."""

@@ -5,6 +5,23 @@ ask next, so no peer ever blocks a server thread on another peer's answer (the
 ancestor's recursive lookups did, and froze the whole ring). Every step must make
 strict progress towards the key, and the number of hops is capped, so a lookup
 always ends: with an owner, or with :class:`LookupFailed`.
+
+A lookup never gives up while a live peer it has heard of is closer to the key:
+peers found dead are remembered for the rest of the lookup (never contacted twice,
+and named to every later responder so that it offers others instead), and a live
+responder whose candidates all turned out dead is asked again, excluding them.
+
+Two ways to end (``verify``):
+
+* unverified: the key's immediate predecessor names the owner (its first successor),
+  and that is the answer. Cheap, and what finger repair and joins need.
+* verified: the owner itself must say so. As soon as some responder's successor list
+  reaches past the key, the lookup asks the peers it lists there, nearest the key
+  first: each one that answers and finds the key in (its predecessor, itself] ends
+  the lookup. Its predecessor pointer is the freshest view of that stretch (a joiner
+  tells its successor at once, while the peers before it learn only when they next
+  stabilize), so a stale list costs one more hop, never a wrong owner. This is the
+  answer clients use: they were about to contact the owner anyway.
 """
 
 from __future__ import annotations
@@ -12,12 +29,30 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from heapq import heappop, heappush
+from typing import Protocol
 
 from chord.ids import Ring
 from chord.node_ref import NodeRef
 from chord.transport import PeerUnreachable, StepAnswer
 
-AskStep = Callable[[NodeRef, int], StepAnswer]
+# At most this many dead peers are named in one step request: the ones closest to the
+# key matter (the responder would offer them first), and the message stays small.
+MAX_EXCLUDE = 64
+# A candidate owner whose predecessor lies between the key and it names a peer the
+# list did not show (a joiner, usually one): follow such names this many times, then
+# let routing reach the key's predecessor instead (a very stale list, such as a one-hop
+# table missing many joiners, would otherwise be walked back peer by peer).
+MAX_CORRECTIONS = 2
+NO_EXCLUSIONS: frozenset[int] = frozenset()
+
+
+class AskStep(Protocol):
+    """One routing step: ``peer``'s answer for ``key`` from its own tables, offering
+    none of the peers in ``exclude`` (found dead by the caller)."""
+
+    def __call__(
+        self, peer: NodeRef, key: int, exclude: frozenset[int] = NO_EXCLUSIONS, /
+    ) -> StepAnswer: ...
 
 
 class LookupFailed(Exception):
@@ -34,6 +69,264 @@ class LookupResult:
     timeouts: int  # peers that were contacted and did not answer
 
 
+# Heap entries: (distance to the key, kind, order, peer, siblings, next sibling, limit).
+# A candidate entry (kind ASK) stands for the best not yet asked candidate of one
+# answer; popping it queues its next sibling (a k-way merge: the closest known peer is
+# always asked next at ~2 heap pushes per hop). A REASK entry stands for a responder
+# that may offer more once the candidates it named have died; at equal distance the
+# responder's fallback (checked before every pop) goes first, then its re-ask.
+ASK, REASK = 0, 1
+_Entry = tuple[int, int, int, NodeRef, tuple[NodeRef, ...], int, int]
+
+
+class _Lookup:
+    """The state of one lookup; :func:`iterative_lookup` is its entry point."""
+
+    def __init__(
+        self,
+        ring: Ring,
+        key: int,
+        ask: AskStep,
+        max_hops: int,
+        local: NodeRef | None,
+        on_dead: Callable[[NodeRef], None] | None,
+        verify: bool,
+    ) -> None:
+        self.key = key
+        self.size = ring.size
+        self.ask = ask
+        self.max_hops = max_hops
+        self.local_id = local.id if local is not None else -1  # ints compare faster
+        self.on_dead = on_dead
+        self.verify = verify
+        self.heap: list[_Entry] = []
+        self.seen: set[int] = set()  # IDs ever queued: no peer is queued or asked twice
+        self.dead: set[int] = set()  # peers found dead during this lookup
+        # Per live responder: how many dead peers it was told about when it last answered
+        # (a re-ask helps only if more of its stretch has died since).
+        self.told: dict[int, int] = {}
+        self.order = 0
+        self.hops = 0
+        self.timeouts = 0
+        self.last_problem = ""  # the last unreachable peer and why, for LookupFailed
+        # Unverified lookups: the owner candidates offered by the responder closest to
+        # the key, used once every peer between it and the key is found dead.
+        self.fallback: tuple[int, NodeRef, tuple[NodeRef, ...]] | None = None
+        # Verified lookups: live candidates that could not tell whether they own the
+        # key (no predecessor just then), by ID: (their chain, who listed them).
+        self.unsure: dict[int, tuple[tuple[NodeRef, ...], NodeRef]] = {}
+
+    # ------------------------------------------------------------- the queue
+    def queue_next(self, nodes: tuple[NodeRef, ...], index: int, limit: int) -> None:
+        """Queue the first usable candidate of ``nodes`` from ``index`` on. Only strict
+        progress is accepted: a candidate must lie strictly between the peer that named
+        it and the key (``limit`` is that peer's distance), so no answer sends us back.
+        A ``limit`` above the ring size means "no progress needed" (start peers)."""
+        key, size, seen = self.key, self.size, self.seen
+        while index < len(nodes):
+            node = nodes[index]
+            index += 1
+            distance = (key - node.id) % size
+            if (0 < distance < limit or limit > size) and node.id not in seen:
+                seen.add(node.id)
+                self.order += 1
+                heappush(self.heap, (distance, ASK, self.order, node, nodes, index, limit))
+                return
+
+    def queue_reask(self, peer: NodeRef, distance: int) -> None:
+        self.order += 1
+        heappush(self.heap, (distance, REASK, self.order, peer, (), 0, 0))
+
+    def dead_between(self, distance: int) -> frozenset[int]:
+        """The dead peers strictly between a responder at ``distance`` and the key:
+        the only ones it could offer. The closest to the key first, if too many."""
+        if not self.dead:
+            return NO_EXCLUSIONS
+        key, size = self.key, self.size
+        inside = [d for d in self.dead if 0 < (key - d) % size < distance]
+        if len(inside) > MAX_EXCLUDE:
+            inside = sorted(inside, key=lambda d: (key - d) % size)[:MAX_EXCLUDE]
+        return frozenset(inside)
+
+    def found_dead(self, peer: NodeRef) -> None:
+        self.timeouts += 1
+        self.dead.add(peer.id)
+        if self.on_dead is not None:
+            self.on_dead(peer)
+
+    def call(self, peer: NodeRef, exclude: frozenset[int] = NO_EXCLUSIONS) -> StepAnswer | None:
+        """One step RPC (a local call for our own peer, not a hop); None if ``peer``
+        did not answer."""
+        remote = peer.id != self.local_id
+        if remote and self.hops + self.timeouts >= self.max_hops:
+            raise LookupFailed(f"hop cap {self.max_hops} reached for key {self.key:x}")
+        try:
+            answer = self.ask(peer, self.key, exclude) if exclude else self.ask(peer, self.key)
+        except PeerUnreachable as exc:
+            self.found_dead(peer)
+            self.last_problem = f"{peer.address}: {exc.reason}" if exc.reason else peer.address
+            return None
+        if remote:
+            self.hops += 1
+        return answer
+
+    def result(self, nodes: tuple[NodeRef, ...], predecessor: NodeRef) -> LookupResult:
+        return LookupResult(self.key, nodes[0], nodes, predecessor, self.hops, self.timeouts)
+
+    # ------------------------------------------------------------------ routing
+    def run(self, start: Iterable[NodeRef]) -> LookupResult:
+        size = self.size
+        for node in start:  # not sorted by closeness, so each is queued on its own
+            self.queue_next((node,), 0, size + 1)  # any start peer, even one on the key
+        heap = self.heap
+        while heap:
+            # Peers farther from the key than the fallback's responder cannot know that
+            # stretch of the ring better than it does: use the fallback before them.
+            if self.fallback is not None and heap[0][0] >= self.fallback[0]:
+                result = self.take_fallback()
+                if result is not None:
+                    return result
+                continue  # all dead: keep looking further back
+            distance, kind, _, peer, siblings, next_sibling, limit = heappop(heap)
+            if kind == ASK:
+                self.queue_next(siblings, next_sibling, limit)
+            elif len(self.dead_between(distance or size)) <= self.told[peer.id]:
+                continue  # nothing it could name has died since it answered: no news
+            result = self.step(peer, distance)
+            if result is not None:
+                return result
+        if self.fallback is not None:
+            result = self.take_fallback()
+            if result is not None:
+                return result
+        if self.unsure:  # the best we heard: the live candidate nearest after the key
+            chain, responder = min(
+                self.unsure.values(), key=lambda c: (c[0][0].id - self.key) % self.size
+            )
+            return self.result(chain, responder)
+        last = f"; last {self.last_problem}" if self.last_problem else ""
+        raise LookupFailed(
+            f"no live peer could route key {self.key:x} "
+            f"({self.hops} answered, {self.timeouts} unreachable{last})"
+        )
+
+    def step(self, peer: NodeRef, distance: int) -> LookupResult | None:
+        """Ask ``peer`` (at ``distance`` from the key) for one step; the result if it
+        ends the lookup."""
+        exclude = self.dead_between(distance or self.size)
+        answer = self.call(peer, exclude)
+        if answer is None:
+            return None
+        if answer.done and answer.nodes:
+            return self.finish(peer, answer)
+        # A peer sitting on the key (distance 0) may send us anywhere but back to itself.
+        self.queue_next(answer.nodes, 0, distance or self.size)
+        self.told[peer.id] = len(exclude)
+        if answer.nodes:
+            self.queue_reask(peer, distance)
+        if answer.owners:
+            if self.verify:
+                # Its list reaches past the key: ask those peers now. If all are dead,
+                # the peers it offered before the key (queued above) know further.
+                return self.verified(answer.owners, peer)
+            if self.fallback is None or distance < self.fallback[0]:
+                self.fallback = (distance, peer, answer.owners)
+        return None
+
+    def finish(self, peer: NodeRef, answer: StepAnswer) -> LookupResult | None:
+        """``peer`` named the owner: itself (it owns the key), or its successor (it is
+        the key's predecessor)."""
+        if self.verify:
+            if answer.nodes[0] == peer:
+                return self.result(answer.nodes, answer.predecessor or peer)
+            return self.verified(answer.nodes, peer)
+        live = self.first_known_live(answer.nodes)
+        if live is None:
+            return None
+        return self.result(answer.nodes[live:], answer.predecessor or peer)
+
+    # ----------------------------------------------------------- unverified end
+    def first_known_live(self, nodes: tuple[NodeRef, ...]) -> int | None:
+        """Index of the first peer of ``nodes`` not found dead during this lookup."""
+        return next((i for i, node in enumerate(nodes) if node.id not in self.dead), None)
+
+    def take_fallback(self) -> LookupResult | None:
+        """Every peer known to lie between the responder and the key is dead: the owner
+        is the first peer after the key in that responder's list."""
+        assert self.fallback is not None
+        _, responder, nodes = self.fallback
+        self.fallback = None
+        live = self.first_known_live(nodes)
+        return None if live is None else self.result(nodes[live:], responder)
+
+    # ------------------------------------------------------------- verified end
+    def dead_before(self, node: NodeRef) -> frozenset[int]:
+        """The dead peers in [key, node): what we vouch for when asking ``node``
+        whether it owns the key (if its predecessor is among them, it does)."""
+        key, size = self.key, self.size
+        limit = (node.id - key) % size
+        inside = [d for d in self.dead if (d - key) % size < limit]
+        return frozenset(sorted(inside, key=lambda d: (d - key) % size)[-MAX_EXCLUDE:])
+
+    def verified(self, candidates: tuple[NodeRef, ...], responder: NodeRef) -> LookupResult | None:
+        """Ask ``candidates`` (peers at or after the key, nearest first, as ``responder``
+        lists them) in turn until one answers, then settle who owns the key with it.
+        None if every one is dead, or the one that answered could not tell."""
+        for index, candidate in enumerate(candidates):
+            if candidate.id in self.dead:
+                continue  # found dead earlier in this lookup: no second timeout
+            chain = candidates[index:]
+            if candidate.id in self.unsure:
+                # It answered before without knowing its predecessor; now a second
+                # list names it first after the key: take it, as unverified lookups do.
+                return self.result(chain, responder)
+            answer = self.call(candidate, self.dead_before(candidate))
+            if answer is not None:
+                return self.settle(candidate, answer, chain, responder)
+        return None
+
+    def settle(
+        self,
+        candidate: NodeRef,
+        answer: StepAnswer,
+        chain: tuple[NodeRef, ...],
+        responder: NodeRef,
+    ) -> LookupResult | None:
+        """``candidate``, the first live peer at or after the key in ``responder``'s
+        list ``chain``, answered. It owns the key if the key lies in (its predecessor,
+        itself], or if its predecessor is among the dead peers we named (every peer the
+        list shows before it is dead). If its predecessor lies between the key and it
+        (a joiner the list does not show yet, or a peer that died unnoticed), ask that
+        one; if it is dead, ask the candidate again, naming it. A candidate that does
+        not know its predecessor cannot tell, and a list that missed more than a few
+        peers is not corrected one peer at a time: then routing goes on towards the
+        key's predecessor, whose list decides."""
+        key, size = self.key, self.size
+        for _ in range(MAX_CORRECTIONS + 1):
+            if answer.done and answer.nodes:
+                if answer.nodes[0] == candidate:
+                    return self.result(answer.nodes, answer.predecessor or responder)
+                # It sees itself before the key (a list that disagrees with the IDs):
+                # its successors are the candidates then.
+                return self.verified(answer.nodes, candidate)
+            before = answer.predecessor
+            if before is None or not 0 <= (before.id - key) % size < (candidate.id - key) % size:
+                self.unsure[candidate.id] = (chain, responder)
+                return None
+            if before.id in self.dead:  # more dead than one request can name
+                return self.result(chain, responder)
+            closer = self.call(before, self.dead_before(before))
+            if closer is not None:
+                candidate, answer, chain = before, closer, (before, *chain)
+                continue
+            again = self.call(candidate, self.dead_before(candidate))
+            if again is None:  # died in the meantime: the list goes on after it
+                return self.verified(chain[1:], responder)
+            answer = again
+        self.unsure[candidate.id] = (chain, responder)
+        return None
+
+
 def iterative_lookup(
     ring: Ring,
     key: int,
@@ -42,114 +335,18 @@ def iterative_lookup(
     max_hops: int,
     local: NodeRef | None = None,
     on_dead: Callable[[NodeRef], None] | None = None,
-    confirm: Callable[[NodeRef], bool] | None = None,
+    verify: bool = False,
 ) -> LookupResult:
     """Find successor(key) starting from the peers in ``start``.
 
-    ``ask(peer, key)`` performs one step (an RPC, or a local call when ``peer`` is
-    ``local``, which is not counted as a hop). Candidates are kept in a pool and
-    the one closest before the key is always asked next; when it is dead the next
-    closest is tried, so one dead finger costs one timeout, not the lookup.
+    ``ask(peer, key[, exclude])`` performs one step (an RPC, or a local call when
+    ``peer`` is ``local``, which is not counted as a hop). Candidates are kept in a
+    pool and the one closest before the key is always asked next; when it is dead the
+    next closest is tried, so one dead finger costs one timeout, not the lookup. A
+    responder whose candidates all died is asked again with them excluded.
 
-    With ``confirm`` (a liveness check), the owner named by the final answer is
-    checked and, if dead, the next peer of its successor list is taken instead; each
-    dead one counts as a timeout. Without it the owner is reported as named.
+    With ``verify``, the lookup ends only when the owner itself has answered (see the
+    module's docstring); each owner candidate found dead is a timeout. Without it the
+    owner is reported as the key's predecessor names it.
     """
-    size = ring.size
-    # A k-way merge of the candidate lists: the heap holds, for each answer received,
-    # its best candidate not yet asked, keyed by clockwise distance to the key; popping
-    # one queues its next sibling. The closest known peer is always asked next, at the
-    # cost of ~2 heap pushes per hop rather than one per candidate.
-    # ``seen`` holds the IDs ever queued, so no peer is queued or asked twice.
-    heap: list[tuple[int, int, NodeRef, tuple[NodeRef, ...], int, int]] = []
-    seen: set[int] = set()
-    order = 0
-
-    def queue_next(nodes: tuple[NodeRef, ...], index: int, limit: int) -> None:
-        """Queue the first usable candidate of ``nodes`` from ``index`` on. Only strict
-        progress is accepted: a candidate must lie strictly between the peer that named
-        it and the key (``limit`` is that peer's distance), so no answer sends us back.
-        A ``limit`` above the ring size means "no progress needed" (start peers)."""
-        nonlocal order
-        while index < len(nodes):
-            node = nodes[index]
-            index += 1
-            distance = (key - node.id) % size
-            if (0 < distance < limit or limit > size) and node.id not in seen:
-                seen.add(node.id)
-                order += 1
-                heappush(heap, (distance, order, node, nodes, index, limit))
-                return
-
-    for node in start:  # not sorted by closeness, so each is queued on its own
-        queue_next((node,), 0, size + 1)  # any start peer, even one sitting on the key
-    hops = timeouts = 0
-    local_id = local.id if local is not None else -1  # ints compare faster than refs
-    # The fallback offered by the responder closest to the key: (its distance, it, list).
-    fallback: tuple[int, NodeRef, tuple[NodeRef, ...]] | None = None
-
-    def first_live(nodes: tuple[NodeRef, ...]) -> int | None:
-        """Index of the first peer of ``nodes`` that answers (``confirm``), each dead one
-        a timeout; without ``confirm`` the first is taken as named."""
-        nonlocal timeouts
-        if confirm is None:
-            return 0
-        live = next((i for i, n in enumerate(nodes) if n.id == local_id or confirm(n)), None)
-        timeouts += len(nodes) if live is None else live
-        return live
-
-    def take_fallback() -> LookupResult | None:
-        """Every peer known to lie between the responder and the key is dead: the live
-        owner is the first live peer after the key in that responder's list."""
-        assert fallback is not None
-        _, responder, nodes = fallback
-        live = first_live(nodes)
-        if live is None:
-            return None
-        return LookupResult(key, nodes[live], nodes[live:], responder, hops, timeouts)
-
-    while heap:
-        # Peers farther from the key than the fallback's responder cannot know that
-        # stretch of the ring better than it does: use the fallback before asking them.
-        if fallback is not None and heap[0][0] >= fallback[0]:
-            result = take_fallback()
-            if result is not None:
-                return result
-            fallback = None  # all dead: keep looking further back
-        remaining, _, peer, siblings, next_sibling, sibling_limit = heappop(heap)
-        queue_next(siblings, next_sibling, sibling_limit)
-        remote = peer.id != local_id
-        if remote and hops + timeouts >= max_hops:
-            raise LookupFailed(f"hop cap {max_hops} reached for key {key:x}")
-        try:
-            answer = ask(peer, key)
-        except PeerUnreachable:
-            timeouts += 1
-            if on_dead is not None:
-                on_dead(peer)
-            continue
-        if remote:
-            hops += 1
-        if answer.done and answer.nodes:
-            # The responder's list may still name a peer that just died: take the first
-            # one that answers, as a client about to use the owner would. Dead peers
-            # skipped leave the live predecessor unchanged.
-            live = first_live(answer.nodes)
-            if live is None:
-                # The peer just before the key may know live peers further on.
-                before = answer.predecessor
-                if before is not None and before != peer:
-                    queue_next((before,), 0, size + 1)
-                continue
-            nodes = answer.nodes[live:]
-            predecessor = answer.predecessor or peer
-            return LookupResult(key, nodes[0], nodes, predecessor, hops, timeouts)
-        if answer.fallback and (fallback is None or remaining < fallback[0]):
-            fallback = (remaining, peer, answer.fallback)
-        # A peer sitting on the key (distance 0) may send us anywhere but back to itself.
-        queue_next(answer.nodes, 0, remaining or size)
-    if fallback is not None:
-        result = take_fallback()
-        if result is not None:
-            return result
-    raise LookupFailed(f"no live peer could route key {key:x} ({timeouts} unreachable)")
+    return _Lookup(ring, key, ask, max_hops, local, on_dead, verify).run(start)

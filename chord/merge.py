@@ -185,10 +185,10 @@ class RingMerger:
             return None
         return found
 
-    def _ask(self, peer: NodeRef, key: int) -> StepAnswer:
+    def _ask(self, peer: NodeRef, key: int, exclude: frozenset[int] = frozenset(), /) -> StepAnswer:
         # Our own tables must not answer for the other ring: a step that reaches us
         # means that ring routes to us after all, so stop there with us as the owner.
         node = self.node
         if peer == node.me:
             return StepAnswer(True, (node.me, *node.state().successors), node.me)
-        return node.transport.find_successor_step(peer, key)
+        return node.transport.find_successor_step(peer, key, exclude)

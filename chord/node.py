@@ -22,8 +22,9 @@ from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
 
 from chord.fingers import FingerTable, RoutingIndex
-from chord.ids import Ring, between
+from chord.ids import Ring, between, between_right
 from chord.lookup import LookupFailed, LookupResult, iterative_lookup
+from chord.membership import DEFAULT_TTL, Membership
 from chord.node_ref import NodeRef
 from chord.successors import successor_list
 from chord.transport import (
@@ -39,6 +40,9 @@ from chord.transport import (
 # Closer peers offered per routing step. With 8, a lookup survives even half the ring
 # failing at once (4 left ~10 % of lookups stranded in the failures experiment at p = 0.5).
 STEP_CANDIDATES = 8
+# Owner candidates a step offers from the one-hop table: the first is the owner if the
+# table is current; the others cover it having died unnoticed (each one a timeout).
+TABLE_OWNERS = 4
 
 
 class JoinFailed(Exception):
@@ -90,7 +94,11 @@ class ChordNode:
         guard: AbstractContextManager[object] | None = None,
         max_hops: int | None = None,
         hooks: NodeHooks | None = None,
+        one_hop: bool = False,
+        membership_ttl: float = DEFAULT_TTL,
     ) -> None:
+        """``one_hop``: keep the whole membership (chord.membership) and offer the owner
+        it names in every routing step, so lookups take one hop when it is current."""
         if me.id != ring.hash(me.address):
             raise ValueError(f"{me.address}: ID is not SHA-1 of the advertised address")
         if successors < 1:
@@ -116,6 +124,8 @@ class ChordNode:
         self._changes = 0  # see ``changes``
         self._index = RoutingIndex(ring, me, (), ())
         self._index_version = -1  # fingers.version the index was built from
+        self.membership = Membership(me, ring.size, membership_ttl) if one_hop else None
+        self._gossip_next = 0  # round robin over the table: whom to pull from next
 
     # ------------------------------------------------------------------ reads
     @property
@@ -150,21 +160,75 @@ class ChordNode:
         return self.me.describe(self.ring)
 
     # ------------------------------------------------------ handlers (no RPCs)
-    def handle_step(self, key: int) -> StepAnswer:
-        """One routing step from local tables. Successor-list entries route too: if the
-        key falls before any of them, this peer already knows the owner exactly."""
+    def handle_step(self, key: int, exclude: frozenset[int] = frozenset()) -> StepAnswer:
+        """One routing step from local tables, offering none of the peers in ``exclude``
+        (the caller found them dead). A key in (predecessor, me] is ours: we say so,
+        which is how a verified lookup ends. Successor-list entries route too: if the
+        key falls before the first of them, this peer knows the owner exactly."""
         if not self._joined:
             self._require_joined()
         # No guard: the index is rebuilt from immutable snapshots (successors are replaced
         # whole, fingers copied in one call), and routing only needs a recent view.
         index = self._routing_index()
-        successors = index.successors
-        if not successors:
+        if not index.successors:
             return StepAnswer(True, (self.me,), self.me)
-        owner, closer, fallback = index.route(key, STEP_CANDIDATES)
-        if owner is None:
-            return StepAnswer(False, closer, fallback=fallback)
-        return StepAnswer(True, successors, self.me)
+        predecessor = self._predecessor
+        # Ours if the key is in (predecessor, me], or if the caller found our predecessor
+        # dead: a caller names it only when it checked the peers from the key to us
+        # (routing callers name dead peers between us and the key, which include our
+        # predecessor only when the key is ours anyway).
+        if predecessor is not None and (
+            between_right(predecessor.id, key, self.me.id) or predecessor.id in exclude
+        ):
+            return StepAnswer(True, (self.me, *index.successors), predecessor)
+        owners, closer, beyond = index.route(key, STEP_CANDIDATES, exclude)
+        if owners is not None:
+            return StepAnswer(True, owners, self.me)
+        if self.membership is not None:
+            closer, beyond = self._table_candidates(key, exclude, closer, beyond)
+        return StepAnswer(False, closer, predecessor, beyond)
+
+    def _table_candidates(
+        self,
+        key: int,
+        exclude: frozenset[int],
+        closer: tuple[NodeRef, ...],
+        beyond: tuple[NodeRef, ...],
+    ) -> tuple[tuple[NodeRef, ...], tuple[NodeRef, ...]]:
+        """The one-hop table's view added to a routing answer: the member just before
+        the key leads the closer peers (it is the closest we know), and if our successor
+        list does not reach the key, the members from its owner on are the owner
+        candidates (a verified lookup asks them next; the owner confirms)."""
+        assert self.membership is not None
+        with self._guard:
+            before, after = self.membership.around(key, TABLE_OWNERS + len(exclude))
+        if before is not None and before.id not in exclude and before not in closer:
+            size = self.ring.size
+            closer = tuple(
+                sorted((before, *closer), key=lambda n: (key - n.id) % size)[:STEP_CANDIDATES]
+            )
+        if not beyond:
+            beyond = tuple(n for n in after if n.id not in exclude)[:TABLE_OWNERS]
+        return closer, beyond
+
+    def owns(self, key: int) -> bool:
+        """Whether ``key`` is ours as we see it now: in (predecessor, me], or we are
+        alone. False while our predecessor is unknown (we cannot tell)."""
+        if not self._joined:
+            return False
+        if not self._successors:
+            return True
+        predecessor = self._predecessor
+        return predecessor is not None and between_right(predecessor.id, key, self.me.id)
+
+    def owner_candidates(self, key: int, count: int = 2) -> tuple[NodeRef, ...]:
+        """Who owns ``key``, from our own tables and without a call: ourselves if we
+        do; else the owner our successor list or one-hop table names, then the peers
+        after it (a caller confirms with the owner, or takes a full lookup)."""
+        if self.owns(key):
+            return (self.me, *self._successors)[:count]
+        answer = self.handle_step(key)
+        return (answer.nodes if answer.done else answer.owners)[:count]
 
     def handle_state(self, caller: NodeRef | None = None) -> PeerState:
         self._require_joined()
@@ -188,6 +252,7 @@ class ChordNode:
                         "id-collision",
                         f"ID {joiner.hex} is already in the ring at {known.address}",
                     )
+        self._heard_from(joiner)
         # A new successor is on its way: stabilize at full speed to adopt it soon,
         # however far the maintenance loop had backed off.
         self._note_change()
@@ -202,6 +267,7 @@ class ChordNode:
         self._check_identity(node)
         if node == self.me:
             return
+        self._heard_from(node)
         with self._guard:
             current = self._predecessor
             adopted = current is None or between(current.id, node.id, self.me.id)
@@ -229,6 +295,8 @@ class ChordNode:
                     self._challenger = predecessor
             self._successors = tuple(s for s in self._successors if s != leaving)
             self._fingers.forget(leaving)
+            if self.membership is not None:
+                self.membership.forget(leaving, self.clock.now())
         self._neighbours_changed()
 
     def handle_ping(self) -> NodeRef:
@@ -273,6 +341,23 @@ class ChordNode:
             self._joined = True
         self._notify_successor()
         self._neighbours_changed()
+        self._pull_members(predecessor)
+
+    def _pull_members(self, peer: NodeRef) -> bool:
+        """Merge ``peer``'s one-hop table into ours (after a join, so that a joiner
+        does not route through fingers alone while gossip fills its table); False if
+        it did not answer."""
+        if self.membership is None:
+            return True
+        try:
+            entries = self.transport.get_members(peer)
+        except PeerUnreachable:
+            return False
+        with self._guard:
+            now = self.clock.now()
+            self.membership.heard_from(peer, now)
+            self.membership.merge(entries, now)
+        return True
 
     def _find_predecessor(self, key: int, seed: NodeRef) -> NodeRef:
         try:
@@ -318,6 +403,7 @@ class ChordNode:
             except PeerUnreachable:
                 self._drop_dead_successor(head)
                 continue
+            self._learn(head, head_state)
             chain = [head, *head_state.successors]
             candidate = head_state.predecessor
             if candidate is not None and between(self.me.id, candidate.id, head.id):
@@ -386,8 +472,9 @@ class ChordNode:
         """Find successor(key), starting from this peer's own tables (a local step).
 
         ``forget_dead``: drop fingers found dead on the way (off to measure a network
-        whose repair is stopped). ``confirm_owner``: ping the owner named by the last
-        step and fall back along its successor list if it is dead.
+        whose repair is stopped). ``confirm_owner``: end only when the owner itself has
+        answered that the key is in (its predecessor, itself] (chord.lookup, verified),
+        as every client about to use the owner wants.
         """
         return iterative_lookup(
             self.ring,
@@ -397,7 +484,7 @@ class ChordNode:
             self.max_hops,
             local=self.me,
             on_dead=self._forget_finger if forget_dead else None,
-            confirm=self._is_alive if confirm_owner else None,
+            verify=confirm_owner,
         )
 
     def leave(self) -> None:
@@ -468,6 +555,55 @@ class ChordNode:
             self._fingers.set_all(fingers)
             self._joined = True
 
+    # ------------------------------------------------------- one-hop table
+    def known_members(self) -> tuple[NodeRef, ...]:
+        """Every peer we know, ourselves included, in ring order from ID 0: the one-hop
+        table, or without one our successor list."""
+        with self._guard:
+            if self.membership is not None:
+                peers = {self.me, *self.membership.members()}
+            else:
+                peers = {self.me, *self._successors}
+        return tuple(sorted(peers, key=lambda n: n.id))
+
+    def handle_members(self) -> tuple[tuple[NodeRef, float], ...]:
+        """Our one-hop table as (peer, age in seconds), ourselves first (age 0)."""
+        self._require_joined()
+        if self.membership is None:
+            return ((self.me, 0.0),)
+        with self._guard:
+            return ((self.me, 0.0), *self.membership.entries(self.clock.now()))
+
+    def exchange_members(self) -> bool:
+        """Pull gossip: merge the table of the next member (round robin). A member that
+        does not answer is dropped; one that does is heard from. Whether our table
+        changed (the maintenance loop backs off while it does not)."""
+        if self.membership is None or not self._joined:
+            return False
+        with self._guard:
+            members = self.membership.members() or (self.successor,)
+            before = self.membership.version
+        peer = members[self._gossip_next % len(members)]
+        self._gossip_next += 1
+        if peer != self.me and not self._pull_members(peer):
+            self._forget_finger(peer)
+        return self.membership.version != before
+
+    def _heard_from(self, peer: NodeRef) -> None:
+        if self.membership is not None:
+            with self._guard:
+                self.membership.heard_from(peer, self.clock.now())
+
+    def _learn(self, peer: NodeRef, state: PeerState) -> None:
+        """``peer`` answered with its neighbourhood: it is alive, and names others."""
+        if self.membership is None:
+            return
+        named = (*state.successors, *([state.predecessor] if state.predecessor else []))
+        with self._guard:
+            now = self.clock.now()
+            self.membership.heard_from(peer, now)
+            self.membership.hint(named, now)
+
     # ------------------------------------------------------------ internals
     def _routing_index(self) -> RoutingIndex:
         """The routing index for the current successors and fingers.
@@ -490,10 +626,15 @@ class ChordNode:
                 f"ID {node.hex} is not SHA-1 of the advertised address {node.address!r}",
             )
 
-    def _ask_step(self, peer: NodeRef, key: int) -> StepAnswer:
+    def _ask_step(
+        self, peer: NodeRef, key: int, exclude: frozenset[int] = frozenset(), /
+    ) -> StepAnswer:
         if peer == self.me:
-            return self.handle_step(key)
-        return self.transport.find_successor_step(peer, key)
+            return self.handle_step(key, exclude)
+        answer = self.transport.find_successor_step(peer, key, exclude)
+        if self.membership is not None:
+            self._heard_from(peer)
+        return answer
 
     def _is_alive(self, peer: NodeRef) -> bool:
         try:
@@ -504,6 +645,8 @@ class ChordNode:
     def _forget_finger(self, peer: NodeRef) -> None:
         with self._guard:
             self._fingers.forget(peer)
+            if self.membership is not None:
+                self.membership.forget(peer, self.clock.now())
 
     def _adopt_successors(self, chain: list[NodeRef]) -> None:
         successors = successor_list(self.me, chain, self.r)
@@ -518,6 +661,8 @@ class ChordNode:
         with self._guard:
             self._successors = tuple(s for s in self._successors if s != dead)
             self._fingers.forget(dead)
+            if self.membership is not None:
+                self.membership.forget(dead, self.clock.now())
             if self._predecessor == dead:
                 self._predecessor = None
             exhausted = not self._successors

@@ -43,18 +43,23 @@ class NotReady(Exception):
 class StepAnswer(NamedTuple):
     """One peer's answer to "who owns key?", from its own tables only.
 
-    ``done``: ``nodes[0]`` owns the key, the rest are its successors, and
-    ``predecessor`` is the peer just before the key. Otherwise ``nodes`` are peers
-    strictly between the responder and the key, closest to the key first.
+    ``done``: ``nodes[0]`` owns the key and the rest are its successors. Either the
+    responder is the key's predecessor (``nodes`` is its successor list and
+    ``predecessor`` the responder), or the key lies in (its predecessor, itself]
+    (``nodes[0]`` is the responder and ``predecessor`` its predecessor).
+
+    Otherwise ``nodes`` are peers strictly between the responder and the key, closest
+    to the key first, and ``predecessor`` is the responder's own predecessor if known
+    (a caller that expected the responder to own the key learns who lies before it).
     """
 
     done: bool
     nodes: tuple[NodeRef, ...]
     predecessor: NodeRef | None = None
     # Not done, but the key falls inside the responder's successor list: the entries
-    # from the owner on (its view, possibly stale). The caller uses them only if every
-    # closer peer turns out dead.
-    fallback: tuple[NodeRef, ...] = ()
+    # from the owner on (its view, possibly stale): candidates for the owner, which a
+    # verified lookup asks next, an unverified one only if every closer peer is dead.
+    owners: tuple[NodeRef, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,8 +74,11 @@ class PeerState:
 class Transport(Protocol):
     """Calls to other peers. Every method may raise :class:`PeerUnreachable`."""
 
-    def find_successor_step(self, peer: NodeRef, key: int) -> StepAnswer:
-        """Ask ``peer`` for one step of the lookup of ``key``."""
+    def find_successor_step(
+        self, peer: NodeRef, key: int, exclude: frozenset[int] = frozenset(), /
+    ) -> StepAnswer:
+        """Ask ``peer`` for one step of the lookup of ``key``, offering none of the
+        peers whose IDs are in ``exclude`` (the caller found them dead)."""
         ...
 
     def get_state(self, peer: NodeRef, caller: NodeRef | None = None) -> PeerState:
@@ -89,6 +97,10 @@ class Transport(Protocol):
 
     def ping(self, peer: NodeRef) -> NodeRef:
         """Liveness check; returns the identity the peer claims."""
+        ...
+
+    def get_members(self, peer: NodeRef) -> tuple[tuple[NodeRef, float], ...]:
+        """``peer``'s one-hop table: (member, seconds since it was last heard from)."""
         ...
 
     def leave(

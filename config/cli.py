@@ -153,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="interactive console menu when stdin is a terminal (default on)",
     )
     parser.add_argument(
+        "--one-hop",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep the whole membership and route lookups straight to the owner "
+        "(default on; --no-one-hop: fingers and successor lists only)",
+    )
+    parser.add_argument(
         "--insecure",
         action="store_const",
         const=True,
@@ -199,6 +206,7 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> CliOptions:
     overrides: dict[str, object] = {name: getattr(args, name) for name in _VALUE_FLAGS}
     overrides["menu"] = args.menu
     overrides["insecure"] = args.insecure
+    overrides["one_hop"] = args.one_hop
     if args.local_ring is not None:
         # The launcher picks each peer's address and has them join one another, so a
         # join from the environment or the file must not get in the way ('' means None).

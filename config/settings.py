@@ -68,6 +68,7 @@ class Settings:
     quota_mib: int | None = None  # disk this peer may fill with files, MiB; None = unlimited
     repair_interval: float = 5.0  # seconds between anti-entropy / migration rounds
     merge_interval: float = 5.0  # seconds between checks for another ring to merge with
+    one_hop: bool = True  # keep the whole membership and route to a key's owner directly
     # Secrets are left out of repr(), so logging a Settings never shows them.
     # api_token: bearer token uploads/deletes need; None = open.
     api_token: str | None = dataclasses.field(default=None, repr=False)

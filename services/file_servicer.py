@@ -19,6 +19,7 @@ from chord.ids import Ring, from_hex, to_hex
 from chord.placement import copies_wanted
 from proto import files_pb2 as fpb
 from proto import files_pb2_grpc as fpb_grpc
+from services.small_read import NotOwner, TooLarge, read_owned
 from services.storage import (
     BlobWriter,
     CorruptData,
@@ -75,11 +76,15 @@ class FilesServicer(fpb_grpc.FilesServicer):
         ring: Ring,
         health: HealthSource = tuple,
         default_replicas: int = 3,
+        owns: Callable[[int], bool] = lambda _: False,
     ) -> None:
+        """``owns(key)``: whether this peer owns ``key`` now (chord.node.ChordNode.owns);
+        only then does it answer Read."""
         self.engine = engine
         self.ring = ring
         self.health = health
         self.default_replicas = default_replicas
+        self.owns = owns
 
     def _key_of(self, name: str, key_hex: str) -> int:
         key = from_hex(key_hex)
@@ -190,6 +195,21 @@ class FilesServicer(fpb_grpc.FilesServicer):
         if record.damaged:
             raise CorruptData(f"{name!r} is damaged here and awaits repair")
         return record
+
+    def Read(self, request: fpb.ReadRequest, context: grpc.ServicerContext) -> fpb.ReadReply:
+        def read() -> fpb.ReadReply:
+            key = self._key_of(request.name, request.key)
+            try:
+                record, data = read_owned(
+                    self.engine, self.owns, request.name, key, request.max_size, request.meta_only
+                )
+            except NotOwner as exc:
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            except TooLarge as exc:
+                context.abort(grpc.StatusCode.OUT_OF_RANGE, str(exc))
+            return fpb.ReadReply(meta=meta_to_pb(record), data=data)
+
+        return self._guarded(context, read)
 
     def Stat(self, request: fpb.NameRequest, context: grpc.ServicerContext) -> fpb.FileMeta:
         def stat() -> fpb.FileMeta:

@@ -167,7 +167,9 @@ class GrpcTransport:
         except (BadReference, ValueError) as exc:
             raise PeerUnreachable(peer, f"malformed reply: {exc}") from None
 
-    def find_successor_step(self, peer: NodeRef, key: int) -> StepAnswer:
+    def find_successor_step(
+        self, peer: NodeRef, key: int, exclude: frozenset[int] = frozenset(), /
+    ) -> StepAnswer:
         def convert(reply: object) -> StepAnswer:
             assert isinstance(reply, pb.StepReply)
             predecessor = (
@@ -177,10 +179,11 @@ class GrpcTransport:
                 reply.done,
                 refs_from_pb(self.ring, reply.nodes),
                 predecessor,
-                refs_from_pb(self.ring, reply.fallback),
+                refs_from_pb(self.ring, reply.owners),
             )
 
-        return self._call(peer, "FindSuccessorStep", pb.StepRequest(key=to_hex(key)), convert)
+        request = pb.StepRequest(key=to_hex(key), exclude=[to_hex(i) for i in exclude])
+        return self._call(peer, "FindSuccessorStep", request, convert)
 
     def get_state(self, peer: NodeRef, caller: NodeRef | None = None) -> PeerState:
         def convert(reply: object) -> PeerState:
@@ -217,6 +220,13 @@ class GrpcTransport:
             return ref_from_pb(self.ring, reply)
 
         return self._call(peer, "Ping", EMPTY, convert)
+
+    def get_members(self, peer: NodeRef) -> tuple[tuple[NodeRef, float], ...]:
+        def convert(reply: object) -> tuple[tuple[NodeRef, float], ...]:
+            assert isinstance(reply, pb.MemberList)
+            return tuple((ref_from_pb(self.ring, m.node), float(m.age)) for m in reply.members)
+
+        return self._call(peer, "GetMembers", EMPTY, convert)
 
     def leave(
         self,

@@ -108,9 +108,7 @@ def make_handler(
 def rewrap(handler: grpc.RpcMethodHandler, wrap: Wrapper) -> grpc.RpcMethodHandler:
     """``handler`` with its behaviour replaced by ``wrap(behaviour, shape)``; grpc's
     attributes of the behaviour (non-blocking, thread pool) are kept."""
-    return make_handler(
-        kind_of(handler), wrap(behaviour_of(handler), shape_of(handler)), handler
-    )
+    return make_handler(kind_of(handler), wrap(behaviour_of(handler), shape_of(handler)), handler)
 
 
 def run_first(check: Callable[[grpc.ServicerContext], None]) -> Wrapper:

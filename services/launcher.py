@@ -58,8 +58,10 @@ def free_port(host: str = "127.0.0.1", avoid: Iterable[int] = ()) -> int:
     top = min(ephemeral_ports()[0], 65536) - API_PORT_OFFSET
     for _ in range(400):
         port = _PICKER.randrange(FIRST_FREE_PORT, top)
-        if port not in avoid and port_is_free(host, port) and port_is_free(
-            host, port + API_PORT_OFFSET
+        if (
+            port not in avoid
+            and port_is_free(host, port)
+            and port_is_free(host, port + API_PORT_OFFSET)
         ):
             return port
     raise RuntimeError("no free port pair found")

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import grpc
 
+from chord.lookup import MAX_EXCLUDE
 from chord.node import ChordNode
 from chord.node_ref import NodeRef
 from chord.transport import NotReady, Refused
@@ -75,11 +76,16 @@ class ChordServicer(pb_grpc.ChordServicer):
         self, request: pb.StepRequest, context: grpc.ServicerContext
     ) -> pb.StepReply:
         def step() -> pb.StepReply:
-            answer = self.node.handle_step(key_from_text(request.key))
+            if len(request.exclude) > MAX_EXCLUDE:
+                raise ValueError(
+                    f"at most {MAX_EXCLUDE} excluded peers, got {len(request.exclude)}"
+                )
+            exclude = frozenset(key_from_text(ident) for ident in request.exclude)
+            answer = self.node.handle_step(key_from_text(request.key), exclude)
             reply = pb.StepReply(
                 done=answer.done,
                 nodes=refs_to_pb(answer.nodes),
-                fallback=refs_to_pb(answer.fallback),
+                owners=refs_to_pb(answer.owners),
             )
             if answer.predecessor is not None:
                 reply.predecessor.CopyFrom(ref_to_pb(answer.predecessor))
@@ -138,6 +144,17 @@ class ChordServicer(pb_grpc.ChordServicer):
 
     def Ping(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.NodeRef:
         return self._guarded(context, lambda: ref_to_pb(self.node.handle_ping()))
+
+    def GetMembers(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.MemberList:
+        def members() -> pb.MemberList:
+            return pb.MemberList(
+                members=[
+                    pb.Member(node=ref_to_pb(peer), age=age)
+                    for peer, age in self.node.handle_members()
+                ]
+            )
+
+        return self._guarded(context, members)
 
     def Leave(self, request: pb.LeaveRequest, context: grpc.ServicerContext) -> pb.Empty:
         def leave() -> pb.Empty:

@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="churn: departing peers leave gracefully instead of failing",
     )
+    parser.add_argument(
+        "--one-hop",
+        action="store_true",
+        help="failures, churn: peers keep the one-hop membership table (chord.membership)",
+    )
     parser.add_argument("--keys", type=int, nargs="+", help="load-balance: key counts")
     parser.add_argument(
         "--virtual-keys",
@@ -162,6 +167,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ex.Experim
                 lookups=10_000 if args.lookups is None else args.lookups,
                 progress=progress,
                 map_tasks=map_tasks,
+                one_hop=args.one_hop,
             )
         if args.experiment == "load-balance":
             return ex.load_balance(
@@ -191,6 +197,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ex.Experim
             check_every=args.check_every,
             graceful=args.graceful,
             progress=progress,
+            one_hop=args.one_hop,
         )
     finally:
         if pool is not None:

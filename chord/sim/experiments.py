@@ -22,6 +22,7 @@ from typing import TypeVar
 from chord.ids import MAX_BITS, Ring
 from chord.invariants import violations
 from chord.lookup import LookupFailed
+from chord.membership import DEFAULT_TTL
 from chord.node import ChordNode, JoinFailed
 from chord.placement import successor_index
 from chord.sim.network import SimNetwork
@@ -80,9 +81,16 @@ def _quiet(message: str) -> None:
 
 
 def _ideal_network(
-    nodes: int, successors: int, rng: SimRandom, bits: int = MAX_BITS
+    nodes: int,
+    successors: int,
+    rng: SimRandom,
+    bits: int = MAX_BITS,
+    one_hop: bool = False,
+    membership_ttl: float = DEFAULT_TTL,
 ) -> tuple[SimNetwork, list[ChordNode]]:
-    net = SimNetwork(Ring(bits), successors=successors)
+    net = SimNetwork(
+        Ring(bits), successors=successors, one_hop=one_hop, membership_ttl=membership_ttl
+    )
     return net, net.build_ideal(net.random_addresses(nodes, rng))
 
 
@@ -143,10 +151,10 @@ def path_length(
 
 
 # ------------------------------------------------------------------- failures
-def _failures_task(task: tuple[int, int, int, int, float, int]) -> Row:
-    nodes, successors, seed, index, fraction, lookups = task
+def _failures_task(task: tuple[int, int, int, int, float, int, bool]) -> Row:
+    nodes, successors, seed, index, fraction, lookups, one_hop = task
     rng = SimRandom(seed)
-    net, all_nodes = _ideal_network(nodes, successors, rng.fork(0))
+    net, all_nodes = _ideal_network(nodes, successors, rng.fork(0), one_hop=one_hop)
     crash_rng = rng.fork(index + 1)
     net.crash_fraction(fraction, crash_rng)
     live = [n for n in all_nodes if n.me.address in net.alive]
@@ -189,19 +197,20 @@ def failures(
     lookups: int = 10_000,
     progress: Progress = _quiet,
     map_tasks: MapTasks = _serial_map,
+    one_hop: bool = False,
 ) -> ExperimentResult:
     """A stable ring, stabilization stopped, a fraction p of peers failing at once,
     then lookups of random keys from random live peers. A lookup fails unless it
     returns the key's true live successor. Nothing is repaired during the lookups:
     peers do not even forget the dead fingers they run into. Each lookup confirms
     the owner it is given (a client would contact it) and falls back past dead ones."""
-    tasks = [(nodes, successors, seed, i, p, lookups) for i, p in enumerate(fractions)]
+    tasks = [(nodes, successors, seed, i, p, lookups, one_hop) for i, p in enumerate(fractions)]
     rows = []
     for row in map_tasks(_failures_task, tasks):
         rows.append(row)
         progress(f"failures: p={row['fail_fraction']} done")
     params = {"nodes": nodes, "successors": successors, "seed": seed,
-              "fractions": list(fractions), "lookups": lookups}  # fmt: skip
+              "fractions": list(fractions), "lookups": lookups, "one_hop": one_hop}  # fmt: skip
     return ExperimentResult("failures", params, rows)
 
 
@@ -280,6 +289,7 @@ class _Churn:
         node.stabilize()
         node.check_predecessor()
         node.fix_next_finger()
+        node.exchange_members()  # one-hop table (nothing without one)
         self.schedule(self.rng.uniform(*self.stabilize_range), "maintain", node)
 
     def join(self) -> None:
@@ -348,6 +358,7 @@ def churn(
     check_every: float = 100.0,
     graceful: bool = False,
     progress: Progress = _quiet,
+    one_hop: bool = False,
 ) -> ExperimentResult:
     """Peers join and fail (``graceful``: leave) as Poisson processes at ``rate`` per
     second each, every
@@ -357,7 +368,12 @@ def churn(
     rows: list[Row] = []
     for index, rate in enumerate(rates):
         rng = SimRandom(seed).fork(index)
-        net, initial = _ideal_network(nodes, successors, rng.fork(0))
+        # A one-hop entry lives as long as ~20 stabilization periods without news: real
+        # peers stabilize every 0.5 s and keep entries 120 s; here a period is 15-45 s.
+        ttl = 20 * sum(stabilize_range) / 2
+        net, initial = _ideal_network(
+            nodes, successors, rng.fork(0), one_hop=one_hop, membership_ttl=ttl
+        )
         run = _Churn(net, rng.fork(1), rate, stabilize_range, check_every, graceful)
         for node in initial:
             run.admit(node)
@@ -406,5 +422,5 @@ def churn(
         progress(f"churn: rate {rate}/s done at t={net.clock.now():.0f}s, {len(run.members)} peers")
     params = {"nodes": nodes, "successors": successors, "seed": seed, "rates": list(rates),
               "lookups": lookups, "stabilize_range": list(stabilize_range),
-              "check_every": check_every, "graceful": graceful}  # fmt: skip
+              "check_every": check_every, "graceful": graceful, "one_hop": one_hop}  # fmt: skip
     return ExperimentResult("churn", params, rows)

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from chord.ids import Ring
+from chord.membership import DEFAULT_TTL
 from chord.node import ChordNode
 from chord.node_ref import NodeRef
 from chord.placement import successor_index
@@ -50,6 +51,8 @@ class Counters:
 class SimNetwork:
     ring: Ring
     successors: int = 8
+    one_hop: bool = False  # peers keep the one-hop table (chord.membership)
+    membership_ttl: float = DEFAULT_TTL  # its entries' lifetime without news, seconds
     clock: VirtualClock = field(default_factory=VirtualClock)
     counters: Counters = field(default_factory=Counters)
     nodes: dict[str, ChordNode] = field(default_factory=dict)
@@ -72,6 +75,8 @@ class SimNetwork:
             SimTransport(self, address) if self.sides else self.transport,
             self.clock,
             successors=self.successors,
+            one_hop=self.one_hop,
+            membership_ttl=self.membership_ttl,
         )
         self.nodes[address] = node
         self.alive.add(address)
@@ -124,6 +129,11 @@ class SimNetwork:
             )
             predecessor = nodes[i - 1].me if count > 1 else None
             node.bootstrap(predecessor, successors, fingers)
+        if self.one_hop:
+            entries = [(n.me, 0.0) for n in nodes]
+            for node in nodes:
+                assert node.membership is not None
+                node.membership.merge(entries, self.clock.now())
         return nodes
 
     # ------------------------------------------------------------ observation
@@ -169,10 +179,12 @@ class SimTransport:
         self.network = network
         self.origin = origin
 
-    def find_successor_step(self, peer: NodeRef, key: int) -> StepAnswer:
+    def find_successor_step(
+        self, peer: NodeRef, key: int, exclude: frozenset[int] = frozenset(), /
+    ) -> StepAnswer:
         node = self.network.target(peer, self.origin)
         try:
-            return node.handle_step(key)
+            return node.handle_step(key, exclude)
         except NotReady as exc:
             raise PeerUnreachable(peer, str(exc)) from exc
 
@@ -201,6 +213,13 @@ class SimTransport:
         node = self.network.target(peer, self.origin)
         try:
             return node.handle_ping()
+        except NotReady as exc:
+            raise PeerUnreachable(peer, str(exc)) from exc
+
+    def get_members(self, peer: NodeRef) -> tuple[tuple[NodeRef, float], ...]:
+        node = self.network.target(peer, self.origin)
+        try:
+            return node.handle_members()
         except NotReady as exc:
             raise PeerUnreachable(peer, str(exc)) from exc
 

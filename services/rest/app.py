@@ -13,7 +13,8 @@ from services.log_limits import LogLimiter
 from services.rest import dashboard, files, peer, ring
 from services.rest.context import ApiContext
 from services.rest.errors import ApiError, error_response, from_exception, http_error
-from services.rest.health import fast_health
+from services.rest.fast_read import fast_small_reads
+from services.rest.health import WsgiApp, fast_health
 from services.rest.origin import refuse_cross_site
 from services.rest.params import strict_query
 
@@ -36,7 +37,10 @@ def create_app(target: ChordNode | ApiContext) -> Flask:
     app.before_request(refuse_cross_site)  # before any route, its token check included
     app.before_request(strict_query)  # every route: no parameter with invalid UTF-8
     app.after_request(dashboard.allow_cross_origin_reads)
-    app.wsgi_app = fast_health(app.wsgi_app, ctx.node)  # type: ignore[method-assign,assignment]
+    served: WsgiApp = app.wsgi_app
+    if ctx.peer is not None:
+        served = fast_small_reads(served, ctx.node, ctx.peer.files, ctx.peer.limits, ctx.metrics)
+    app.wsgi_app = fast_health(served, ctx.node)  # type: ignore[method-assign,assignment]
 
     @app.errorhandler(HTTPException)
     def flask_error(exc: HTTPException) -> WerkzeugResponse:

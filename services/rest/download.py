@@ -52,6 +52,11 @@ def requested_range(info: FileInfo) -> ByteRange | None:
         raise ApiError(416, str(exc), headers={"Content-Range": f"bytes */{info.size}"}) from None
 
 
+def sliced(data: bytes, offset: int, length: int | None) -> Generator[bytes, None, None]:
+    """A small file already in memory, as the body generator ``counted`` expects."""
+    yield data[offset : None if length is None else offset + length]
+
+
 def counted(chunks: Generator[bytes, None, None], metrics: PeerMetrics) -> Iterator[bytes]:
     """Pass the bytes on, counting them and the transfer; closing this (the HTTP server
     does when the client goes away) closes the fetch and its worker threads too."""

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from chord.ids import to_hex
 from chord.node import ChordNode
+from chord.node_ref import NodeRef
 from chord.placement import copies_wanted
 from services import overview
 from services.file_client import FileInfo
@@ -54,7 +55,14 @@ def blueprint(ctx: ApiContext, peer: PeerServices) -> Blueprint:
     def download_file() -> Any:
         name = name_param()
         require_joined(node)
-        info, having, _ = files.stat(name)
+        # A small file comes whole from its owner in one round trip; anything else (or
+        # an owner that cannot answer alone) takes the general path: stat the holders,
+        # then stream chunk ranges from them.
+        small = files.read_small(name)
+        if small is not None:
+            info, having = small[0], list[NodeRef]()
+        else:
+            info, having, _ = files.stat(name)
         headers = download.file_headers(info)
         if download.not_modified(info):
             return Response(status=304, headers=headers)
@@ -62,7 +70,11 @@ def blueprint(ctx: ApiContext, peer: PeerServices) -> Blueprint:
         offset, length = (span.start, span.length) if span else (0, None)
         slot = peer.limits.transfer(client_of(request))
         try:
-            chunks = download.counted(files.open(info, having, offset, length), ctx.metrics)
+            if small is not None:
+                body = download.sliced(small[1], offset, length)
+            else:
+                body = files.open(info, having, offset, length)
+            chunks = download.counted(body, ctx.metrics)
             response = download.file_response(info, span, slot.held_over(chunks), headers)
         except BaseException:
             slot.release()

@@ -37,11 +37,15 @@ def inline_health(node: ChordNode) -> Callable[[str, str], tuple[int, Headers, b
         if path != "/health" or method != "GET":
             return None
         body, status = (ok, 200) if node.joined else (busy, 503)
-        return status, [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"access-control-allow-origin", b"*"),  # as every GET (dashboard.py)
-        ], body
+        return (
+            status,
+            [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"access-control-allow-origin", b"*"),  # as every GET (dashboard.py)
+            ],
+            body,
+        )
 
     return answer
 

@@ -76,6 +76,18 @@ def blueprint(ctx: ApiContext) -> Blueprint:
             timeouts=found.timeouts,
         )
 
+    @routes.get("/members")
+    def members() -> Any:
+        if not node.joined:
+            raise ApiError(503, "this peer is joining or leaving the ring", "not-ready")
+        known = node.known_members()
+        return jsonify(
+            node=ref_json(node.me),
+            peers=[ref_json(p) for p in known],
+            count=len(known),
+            bits=node.ring.bits,
+        )
+
     if ctx.peer is not None:
         peer = ctx.peer
 

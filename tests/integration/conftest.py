@@ -88,7 +88,8 @@ def _leftover_peers(marker: str) -> list[int]:
 def no_peer_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Every peer these tests start keeps its data dir under the session's base temp
     dir, so any survivor is found by that path (and only ours are)."""
-    base = str(tmp_path_factory.getbasetemp())
+    # With the separator: "pytest-16" must not match another session's "pytest-163".
+    base = os.path.join(str(tmp_path_factory.getbasetemp()), "")
     yield
     leftovers = _leftover_peers(base)
     for pid in leftovers:

@@ -31,9 +31,9 @@ class SlowNode(ChordNode):
 
     gate = threading.Event()
 
-    def handle_step(self, key: int) -> StepAnswer:
+    def handle_step(self, key: int, exclude: frozenset[int] = frozenset()) -> StepAnswer:
         self.gate.wait(10)
-        return super().handle_step(key)
+        return super().handle_step(key, exclude)
 
 
 def start_peer(node_type: type[ChordNode], workers: int = 4, limit: int = 8) -> Iterator[str]:

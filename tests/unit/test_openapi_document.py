@@ -29,6 +29,7 @@ CONTRACT_OPERATIONS = {
     ("/finger_table", "get"),
     ("/lookup", "get"),
     ("/ring", "get"),
+    ("/members", "get"),
     ("/upload_file", "post"),
     ("/download_file", "get"),
     ("/download_file", "post"),

@@ -269,34 +269,60 @@ def test_empty_finger_table_offers_only_extra_peers() -> None:
 
 
 def test_handle_step_names_the_owner_only_as_the_keys_predecessor(five_r2: SimNetwork) -> None:
-    node9 = by_id(five_r2)[9]  # successors 20, 21; fingers 20 x4, 41 x2
+    node9 = by_id(five_r2)[9]  # successors 20, 21; fingers 20 x4, 41 x2; predecessor 61
     answer = node9.handle_step(20)  # in (9, 20]: 9 is the key's predecessor
     assert answer.done and ids_of(answer.nodes) == [20, 21]
     assert answer.predecessor is not None and answer.predecessor.id == 9
-    assert answer.fallback == ()
+    assert answer.owners == ()
     # Deeper in the successor list: 20 is asked next (it answers from its own, fresher
-    # list); the list's view of the owner comes along only as a fallback.
+    # list); the list's view of the owner comes along only as owner candidates.
     answer = node9.handle_step(21)
     assert not answer.done and ids_of(answer.nodes) == [20]
-    assert ids_of(answer.fallback) == [21]
+    assert ids_of(answer.owners) == [21]
+    assert answer.predecessor is not None and answer.predecessor.id == 61  # its own
     answer = node9.handle_step(50)  # beyond the list: closest known peers before 50
     assert not answer.done and ids_of(answer.nodes) == [41, 21, 20]
-    assert answer.fallback == ()
-    answer = node9.handle_step(9)  # its own ID: owned by itself, reached round the ring
-    assert not answer.done and ids_of(answer.nodes) == [41, 21, 20]
+    assert answer.owners == ()
+
+
+def test_handle_step_answers_for_its_own_range(five_r2: SimNetwork) -> None:
+    """A key in (predecessor, me] is the responder's own: it says so, naming itself,
+    its successors and its predecessor (how a verified lookup ends)."""
+    node9 = by_id(five_r2)[9]
+    for key in (62, 63, 0, 5, 9):  # (61, 9], across zero, its own ID included
+        answer = node9.handle_step(key)
+        assert answer.done and ids_of(answer.nodes) == [9, 20, 21], key
+        assert answer.predecessor is not None and answer.predecessor.id == 61
+
+
+def test_handle_step_leaves_out_excluded_peers(five_r2: SimNetwork) -> None:
+    """Peers the caller found dead are never offered, and the responder's nearest live
+    successor is reckoned without them."""
+    nodes = by_id(five_r2)
+    node9 = nodes[9]
+    dead20 = frozenset({nodes[20].me.id})
+    answer = node9.handle_step(50, dead20)
+    assert not answer.done and ids_of(answer.nodes) == [41, 21]
+    # Without 20, 9 is the predecessor of 21: it names the owner at once.
+    answer = node9.handle_step(21, dead20)
+    assert answer.done and ids_of(answer.nodes) == [21]
+    assert answer.predecessor is not None and answer.predecessor.id == 9
 
 
 def test_fallback_finds_the_live_owner_when_every_closer_peer_is_dead() -> None:
-    """The peer before a key still lists its crashed successor: once every peer known
-    to precede the key is found dead, the lookup takes the first live peer after it.
-    (r = 3, so 9 still lists a live successor, 41: the operating assumption holds.)"""
+    """The peer before a key still lists its crashed successors: a verified lookup asks
+    the entries from the key on, and the first live one, 41, told that its predecessor
+    21 is dead, answers as the owner with its own successors. Nothing before the key
+    is contacted. (r = 3, so 9 still lists a live successor: the operating assumption
+    holds.)"""
     net = build_ring(list(ADDRESSES), r=3)
     nodes = by_id(net)
     net.crash(nodes[20].me.address)
     net.crash(nodes[21].me.address)
     result = nodes[9].lookup(21, confirm_owner=True)
     assert result.owner.id == 41
-    assert result.timeouts >= 2
+    assert ids_of(result.successors) == [41, 61, 9, 20]  # 41's list: no stabilize yet
+    assert (result.hops, result.timeouts) == (1, 1)  # 21 dead, 41 answered
 
 
 # ------------------------------------------------------------------ lookups
@@ -556,7 +582,9 @@ def ref(ident: int) -> NodeRef:
 def test_hop_cap_stops_an_endless_chain_of_closer_peers() -> None:
     asked: list[int] = []
 
-    def always_one_closer(peer: NodeRef, key: int) -> StepAnswer:
+    def always_one_closer(
+        peer: NodeRef, key: int, exclude: frozenset[int] = frozenset()
+    ) -> StepAnswer:
         asked.append(peer.id)
         return StepAnswer(False, (ref(peer.id + 1),))
 
@@ -568,7 +596,9 @@ def test_hop_cap_stops_an_endless_chain_of_closer_peers() -> None:
 def test_local_step_does_not_count_as_a_hop() -> None:
     asked: list[int] = []
 
-    def always_one_closer(peer: NodeRef, key: int) -> StepAnswer:
+    def always_one_closer(
+        peer: NodeRef, key: int, exclude: frozenset[int] = frozenset()
+    ) -> StepAnswer:
         asked.append(peer.id)
         return StepAnswer(False, (ref(peer.id + 1),))
 
@@ -583,7 +613,7 @@ def test_backward_candidates_are_ignored() -> None:
     ends with "no live peer" after one question."""
     asked: list[int] = []
 
-    def backwards(peer: NodeRef, key: int) -> StepAnswer:
+    def backwards(peer: NodeRef, key: int, exclude: frozenset[int] = frozenset()) -> StepAnswer:
         asked.append(peer.id)
         return StepAnswer(False, (ref(20), ref(30), ref(40), ref(50), ref(10)))
 
@@ -598,7 +628,7 @@ def test_two_peers_naming_each_other_do_not_loop() -> None:
     asked: list[int] = []
     names = {10: ref(20), 20: ref(10)}
 
-    def ping_pong(peer: NodeRef, key: int) -> StepAnswer:
+    def ping_pong(peer: NodeRef, key: int, exclude: frozenset[int] = frozenset()) -> StepAnswer:
         asked.append(peer.id)
         return StepAnswer(False, (names[peer.id],))
 
@@ -610,7 +640,7 @@ def test_two_peers_naming_each_other_do_not_loop() -> None:
 def test_every_candidate_dead_fails_and_reports_each() -> None:
     dead: list[int] = []
 
-    def unreachable(peer: NodeRef, key: int) -> StepAnswer:
+    def unreachable(peer: NodeRef, key: int, exclude: frozenset[int] = frozenset()) -> StepAnswer:
         raise PeerUnreachable(peer)
 
     with pytest.raises(LookupFailed, match="2 unreachable"):
@@ -626,7 +656,7 @@ def test_every_candidate_dead_fails_and_reports_each() -> None:
 
 
 def test_done_answer_ends_the_lookup() -> None:
-    def answer(peer: NodeRef, key: int) -> StepAnswer:
+    def answer(peer: NodeRef, key: int, exclude: frozenset[int] = frozenset()) -> StepAnswer:
         if peer.id == 10:
             return StepAnswer(False, (ref(30), ref(20)))
         return StepAnswer(True, (ref(45), ref(50)))  # 30 knows: 45 owns the key
