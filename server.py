@@ -56,9 +56,11 @@ class StartupError(RuntimeError):
 
 def _is_tls_failure(reason: str) -> bool:
     """gRPC's words for a TLS handshake that failed (no or a foreign certificate, or
-    TLS spoken to a plaintext port or the reverse): retrying will not fix it."""
-    words = ("ssl", "handshake", "certificate", "tls")
-    return any(word in reason.lower() for word in words)
+    TLS spoken to a plaintext port or the reverse): retrying will not fix it. Not
+    "handshake" alone: a TCP connect that times out on a loaded machine reads "tcp
+    handshaker shutdown", and that one is worth retrying (a 128-peer start failed so)."""
+    text = reason.lower().replace("tcp handshaker", "")
+    return any(word in text for word in ("ssl", "tls", "certificate", "handshake"))
 
 
 def _is_http1(reason: str) -> bool:
