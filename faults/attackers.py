@@ -228,6 +228,16 @@ def _channel(forwarder: Forwarder) -> grpc.Channel:
     )
 
 
+def _close_streams(calls: Sequence[Any], channels: Sequence[grpc.Channel],
+                   forwarders: Sequence[Forwarder]) -> None:  # fmt: skip
+    for call in calls:
+        call.cancel()
+    for channel in channels:
+        channel.close()
+    for forwarder in forwarders:
+        forwarder.close()
+
+
 @contextlib.contextmanager
 def watch_streams(target: tuple[str, int], srcs: Sequence[str], count: int) -> Iterator[dict]:
     """``count`` open grpc.health.v1.Health/Watch streams (each reads the first answer;
@@ -250,12 +260,7 @@ def watch_streams(target: tuple[str, int], srcs: Sequence[str], count: int) -> I
         yield report
     finally:
         report["ended_by_peer"] = sum(not call.is_active() for call in calls)
-        for call in calls:
-            call.cancel()
-        for channel in channels:
-            channel.close()
-        for forwarder in forwarders:
-            forwarder.close()
+        _close_streams(calls, channels, forwarders)
 
 
 @contextlib.contextmanager
@@ -280,12 +285,7 @@ def stalled_fetches(target: tuple[str, int], srcs: Sequence[str], count: int,
     try:
         yield report
     finally:
-        for call in calls:
-            call.cancel()
-        for channel in channels:
-            channel.close()
-        for forwarder in forwarders:
-            forwarder.close()
+        _close_streams(calls, channels, forwarders)
 
 
 @contextlib.contextmanager
