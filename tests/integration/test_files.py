@@ -546,6 +546,9 @@ def test_a_holder_killed_during_an_upload_never_leads_to_a_partial_file(
         upload = PausingUpload(client, name, data, pause_at=size // 2).start()
         with pytest.raises(NotFound):  # half an upload is invisible
             client.get(name)
+        # The client paused half way; the bytes it sent may still be on their way to
+        # the victim's staging file (polled, so a loaded machine does not kill too early).
+        wait_for(lambda victim=victim: bool(tmp_entries(victim)), 10)
         ring.kill(victim)
         victims.append((victim, tmp_entries(victim)))
         assert victims[-1][1], f"[seed {seed}] {victim.address} had no upload in progress"
