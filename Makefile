@@ -26,7 +26,7 @@ export MALLOC_ARENA_MAX := 1
 .PHONY: help install system-packages run lint test test-containers faults bench clean
 
 help:
-	@echo "make install  .venv + deps, protobuf code, npm ci (newman), chromium, fuse3, rsync (apt)"
+	@echo "make install  .venv + deps, protobuf code, npm ci (newman), chromium, fuse3, rsync, litmus, rclone (apt)"
 	@echo "make run      start a local ring of 4 peers"
 	@echo "make lint     ruff + mypy"
 	@echo "make test     lint, then pytest (extra args: PYTEST_ARGS='-k foo')"
@@ -44,12 +44,16 @@ install: $(STAMP) $(PB2) $(NODE_STAMP) system-packages
 #              Chromium; Playwright's own browser download needs the internet)
 #   fuse3    - `client.py mount` (fusermount3 and libfuse3; mfusepy is in pyproject)
 #   rsync    - the mount's tests copy a tree into it with `rsync -a`, as users do
+#   litmus   - the WebDAV conformance suite, run against a live ring
+#   rclone   - a WebDAV client: copy, check and mount the ring's /dav/ share
 CHROMIUM ?= /usr/bin/chromium
 system-packages:
 	@missing=""; \
 	[ -x "$(CHROMIUM)" ] || missing="$$missing chromium"; \
 	command -v fusermount3 >/dev/null || missing="$$missing fuse3"; \
 	command -v rsync >/dev/null || missing="$$missing rsync"; \
+	command -v litmus >/dev/null || missing="$$missing litmus"; \
+	command -v rclone >/dev/null || missing="$$missing rclone"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages:$$missing"; \
@@ -60,7 +64,7 @@ system-packages:
 	    || echo "warning: apt-get could not install$$missing; the tests needing them will skip"; \
 	else \
 	    echo "note: missing Debian packages:$$missing (sudo apt-get install$$missing);" \
-	         "the dashboard's browser tests and/or (some of) the mount tests will skip"; \
+	         "the dashboard's browser, mount or WebDAV client tests that need them will skip"; \
 	fi
 
 $(PY):

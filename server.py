@@ -23,6 +23,7 @@ from config.settings import API_PORT_OFFSET, ConfigError, Settings
 from proto.files_pb2 import DESCRIPTOR as FILES_DESCRIPTOR
 from proto.files_pb2_grpc import add_FilesServicer_to_server
 from services.admission import SLOW, AddressCheck
+from services.dav.options import DavOptions
 from services.faults import injector_for
 from services.file_client import FileClient
 from services.file_servicer import FilesServicer
@@ -246,6 +247,12 @@ class Peer:
                     max_total=settings.http_transfer_workers,
                 ),
                 spool_dir=uploads,
+                webdav=DavOptions(
+                    properties=Path(settings.resolved_data_dir) / "dav-properties",
+                    store_macos_metadata=settings.webdav_macos_files == "store",
+                )
+                if settings.webdav
+                else None,
             )
             context = ApiContext(
                 self.node,

@@ -3,6 +3,7 @@
     python -m bench.transfer                 # 256 MiB file, 4 peers, k = 3
     python -m bench.transfer --size-mib 1024 # peak RSS during a 1 GiB transfer
     python -m bench.transfer --via rest      # through a peer's REST API (bench/rest_transfer.py)
+    python -m bench.transfer --via dav       # WebDAV PUT/GET against REST (bench/dav_transfer.py)
 
 Baselines, measured in the same run: Python sockets, sendall / recv_into with 1 MiB
 buffers, sender and receiver in separate processes (the ratios' denominator); a bare gRPC
@@ -32,6 +33,7 @@ from pathlib import Path
 import grpc
 from tabulate import tabulate
 
+from bench.dav_transfer import measure_dav
 from bench.rest_transfer import measure_rest
 from chord.placement import holders_of, successor_index
 from services.file_client import FileClient, remote_client
@@ -247,13 +249,17 @@ def main() -> None:
         "/dev/shm takes the shared disk out of the measurement)",
     )
     parser.add_argument(
-        "--via", choices=("grpc", "rest"), default="grpc",
-        help="grpc: a client beside the ring (default); rest: through one peer's REST API",
+        "--via", choices=("grpc", "rest", "dav"), default="grpc",
+        help="grpc: a client beside the ring (default); rest: through one peer's REST API; "
+        "dav: WebDAV PUT and GET against REST upload and download, same ring, same run",
     )  # fmt: skip
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     size = args.size_mib * MIB
-    if args.via == "rest":
+    if args.via == "dav":
+        result = measure_dav(size, args.peers, args.replicas, args.data_root, MALLOC)
+        targets = "dav_put_ratio >= 0.8, dav_get_ratio >= 0.8 (each against REST, same run)"
+    elif args.via == "rest":
         raw = max(raw_tcp_mb_s(min(size, 256 * MIB)) for _ in range(2))
         result = measure_rest(size, args.peers, args.replicas, args.data_root, raw, MALLOC)
         targets = "rest_download_ratio >= 0.35, rest_upload_ratio >= 0.12, health_ratio >= 0.6"

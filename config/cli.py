@@ -72,6 +72,10 @@ _VALUE_FLAGS: dict[str, tuple[str, str]] = {
         "bearer token for POST /shutdown (default: generated into DATA_DIR/admin_token)",
     ),
     "max_upload_mib": ("MIB", "largest file a REST upload may carry, in MiB (default 10240)"),
+    "webdav_macos_files": (
+        "POLICY",
+        "refuse|store macOS' ._* and .DS_Store files written over WebDAV (default refuse)",
+    ),
     "fault_rules": (
         "RULES",
         "TESTING ONLY: inject delays/drops/failures into RPCs (JSON or compact rules; "
@@ -160,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default on; --no-one-hop: fingers and successor lists only)",
     )
     parser.add_argument(
+        "--webdav",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="serve the ring over WebDAV at http://HOST:API_PORT/dav/ (default on)",
+    )
+    parser.add_argument(
         "--insecure",
         action="store_const",
         const=True,
@@ -207,6 +217,7 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> CliOptions:
     overrides["menu"] = args.menu
     overrides["insecure"] = args.insecure
     overrides["one_hop"] = args.one_hop
+    overrides["webdav"] = args.webdav
     if args.local_ring is not None:
         # The launcher picks each peer's address and has them join one another, so a
         # join from the environment or the file must not get in the way ('' means None).

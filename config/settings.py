@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 ENV_PREFIX = "CHORD_"
+MACOS_FILES = ("refuse", "store")
 CONFIG_ENV = "CHORD_CONFIG"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 API_PORT_OFFSET = 10000
@@ -69,6 +70,8 @@ class Settings:
     repair_interval: float = 5.0  # seconds between anti-entropy / migration rounds
     merge_interval: float = 5.0  # seconds between checks for another ring to merge with
     one_hop: bool = True  # keep the whole membership and route to a key's owner directly
+    webdav: bool = True  # serve the ring over WebDAV at http://HOST:API_PORT/dav/
+    webdav_macos_files: str = "refuse"  # refuse|store macOS' ._* and .DS_Store over WebDAV
     # Secrets are left out of repr(), so logging a Settings never shows them.
     # api_token: bearer token uploads/deletes need; None = open.
     api_token: str | None = dataclasses.field(default=None, repr=False)
@@ -301,6 +304,12 @@ def validate(settings: Settings, sources: Mapping[str, str] | None = None) -> Se
             "advertise_host",
             f"the bind host {host} is not an address other peers can reach; "
             "pass --advertise-host <reachable IP or name>",
+        )
+
+    if settings.webdav_macos_files not in MACOS_FILES:
+        fail(
+            "webdav_macos_files",
+            f"must be one of {'|'.join(MACOS_FILES)}, got {settings.webdav_macos_files!r}",
         )
 
     level = settings.log_level.strip().lower()

@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from chord.node import ChordNode
+from services.dav import app as dav
 from services.log_limits import LogLimiter
 from services.rest import dashboard, files, peer, ring
 from services.rest.context import ApiContext
@@ -40,7 +41,10 @@ def create_app(target: ChordNode | ApiContext) -> Flask:
     served: WsgiApp = app.wsgi_app
     if ctx.peer is not None:
         served = fast_small_reads(served, ctx.node, ctx.peer.files, ctx.peer.limits, ctx.metrics)
-    app.wsgi_app = fast_health(served, ctx.node)  # type: ignore[method-assign,assignment]
+    served = fast_health(served, ctx.node)
+    if ctx.peer is not None and ctx.peer.webdav is not None:
+        served = dav.mount(served, dav.build(ctx.node, ctx.peer, ctx.peer.webdav))
+    app.wsgi_app = served  # type: ignore[method-assign,assignment]
 
     @app.errorhandler(HTTPException)
     def flask_error(exc: HTTPException) -> WerkzeugResponse:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from chord.lookup import LookupResult
 from chord.node import ChordNode
+from services.dav.options import DavOptions
 from services.file_client import FileClient
 from services.grpc_transport import GrpcTransport
 from services.replication import Replicator
@@ -38,6 +39,7 @@ class PeerServices:
     # Uploads whose fields follow the file part are held here (None: the system's temp
     # dir); server.py uses <data dir>/uploads and empties it at start.
     spool_dir: Path | None = None
+    webdav: DavOptions | None = None  # the /dav/ share; None: not served
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ preflighted cross-site write fails in the browser too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from flask import request
@@ -31,16 +32,32 @@ SAME = frozenset({"same-origin", "none"})  # "none": typed by the user, a bookma
 
 def refuse_cross_site() -> None:
     """``before_request`` hook: raise 403 for a state-changing cross-site request."""
-    if request.method in SAFE_METHODS:
-        return
-    site = request.headers.get("Sec-Fetch-Site")
+    why = cross_site(request.method, request.headers.get, request.host)
+    if why is not None:
+        raise ApiError(403, refusal(request.method, why))
+
+
+def cross_site(method: str, header: Callable[[str], str | None], host: str | None) -> str | None:
+    """Why a state-changing request comes from a page of another origin, else None
+    (also used by the WebDAV gate, which runs outside Flask)."""
+    if method in SAFE_METHODS:
+        return None
+    site = header("Sec-Fetch-Site")
     if site is not None:
         if site.strip().lower() not in SAME:
-            raise _refused(f"the browser says it comes from a page of another origin ({site})")
-        return
-    origin = request.headers.get("Origin")
-    if origin is not None and _netloc(origin) != (request.host or "").lower():
-        raise _refused(f"it comes from a page of {origin!r}")
+            return f"the browser says it comes from a page of another origin ({site})"
+        return None
+    origin = header("Origin")
+    if origin is not None and _netloc(origin) != (host or "").lower():
+        return f"it comes from a page of {origin!r}"
+    return None
+
+
+def refusal(method: str, why: str) -> str:
+    return (
+        f"cross-site {method} refused: {why}; only this peer's own pages, or "
+        "clients that are not browsers, may change things here"
+    )
 
 
 def _netloc(origin: str) -> str | None:
@@ -50,11 +67,3 @@ def _netloc(origin: str) -> str | None:
     except ValueError:
         return None
     return parts.netloc.lower() if parts.scheme in ("http", "https") and parts.netloc else None
-
-
-def _refused(why: str) -> ApiError:
-    return ApiError(
-        403,
-        f"cross-site {request.method} refused: {why}; only this peer's own pages, or "
-        "clients that are not browsers, may change things here",
-    )

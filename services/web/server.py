@@ -19,6 +19,7 @@ from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field, replace
 
+from services.dav.options import is_dav_path
 from services.web.connection import Connection
 from services.web.limits import ConnectionTable, HttpLimits
 from services.web.wsgi import WsgiApp
@@ -88,7 +89,8 @@ class Core:
         self.transfers = WorkerPool("transfer", self.limits.transfer_workers, self.limits.queue)
 
     def pool_for(self, path: str) -> WorkerPool:
-        return self.transfers if path in TRANSFER_PATHS else self.small
+        # WebDAV: any request may move a file's bytes (GET, PUT, COPY, MOVE).
+        return self.transfers if path in TRANSFER_PATHS or is_dav_path(path) else self.small
 
     def sweep(self) -> None:
         now = time.monotonic()

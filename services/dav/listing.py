@@ -1,0 +1,141 @@
+"""The ring's names as a folder tree, for PROPFIND and for telling folders from files.
+
+Until folders are records in the ring (the issue on disks and folders), a folder exists
+when a file's name lies below it (``a/b`` for ``a/b/c.txt``) or when a WebDAV client made
+it with MKCOL on this peer. The second kind is kept here, in memory, like the FUSE mount
+keeps the folders made through it: another peer does not see an empty folder until a
+file is stored in it, and a restart forgets it (docs/webdav.md says so).
+
+The file list comes from a ring walk (every peer's listing, newest version per name),
+kept for ``ttl`` seconds: a PROPFIND of a folder does not walk the ring each time, and
+what this peer writes itself is applied to the kept copy at once, so a client that
+writes here and lists here sees its own writes. A file written through another peer
+appears within ``ttl``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from services.file_client import FileInfo
+
+MAX_MADE_FOLDERS = 10_000  # empty folders kept in memory; MKCOL beyond this: 507
+
+
+class TooManyFolders(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a path is: a file (its newest version) or a folder (info None)."""
+
+    path: str  # ring name, '' for the root
+    info: FileInfo | None
+
+    @property
+    def is_folder(self) -> bool:
+        return self.info is None
+
+
+def parent(name: str) -> str:
+    return name.rsplit("/", 1)[0] if "/" in name else ""
+
+
+def leaf(name: str) -> str:
+    return name.rsplit("/", 1)[-1]
+
+
+def ancestors(name: str) -> Iterable[str]:
+    """'a/b/c' -> 'a/b', 'a' (not the root '')."""
+    while "/" in name:
+        name = name.rsplit("/", 1)[0]
+        yield name
+
+
+class RingListing:
+    """A kept snapshot of the ring's live files plus the folders made here. Thread-safe:
+    one lock guards the snapshot and the folder set; the ring walk runs outside it."""
+
+    def __init__(
+        self, walk: Callable[[], list[FileInfo]], ttl: float, clock: Callable[[], float]
+    ) -> None:
+        self._walk, self._ttl, self._clock = walk, ttl, clock
+        self._lock = threading.Lock()
+        self._files: dict[str, FileInfo] = {}  # guarded by _lock
+        self._folders: set[str] = set()  # implied by file names; guarded by _lock
+        self._made: set[str] = set()  # made by MKCOL here; guarded by _lock
+        self._taken = float("-inf")  # when _files was walked; guarded by _lock
+        self._refreshing = threading.Lock()  # one walk at a time
+
+    # ------------------------------------------------------------------- reading
+    def _fresh(self) -> None:
+        if self._clock() - self._taken < self._ttl:
+            return
+        with self._refreshing:
+            if self._clock() - self._taken < self._ttl:
+                return  # another thread walked while this one waited
+            started = self._clock()
+            walked = self._walk()
+            with self._lock:
+                self._files = {info.name: info for info in walked}
+                self._folders = {a for name in self._files for a in ancestors(name)}
+                self._taken = started
+
+    def file(self, name: str) -> FileInfo | None:
+        self._fresh()
+        with self._lock:
+            return self._files.get(name)
+
+    def is_folder(self, name: str) -> bool:
+        if name == "":
+            return True
+        self._fresh()
+        with self._lock:
+            return name in self._folders or name in self._made
+
+    def children(self, folder: str) -> list[Entry]:
+        """The files and folders directly in ``folder``, by name."""
+        self._fresh()
+        prefix = folder + "/" if folder else ""
+        with self._lock:
+            files = [
+                Entry(name, info)
+                for name, info in self._files.items()
+                if name.startswith(prefix) and "/" not in name[len(prefix) :]
+            ]
+            folders = {
+                name
+                for name in self._folders | self._made
+                if name.startswith(prefix) and name and "/" not in name[len(prefix) :]
+            }
+        names = {entry.path for entry in files}
+        entries = files + [Entry(name, None) for name in folders if name not in names]
+        return sorted(entries, key=lambda entry: entry.path)
+
+    # ------------------------------------------------------------------- writing
+    def stored(self, info: FileInfo) -> None:
+        with self._lock:
+            self._files[info.name] = info
+            self._folders.update(ancestors(info.name))
+
+    def deleted(self, name: str) -> None:
+        with self._lock:
+            self._files.pop(name, None)
+            self._folders = {a for n in self._files for a in ancestors(n)}
+
+    def make_folder(self, name: str) -> None:
+        with self._lock:
+            if len(self._made) >= MAX_MADE_FOLDERS:
+                raise TooManyFolders(
+                    f"this peer keeps at most {MAX_MADE_FOLDERS} empty folders in memory"
+                )
+            self._made.add(name)
+            self._made.update(ancestors(name))
+
+    def forget_folder(self, name: str) -> None:
+        """The folder and every folder below it are no longer made here."""
+        with self._lock:
+            self._made = {f for f in self._made if f != name and not f.startswith(name + "/")}
