@@ -15,11 +15,14 @@ appears within ``ttl``.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from services.file_client import FileInfo
+
+log = logging.getLogger("chord.dav")
 
 MAX_MADE_FOLDERS = 10_000  # empty folders kept in memory; MKCOL beyond this: 507
 
@@ -57,32 +60,71 @@ def ancestors(name: str) -> Iterable[str]:
 
 class RingListing:
     """A kept snapshot of the ring's live files plus the folders made here. Thread-safe:
-    one lock guards the snapshot and the folder set; the ring walk runs outside it."""
+    one lock guards the snapshot, the folder sets and the log of own writes; the ring
+    walk runs outside it.
+
+    Only the first use waits for a walk. Later, a snapshot older than ``ttl`` is still
+    answered from while one background walk replaces it (a burst of PUTs never waits for
+    a walk). A walk that started before one of this peer's own writes ended would undo
+    it, so own writes are logged with their time and applied again over every walk that
+    started before them."""
 
     def __init__(
-        self, walk: Callable[[], list[FileInfo]], ttl: float, clock: Callable[[], float]
+        self,
+        walk: Callable[[], list[FileInfo]],
+        ttl: float,
+        clock: Callable[[], float],
+        start: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
+        """``start`` runs a background walk (default: a daemon thread); tests pass a
+        function that runs it at once."""
         self._walk, self._ttl, self._clock = walk, ttl, clock
+        self._start = start or _in_thread
         self._lock = threading.Lock()
         self._files: dict[str, FileInfo] = {}  # guarded by _lock
         self._folders: set[str] = set()  # implied by file names; guarded by _lock
         self._made: set[str] = set()  # made by MKCOL here; guarded by _lock
-        self._taken = float("-inf")  # when _files was walked; guarded by _lock
-        self._refreshing = threading.Lock()  # one walk at a time
+        self._own: list[tuple[float, str, FileInfo | None]] = []  # own writes; _lock
+        self._taken: float | None = None  # when _files was walked; guarded by _lock
+        self._walking = False  # a background walk is running; guarded by _lock
+        self._first = threading.Lock()  # the first walk, which callers wait for
 
     # ------------------------------------------------------------------- reading
     def _fresh(self) -> None:
-        if self._clock() - self._taken < self._ttl:
-            return
-        with self._refreshing:
-            if self._clock() - self._taken < self._ttl:
-                return  # another thread walked while this one waited
-            started = self._clock()
-            walked = self._walk()
+        with self._lock:
+            taken, walking = self._taken, self._walking
+            stale = taken is not None and self._clock() - taken >= self._ttl
+            if stale and not walking:
+                self._walking = True
+        if taken is None:
+            with self._first:  # one walk for every caller arriving before it is done
+                if self._taken is None:
+                    self._refresh()
+        elif stale and not walking:
+            self._start(self._background)
+
+    def _background(self) -> None:
+        try:
+            self._refresh()
+        except Exception:  # the kept snapshot stays; the next use retries
+            log.warning("the ring listing for WebDAV could not be refreshed", exc_info=True)
+        finally:
             with self._lock:
-                self._files = {info.name: info for info in walked}
-                self._folders = {a for name in self._files for a in ancestors(name)}
-                self._taken = started
+                self._walking = False
+
+    def _refresh(self) -> None:
+        started = self._clock()
+        walked = {info.name: info for info in self._walk()}
+        with self._lock:
+            self._own = [entry for entry in self._own if entry[0] >= started]
+            for _, name, info in self._own:  # own writes the walk may have missed
+                if info is None:
+                    walked.pop(name, None)
+                else:
+                    walked[name] = info
+            self._files = walked
+            self._folders = {a for name in walked for a in ancestors(name)}
+            self._taken = started
 
     def file(self, name: str) -> FileInfo | None:
         self._fresh()
@@ -118,13 +160,15 @@ class RingListing:
     # ------------------------------------------------------------------- writing
     def stored(self, info: FileInfo) -> None:
         with self._lock:
+            self._own.append((self._clock(), info.name, info))
             self._files[info.name] = info
             self._folders.update(ancestors(info.name))
 
     def deleted(self, name: str) -> None:
         with self._lock:
-            self._files.pop(name, None)
-            self._folders = {a for n in self._files for a in ancestors(n)}
+            self._own.append((self._clock(), name, None))
+            if self._files.pop(name, None) is not None:
+                self._folders = {a for n in self._files for a in ancestors(n)}
 
     def make_folder(self, name: str) -> None:
         with self._lock:
@@ -139,3 +183,7 @@ class RingListing:
         """The folder and every folder below it are no longer made here."""
         with self._lock:
             self._made = {f for f in self._made if f != name and not f.startswith(name + "/")}
+
+
+def _in_thread(run: Callable[[], None]) -> None:
+    threading.Thread(target=run, name="dav-listing", daemon=True).start()

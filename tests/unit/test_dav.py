@@ -58,7 +58,7 @@ def test_listing_is_walked_once_per_ttl_and_applies_own_writes_at_once() -> None
         walks.append(1)
         return [info("x/one.txt")]
 
-    listing = RingListing(walk, 2.0, clock)
+    listing = RingListing(walk, 2.0, clock, start=lambda run: run())
     listing.children("")
     listing.is_folder("x")
     assert len(walks) == 1
@@ -69,6 +69,30 @@ def test_listing_is_walked_once_per_ttl_and_applies_own_writes_at_once() -> None
     clock.now = 2.5
     assert listing.file("x/one.txt") is not None  # walked again: the ring has it
     assert len(walks) == 2
+
+
+def test_a_walk_that_started_before_an_own_write_does_not_undo_it() -> None:
+    """The walk reads the ring, then this peer stores and deletes names, then the walk's
+    result arrives: the listing keeps the writes."""
+    clock = Clock()
+    pending: list[Any] = []
+    ring = [info("old.txt"), info("gone.txt")]
+
+    def walk() -> list[FileInfo]:
+        seen = list(ring)
+        clock.now += 0.5  # the walk takes time; own writes happen meanwhile
+        listing.stored(info("new.txt"))
+        listing.deleted("gone.txt")
+        return seen
+
+    listing = RingListing(walk, 2.0, clock, start=pending.append)
+    assert {e.path for e in listing.children("")} == {"old.txt", "new.txt"}
+    clock.now = 10.0
+    ring[:] = [info("old.txt"), info("gone.txt")]
+    listing.children("")  # stale: answered from the kept snapshot, a walk is started
+    assert len(pending) == 1
+    pending.pop()()
+    assert {e.path for e in listing.children("")} == {"old.txt", "new.txt"}
 
 
 def test_listing_bounds_the_folders_it_keeps() -> None:
