@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from wsgidav.dir_browser import WsgiDavDirBrowser
 from wsgidav.error_printer import ErrorPrinter
 from wsgidav.prop_man.property_manager import PropertyManager, ShelvePropertyManager
 from wsgidav.request_resolver import RequestResolver
@@ -68,7 +69,17 @@ def dav_app(dav: RingDav, properties: Path | None) -> WsgiApp:
         "provider_mapping": {PREFIX: dav},
         "lock_storage": True,  # in memory, on this peer
         "property_manager": props,
-        "middleware_stack": [ErrorPrinter, RequestResolver],  # the gate authenticates
+        # The gate authenticates; the dir browser answers a browser's GET of a folder.
+        "middleware_stack": [ErrorPrinter, WsgiDavDirBrowser, RequestResolver],
+        "dir_browser": {
+            "enable": True,
+            "davmount": False,
+            "ms_sharepoint_support": False,
+            "libre_office_support": False,
+            "show_user": False,
+            "icon": True,
+            "response_trailer": "Chord ring — WebDAV share",
+        },
         "block_size": BLOCK_SIZE,
         "verbose": 1,
         "logging": {"enable": False},  # our handlers (the peer's short ID in every line)

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PREFIX = "/dav"  # the share's path on the REST port
+ASSETS = "/:dir_browser/"  # the folder pages' stylesheet, script and icons (wsgidav's)
 
 
 def is_dav_path(path: str) -> bool:
-    return path == PREFIX or path.startswith(PREFIX + "/")
+    return path == PREFIX or path.startswith((PREFIX + "/", ASSETS))
 
 
 @dataclass(frozen=True)

@@ -274,3 +274,18 @@ def test_empty_file_and_folder_listing(drive: Drive, tmp_path: Path) -> None:
     drive.absent("listing/empty.txt")
     drive.absent("listing/rest.txt")
     assert drive.curl("-X", "PROPFIND", "-H", "Depth: 0", drive.url + "listing/")[0] == 404
+
+
+def test_a_browser_gets_a_folder_page_with_its_assets(drive: Drive, tmp_path: Path) -> None:
+    page = tmp_path / "page.txt"
+    page.write_bytes(b"shown in the folder page\n")
+    assert drive.curl("-X", "MKCOL", drive.url + "browse")[0] == 201
+    assert drive.curl("-T", str(page), drive.url + "browse/page.txt")[0] == 201
+    status, html = drive.curl("-H", "Accept: text/html", drive.url + "browse/", token=False)
+    assert status == 200 and "page.txt" in html and "<html" in html.lower(), html[:500]
+    assets = re.findall(r'(?:href|src)="(/:dir_browser/[^"]+)"', html)
+    assert assets, html[:800]
+    base = drive.url.removesuffix("/dav/")
+    for asset in assets:
+        status_only = run("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", base + asset)
+        assert status_only.stdout == "200", asset
