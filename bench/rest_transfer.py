@@ -9,6 +9,7 @@ load generator and the same number of server threads.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import subprocess
@@ -19,6 +20,7 @@ import urllib.parse
 import uuid
 from pathlib import Path
 
+from bench.nginx import curl_download_mb_s, curl_upload, nginx_serving
 from services.launcher import LocalRing, free_port
 
 MIB = 1 << 20
@@ -133,14 +135,35 @@ def download(host: str, port: int, name: str) -> tuple[int, str]:
     return total, response.getheader("X-Content-SHA256") or ""
 
 
+def write_payload(path: Path, pieces: list[bytes], size: int) -> str:
+    """The benchmark's file on disk (for curl and nginx); its SHA-256."""
+    digest = hashlib.sha256()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as out:
+        sent = 0
+        while sent < size:
+            piece = pieces[(sent // MIB) % len(pieces)][: size - sent]
+            out.write(piece)
+            digest.update(piece)
+            sent += len(piece)
+    return digest.hexdigest()
+
+
 def measure_rest(
     size: int, peers: int, copies: int, data_root: str | None, raw: float, env: dict[str, str]
 ) -> dict[str, float]:
+    """curl against the peers and against nginx serving the same file from the same place
+    (the data root), in one run; REST downloads from a peer holding a copy and from the
+    one peer that holds none."""
     hello = hello_waitress_per_s()
     pieces = [bytes([i]) * MIB for i in range(1, 17)]
     with tempfile.TemporaryDirectory(prefix="bench-rest-", dir=data_root) as workdir:
+        www = Path(workdir) / "www"
+        sha = write_payload(www / "big.bin", pieces, size)
+        with nginx_serving(www) as nginx_port:
+            nginx = curl_download_mb_s(f"http://127.0.0.1:{nginx_port}/big.bin", size)
         ring = LocalRing(
-            Path(workdir),
+            Path(workdir) / "ring",
             extra_args=("--replicas", str(copies), "--log-level", "warning"),
             env=env,
         )
@@ -148,28 +171,35 @@ def measure_rest(
             first = ring.start_ring(peers)[0]
             host, port = first.host, first.api_port
             health = requests_per_s(host, port, "/health")
-
-            begin = time.perf_counter()
-            stored = upload(host, port, "bench/rest.bin", pieces, size)
-            upload_s = time.perf_counter() - begin
-            begin = time.perf_counter()
-            received, sha = download(host, port, "bench/rest.bin")
-            download_s = time.perf_counter() - begin
-            if received != size or sha != stored.get("sha256"):
-                raise RuntimeError(f"download returned {received} B, sha {sha}; stored {stored}")
+            upload_mb_s, answer = curl_upload(
+                f"http://{host}:{port}/upload_file", www / "big.bin", "bench/rest.bin"
+            )
+            stored = json.loads(answer)
+            if stored.get("sha256") != sha:
+                raise RuntimeError(f"stored {stored}, expected sha256 {sha}")
+            holding = {h["api"] for h in stored["holders"]}
+            holder = next(p for p in ring.peers if f"{p.host}:{p.api_port}" in holding)
+            others = [p for p in ring.peers if f"{p.host}:{p.api_port}" not in holding]
+            query = "/download_file?" + urllib.parse.urlencode({"name": "bench/rest.bin"})
+            from_holder = curl_download_mb_s(f"{holder.api_url}{query}", size)
+            from_other = (
+                curl_download_mb_s(f"{others[0].api_url}{query}", size) if others else 0.0
+            )
             rss = max(p.memory_mib("VmHWM") for p in ring.peers)
         finally:
             ring.close()
-    mb = size / 1e6
     return {
         "size_mib": size / MIB,
         "peers": peers,
         "copies": copies,
         "raw_tcp_mb_s": raw,
-        "rest_upload_mb_s": mb / upload_s,
-        "rest_upload_ratio": mb / upload_s / raw,
-        "rest_download_mb_s": mb / download_s,
-        "rest_download_ratio": mb / download_s / raw,
+        "nginx_curl_mb_s": nginx,
+        "rest_upload_mb_s": upload_mb_s,
+        "rest_upload_ratio": upload_mb_s / raw,
+        "rest_download_holder_mb_s": from_holder,
+        "rest_download_holder_vs_nginx": from_holder / nginx,
+        "rest_download_other_mb_s": from_other,
+        "rest_download_other_vs_nginx": from_other / nginx,
         "hello_waitress_req_s": hello,
         "health_req_s": health,
         "health_ratio": health / hello,

@@ -33,7 +33,7 @@ from services.file_servicer import meta_to_pb
 from services.file_write import TwoPhaseWrite, status_of
 from services.grpc_transport import ChannelPool, GrpcTransport
 from services.small_read import SMALL_FILE, LocalReads, intact
-from services.storage import FileRecord, StorageEngine
+from services.storage import FileRecord, StorageEngine, StorageError
 
 SEGMENT_CHUNKS = 8  # chunks per parallel download task (8 MiB: read-ahead stays bounded)
 DEADLINE = grpc.StatusCode.DEADLINE_EXCEEDED
@@ -364,7 +364,31 @@ class FileClient:
         end = info.size if length is None else min(info.size, offset + length)
         if not 0 <= offset <= info.size or end < offset:
             raise ValueError(f"range {offset}+{length} is outside {info.size} bytes")
+        if self.local is not None and self.local.me in having:
+            record = self.local.copy_of(info.name, info.version, info.sha256)
+            if record is not None:
+                others = [peer for peer in having if peer != self.local.me]
+                return self._local_stream(record, info, others, offset, end)
         return self._stream(info, having, offset, end)
+
+    def _local_stream(
+        self, record: FileRecord, info: FileInfo, others: list[NodeRef], offset: int, end: int
+    ) -> Generator[bytes, None, None]:
+        """Our own copy, read from storage with no gRPC hop (each chunk verified before it
+        is yielded). If a chunk turns out damaged (now marked for repair) or the version
+        was replaced under us, the rest comes from the other holders, from the first byte
+        not yet yielded."""
+        assert self.local is not None
+        position = offset
+        try:
+            for piece in self.local.stream(record, offset, end):
+                position += len(piece)
+                yield piece
+            return
+        except StorageError:  # CorruptData too
+            if not others:
+                raise Unavailable(f"the only copy of {info.name!r} here is damaged") from None
+        yield from self._stream(info, others, position, end)
 
     def _stream(
         self, info: FileInfo, having: list[NodeRef], offset: int, end: int

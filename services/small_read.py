@@ -19,7 +19,7 @@ within ``repair_interval``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from chord.node import ChordNode
@@ -79,6 +79,19 @@ class LocalReads:
 
     def owners(self, key: int, count: int = 2) -> tuple[NodeRef, ...]:
         return self.node.owner_candidates(key, count)
+
+    def copy_of(self, name: str, version: int, sha256: str) -> FileRecord | None:
+        """This peer's live, undamaged copy of exactly that version, if it holds one."""
+        record = self.engine.get(name)
+        if record is None or record.deleted or record.damaged:
+            return None
+        return record if (record.version, record.sha256) == (version, sha256) else None
+
+    def stream(self, record: FileRecord, offset: int, end: int) -> Iterator[bytes]:
+        """Bytes [offset, end) of our own copy, every chunk hashed before any of its bytes
+        are yielded (StorageEngine.read): a damaged chunk raises CorruptData, is marked for
+        repair, and none of its bytes leave."""
+        return self.engine.read(record, offset, end - offset)
 
     def read(
         self, name: str, key: int, max_size: int, meta_only: bool = False

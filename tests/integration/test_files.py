@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -209,6 +210,29 @@ def test_a_corrupted_copy_that_is_read_is_never_served_and_gets_repaired(
     _wait_repaired(cr, name, data, owner, timeout=15)
     assert download(cr.client(owner), name) == data
     cr.corpus[name] = data  # from now on one more file the ring must keep
+
+
+def test_a_rest_download_from_a_holder_with_a_corrupt_copy_gets_the_right_bytes(
+    corpus_ring: CorpusRing,
+) -> None:
+    """A peer serves a REST download from its own copy without a gRPC hop (issue 15).
+    One byte flipped in its blob's second chunk: curl still gets the right bytes (the bad
+    chunk fails its hash before any of it is sent; the rest comes from the other holders
+    from that point on), the copy is marked damaged, and repair replaces it."""
+    cr = corpus_ring
+    name = "corrupt/rest-local.bin"
+    data = cr.fresh_file(name, 3 * MIB + 5)
+    owner = expected_holders(cr.ring, cr.live(), name)[0]
+    sha = hashlib.sha256(data).hexdigest()
+    flip_byte(owner.blob_path(sha), MIB + cr.rng.randrange(MIB))
+    url = f"{owner.api_url}/download_file?name={name}"
+    done = subprocess.run(["curl", "-sSf", url], capture_output=True, timeout=60, check=True)
+    assert hashlib.sha256(done.stdout).hexdigest() == sha, "corrupted bytes were served"
+    assert f"corrupt data: {name!r}" in owner.log_path.read_text(errors="replace")
+    _wait_repaired(cr, name, data, owner, timeout=15)
+    again = subprocess.run(["curl", "-sSf", url], capture_output=True, timeout=60, check=True)
+    assert again.stdout == data
+    cr.corpus[name] = data
 
 
 @pytest.fixture
