@@ -1,19 +1,23 @@
-"""File transfer throughput on a real ring, as ratios to raw loopback TCP.
+"""File transfer throughput on a real ring, every figure beside a same-run baseline.
 
-    python -m bench.transfer                 # 256 MiB file, 4 peers, k = 3
-    python -m bench.transfer --size-mib 1024 # peak RSS during a 1 GiB transfer
-    python -m bench.transfer --via rest      # through a peer's REST API (bench/rest_transfer.py)
-    python -m bench.transfer --via dav       # WebDAV PUT/GET against REST (bench/dav_transfer.py)
+    python -m bench.transfer                 # every figure of issue 15, data in /dev/shm
+    python -m bench.transfer --disk          # the same with the data on the disk
+    python -m bench.transfer --size-mib 1024 # peak RSS during 1 GiB up and down
+    python -m bench.transfer --via rest      # only through a peer's REST API (rest_transfer.py)
+    python -m bench.transfer --via grpc      # only a gRPC client beside the ring
+    python -m bench.transfer --via dav       # WebDAV PUT/GET against REST (dav_transfer.py)
 
-Baselines, measured in the same run: Python sockets, sendall / recv_into with 1 MiB
-buffers, sender and receiver in separate processes (the ratios' denominator); a bare gRPC
-stream of 1 MiB raw-bytes messages (no protobuf, no disk), with and without SHA-256 at
-the receiver (what a verified download could reach here); and the data root's own write
-rate for k copies with fsync (what k durable copies on ONE disk can reach: on a real
-deployment every peer has its own disk). Then, through the peers (this process drives
-the client side exactly as a client would): upload with k copies, download (chunk
-ranges from the holders in parallel, every chunk's SHA-256 checked), peak RSS of every
-peer, and the time to restore k copies after one holder is killed with -9.
+Baselines, measured in the same run: raw loopback TCP between two Python processes
+(sendall / recv_into, 1 MiB buffers); nginx (sendfile on) serving the same bytes from the
+same place to curl, the client used for every REST figure too; a bare gRPC stream of
+1 MiB raw-bytes messages with and without SHA-256 at the receiver (what a verified
+download could reach here); and the data root's own rate for k copies written and
+fsynced at once (what k durable copies on ONE disk can reach: on a real deployment every
+peer has its own disk). Then, on a ring of 4 peers with k = 3: upload and download with
+a gRPC client beside the ring (chunk ranges from the holders in parallel, every chunk's
+SHA-256 checked), kill -9 of a holder and the time to restore k copies (detection
+reported apart), and through REST with curl: an upload, a download from a peer holding a
+copy and one from the peer holding none; peak RSS of every peer.
 """
 
 from __future__ import annotations
@@ -171,6 +175,18 @@ def holders_now(client: FileClient, name: str, live: list[PeerProcess], copies: 
     )
 
 
+def forgotten(ring: LocalRing, live: list[PeerProcess], victim: PeerProcess) -> bool:
+    """The killed peer's predecessor has dropped it: its first successor is another."""
+    for peer in live:
+        try:
+            state = ring.transport.get_state(peer.ref)
+        except Exception:
+            return False
+        if state.successors and state.successors[0] == victim.ref:
+            return False
+    return True
+
+
 def measure(size: int, peers: int, copies: int, data_root: str | None) -> dict[str, float]:
     raw = max(raw_tcp_mb_s(min(size, 256 * MIB)) for _ in range(2))  # best of two: less noise
     bare_grpc, verified_grpc = grpc_stream_mb_s(min(size, 256 * MIB))
@@ -203,6 +219,9 @@ def measure(size: int, peers: int, copies: int, data_root: str | None) -> dict[s
             ring.kill(victim)
             begin = time.perf_counter()
             live = ring.live()
+            if not wait_for(lambda: forgotten(ring, live, victim), 60, interval=0.05):
+                raise TimeoutError("the killed peer was not detected")
+            detect_s = time.perf_counter() - begin
             if not wait_for(lambda: holders_now(client, name, live, copies), 300, interval=0.1):
                 raise TimeoutError("k copies were not restored")
             repair_s = time.perf_counter() - begin
@@ -224,10 +243,69 @@ def measure(size: int, peers: int, copies: int, data_root: str | None) -> dict[s
         "download_ratio": mb / download_s / raw,
         "download_vs_verified_grpc": mb / download_s / verified_grpc,
         "repair_s": repair_s,
-        "repair_mb_s": mb / repair_s,
-        "repair_ratio": mb / repair_s / raw,
+        "repair_detect_s": detect_s,
+        "repair_mb_s": mb / (repair_s - detect_s),
+        "repair_ratio": mb / (repair_s - detect_s) / raw,
         "peak_rss_mib_max": max(rss),
     }
+
+
+Row = tuple[str, float, str, str, float, float | None, str]
+
+
+def figures(size: int, peers: int, copies: int, data_root: str, disk: bool) -> list[Row]:
+    """Every figure of issue 15 beside its same-run baseline and target."""
+    grpc_part = measure(size, peers, copies, data_root)
+    raw = grpc_part["raw_tcp_mb_s"]
+    rest = measure_rest(size, peers, copies, data_root, raw, MALLOC)
+    upload = rest["rest_upload_mb_s"]
+    rows: list[Row] = [
+        ("REST download, peer holds a copy", rest["rest_download_holder_mb_s"], "MB/s",
+         "nginx -> curl", rest["nginx_curl_mb_s"], 0.5, ">="),
+        ("REST download, peer holds no copy", rest["rest_download_other_mb_s"], "MB/s",
+         "nginx -> curl", rest["nginx_curl_mb_s"], 0.35, ">="),
+    ]  # fmt: skip
+    if disk:
+        rows.append((f"REST upload, k = {copies}, data on disk", upload, "MB/s",
+                     f"{copies} fsynced copies on that disk",
+                     grpc_part["disk_k_copies_mb_s"], 0.8, ">="))  # fmt: skip
+    else:
+        rows.append((f"REST upload, k = {copies}, data in RAM", upload, "MB/s",
+                     "raw loopback TCP", raw, 0.12, ">="))  # fmt: skip
+    rows += [
+        (f"gRPC-client download ({copies} holders)", grpc_part["download_mb_s"], "MB/s",
+         "verified gRPC stream", grpc_part["verified_grpc_stream_mb_s"], 0.7, ">="),
+        ("gRPC-client upload", grpc_part["upload_mb_s"], "MB/s", "raw loopback TCP", raw,
+         None, ""),
+        (f"peak RSS per peer ({size // MIB} MiB up and down)",
+         max(grpc_part["peak_rss_mib_max"], rest["peak_rss_mib_max"]), "MiB", "", 150, 1.0,
+         "<="),
+        ("repair after kill -9 (after detection)", grpc_part["repair_mb_s"], "MB/s",
+         "raw loopback TCP", raw, 0.2, ">="),
+        ("  detection of the killed holder", grpc_part["repair_detect_s"], "s", "", 0, None, ""),
+        ("GET /health, 16 clients", rest["health_req_s"], "req/s", "bare waitress",
+         rest["hello_waitress_req_s"], None, ""),
+    ]  # fmt: skip
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    lines = []
+    for figure, value, unit, base_name, base, target, sense in rows:
+        if unit == "MiB" and sense == "<=":
+            met = "met" if value <= base else "MISSED"
+            lines.append([figure, f"{value:.1f} {unit}", "", "", f"<= {base:.0f} MiB", met])
+            continue
+        ratio = value / base if base else None
+        goal = f"{sense} {target} x" if target is not None else ""
+        met = "" if target is None or ratio is None else ("met" if ratio >= target else "MISSED")
+        lines.append([
+            figure, f"{value:.2f} {unit}" if unit == "s" else f"{value:.0f} {unit}",
+            f"{base_name} {base:.0f}" if base_name else "",
+            f"{ratio:.2f} x" if ratio is not None else "", goal, met,
+        ])  # fmt: skip
+    return tabulate(lines, headers=["figure", "measured", "baseline (same run)", "ratio",
+                                    "target", ""])  # fmt: skip
 
 
 def main() -> None:
@@ -245,28 +323,43 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument(
         "--data-root",
-        help="where the peers' data directories go (default: the system temp dir; "
-        "/dev/shm takes the shared disk out of the measurement)",
+        help="where the peers' data directories go (default /dev/shm: the protocol path "
+        "without the shared disk; --disk: the system temp dir)",
     )
     parser.add_argument(
-        "--via", choices=("grpc", "rest", "dav"), default="grpc",
-        help="grpc: a client beside the ring (default); rest: through one peer's REST API; "
-        "dav: WebDAV PUT and GET against REST upload and download, same ring, same run",
+        "--disk", action="store_true",
+        help="data on the disk: the upload is judged against k fsynced copies on it",
+    )  # fmt: skip
+    parser.add_argument(
+        "--via", choices=("all", "grpc", "rest", "dav"), default="all",
+        help="all: every figure with its target (default); grpc: a client beside the ring; "
+        "rest: through one peer's REST API; dav: WebDAV PUT and GET against REST",
     )  # fmt: skip
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     size = args.size_mib * MIB
+    root = args.data_root or (tempfile.gettempdir() if args.disk else "/dev/shm")
+    if args.via == "all":
+        rows = figures(size, args.peers, args.replicas, root, args.disk)
+        if args.json:
+            print(json.dumps([dict(zip(("figure", "value", "unit", "baseline", "baseline_value",
+                                        "target", "sense"), row, strict=True)) for row in rows]))
+        else:
+            print(f"{args.size_mib} MiB, {args.peers} peers, k = {args.replicas}, data in {root}")
+            print(table(rows))
+        return
     if args.via == "dav":
-        result = measure_dav(size, args.peers, args.replicas, args.data_root, MALLOC)
+        result = measure_dav(size, args.peers, args.replicas, root, MALLOC)
         targets = "dav_put_ratio >= 0.8, dav_get_ratio >= 0.8 (each against REST, same run)"
     elif args.via == "rest":
         raw = max(raw_tcp_mb_s(min(size, 256 * MIB)) for _ in range(2))
-        result = measure_rest(size, args.peers, args.replicas, args.data_root, raw, MALLOC)
-        targets = "rest_download_ratio >= 0.35, rest_upload_ratio >= 0.12, health_ratio >= 0.6"
+        result = measure_rest(size, args.peers, args.replicas, root, raw, MALLOC)
+        targets = ("rest_download_holder_vs_nginx >= 0.5, rest_download_other_vs_nginx >= 0.35, "
+                   "rest_upload_ratio >= 0.12, health_ratio >= 0.6")  # fmt: skip
     else:
-        result = measure(size, args.peers, args.replicas, args.data_root)
+        result = measure(size, args.peers, args.replicas, root)
         targets = (
-            "download_ratio >= 0.35, upload_ratio >= 0.12 (k = 3), repair_ratio >= 0.2, "
+            "download_vs_verified_grpc >= 0.7, repair_ratio >= 0.2, "
             "peak RSS <= 150 MiB during a 1 GiB transfer"
         )
     if args.json:

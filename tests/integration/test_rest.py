@@ -601,3 +601,37 @@ def test_shutdown_leaves_gracefully(rest: RestRing) -> None:
     assert "left the ring" in joiner.log_tail(30)
     ring.wait_ideal(30, peers=rest.peers)
     assert rest.api().get("/ring").json["count"] == 3
+
+
+def test_redirect_sends_curl_to_a_holder(rest: RestRing, payload: Path) -> None:
+    """``redirect=true`` on a peer that holds no copy: 307 to a holder, which curl -L
+    follows; the bytes are the file's. Without it, or on a holder, the peer answers."""
+    status, body = curl(rest, "-F", "name=redir/one-copy.pdf", "-F", "replicas=1",
+                        "-F", f"file=@{payload}")  # fmt: skip
+    assert status == 201 and len(body["holders"]) == 1, body
+    holder_api = body["holders"][0]["api"]
+    holder = next(p for p in rest.peers if f"{p.host}:{p.api_port}" == holder_api)
+    other = next(p for p in rest.peers if p is not holder)
+    query = "/download_file?name=redir%2Fone-copy.pdf&redirect=true"
+
+    def fetch(peer: PeerProcess, *args: str) -> tuple[bytes, str]:
+        done = subprocess.run(
+            ["curl", "-sSf", *args, "-w", "\n%{num_redirects} %{url_effective}",
+             f"{peer.api_url}{query}"],
+            capture_output=True, timeout=60, check=True,
+        )  # fmt: skip
+        data, _, tail = done.stdout.rpartition(b"\n")
+        return data, tail.decode()
+
+    data, tail = fetch(other, "-L")
+    assert data == payload.read_bytes()
+    assert tail == f"1 {holder.api_url}{query}", tail
+    head = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
+                           f"{other.api_url}{query}"], capture_output=True, text=True,
+                          timeout=60, check=True).stdout  # fmt: skip
+    assert head == f"307 {holder.api_url}{query}", head
+    data, tail = fetch(holder)
+    assert data == payload.read_bytes() and tail.startswith("0 ")
+    assert (
+        rest.api(1).get("/download_file", name="redir/one-copy.pdf", redirect="maybe").status == 400
+    )
