@@ -218,6 +218,7 @@ class FileClient:
         size: int | None = None,
         replicas: int | None = None,
         overwrite: bool = False,
+        settle: Callable[[], tuple[int | None, bool]] | None = None,
     ) -> PutResult:
         """Store ``data`` as ``name`` on its holders, in two phases (services.file_write):
         acknowledged only once ``write_quorum`` holders committed it; if any holder
@@ -225,11 +226,22 @@ class FileClient:
 
         ``replicas`` is this file's own number of copies (default: the current version's
         count for an overwrite, else the ring's default); it travels with the version and
-        placement, repair and migration honour it."""
+        placement, repair and migration honour it.
+
+        ``settle``: the options are final only once ``data`` is exhausted (a REST form
+        whose fields follow the file part): called then, it returns the final
+        (replicas, overwrite), and the bytes were streamed meanwhile with the options
+        known before them, never spooled. The version is staged as an overwrite would be
+        and the final overwrite applied at the decision: without it, a name that exists
+        is kept as it is (identical bytes: the answer is the current version; other
+        bytes: Conflict) and the stage is thrown away. The final count travels in the
+        trailer: a lower one releases the extra holders, a higher one is completed by
+        repair."""
         key, found, current = self._current_version(name, replicas)
+        tentative = overwrite or settle is not None
         if current is None:
             version = 1
-        elif current.deleted or overwrite:
+        elif current.deleted or tentative:
             version = current.version + 1
         else:
             version = current.version  # accepted only for identical bytes: else Conflict
@@ -239,7 +251,27 @@ class FileClient:
         quorum = min(self.write_quorum or copies, len(holders))
         header = fpb.StoreHeader(name=name, key=to_hex(key), version=version, replicas=copies)
         write = TwoPhaseWrite(self.stub, header, holders, quorum, self.transfer_timeout)
-        write.stage(data, size)  # if data raises, every holder has aborted
+        settled: list[tuple[int | None, bool]] = []
+
+        def late_copies() -> int:
+            assert settle is not None
+            settled.append(settle())
+            return settled[0][0] or inherited or self.replicas
+
+        write.stage(data, size, late_copies if settle is not None else None)
+        if settled:
+            final_replicas, final_overwrite = settled[0]
+            copies = final_replicas or inherited or self.replicas
+            if copies < len(holders):
+                write.release(holders[copies:])
+                holders = holders[:copies]
+                quorum = min(self.write_quorum or copies, len(holders))
+            if not final_overwrite and current is not None and not current.deleted:
+                write.decide(commit=False)
+                if write.sha256 == current.sha256 and not write.refused():
+                    kept = holders_found(found, copies_wanted(current.replicas, self.replicas))
+                    return PutResult(current, kept, found.hops)
+                raise Conflict(f"{name!r} already exists with other content (use overwrite)")
         refusal = self._refusal(name, write, quorum)
         write.decide(commit=refusal is None)
         if refusal is not None:

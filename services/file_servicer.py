@@ -30,7 +30,7 @@ from services.storage import (
     StorageEngine,
     StorageError,
 )
-from services.storage.record import check_version
+from services.storage.record import check_replicas, check_version
 
 T = TypeVar("T")
 
@@ -132,6 +132,9 @@ class FilesServicer(fpb_grpc.FilesServicer):
                 writer.write(message.data)
             elif part == "trailer":
                 writer.expect(message.trailer.size, message.trailer.sha256)
+                if message.trailer.replicas:  # the count was settled after the bytes
+                    check_replicas(message.trailer.replicas)
+                    writer.replicas = message.trailer.replicas
                 return
             else:
                 raise ValueError(f"unexpected {part} before the trailer")

@@ -92,12 +92,16 @@ class TwoPhaseWrite:
             for index, peer in enumerate(holders)
         ]
         self._threads: list[threading.Thread] = []
+        self.sha256 = ""  # of the staged bytes, once stage() has read them all
 
     # ----------------------------------------------------------------- phases
-    def stage(self, data: Iterable[bytes], size: int | None) -> None:
+    def stage(
+        self, data: Iterable[bytes], size: int | None, late_copies: Callable[[], int] | None = None
+    ) -> None:
         """Stream ``data`` to every holder and wait until they staged it (or failed, or
         enough staged a while ago). If ``data`` raises, every holder aborts and the
-        exception propagates."""
+        exception propagates. ``late_copies``, called once ``data`` is exhausted, gives
+        the version's copy count for the trailer (options that followed the bytes)."""
         for holder in self.holders:
             thread = threading.Thread(target=self._send, args=(holder,), daemon=True)
             thread.start()
@@ -124,12 +128,23 @@ class TwoPhaseWrite:
             self._deliver(None, self.holders)
             self._join(self._timeout_short)
             raise
-        trailer = fpb.StoreTrailer(sha256=digest.hexdigest(), size=total)
+        self.sha256 = digest.hexdigest()
+        replicas = late_copies() if late_copies is not None else 0
+        trailer = fpb.StoreTrailer(sha256=self.sha256, size=total, replicas=replicas)
         self._deliver(fpb.StoreRequest(trailer=trailer), self.holders)
         self._wait(
             lambda: self.refused() or all(h.answered for h in self.holders),
             lambda: len(self.staged()) >= self._quorum,
         )
+
+    def release(self, peers: Iterable[NodeRef]) -> None:
+        """These holders are not wanted after all (a count lowered after the bytes): they
+        abort their stage and leave the write."""
+        leaving = set(peers)
+        for holder in [h for h in self.holders if h.peer in leaving]:
+            self._deliver(fpb.StoreRequest(decision=fpb.WriteDecision(commit=False)), [holder])
+            self._deliver(None, [holder])
+            self.holders.remove(holder)
 
     def decide(self, commit: bool) -> None:
         """Send the decision to every holder still listening and, on commit, wait for

@@ -4,14 +4,13 @@ An upload's options are ``name``, ``replicas`` and ``overwrite``, from the query
 or from form fields before or after the ``file`` part. Where they are decides how the
 file's bytes travel:
 
-* **stream**: the name and every option are known before the file part (query string
-  and/or leading fields). The bytes go straight to the holders; no copy is made.
-* **tee**: the name is known before the file part but an option may still follow it.
-  The bytes stream to the holders with the options known so far (defaults for the rest)
-  and are also written to a spool file. If a trailing field changes an option, the piece
-  iterator raises ``_Reroute`` before it is exhausted, so FileClient.put aborts the
-  streamed write (nothing stored), and put runs again from the spool with the final
-  options. If nothing changed the spool is just removed.
+* **stream**: the name is known before the file part (query string and/or leading
+  fields). The bytes go straight to the holders as they arrive; no copy is made. When
+  an option may still follow the file part (it was not given before it), FileClient.put
+  is told to settle the options only once the bytes are in (``settle``): the version is
+  staged as an overwrite would be, the count travels in the trailer, and a trailing
+  ``overwrite``/``replicas`` is applied at the decision. Nothing is spooled (issue 15:
+  the spool copy cost as much as one holder's write, on the same disk).
 * **spool**: the name is not known before the file part (it follows it, or the file
   part's filename is the name). The file part goes to a spool file, the rest of the form
   is read, then put runs from the spool.
@@ -29,7 +28,7 @@ from urllib.parse import quote
 from flask import Response, jsonify, request
 
 from chord.ids import to_hex
-from services.file_client import FileError, PutResult
+from services.file_client import PutResult
 from services.rest.context import ApiContext, PeerServices
 from services.rest.errors import ApiError, bad_request
 from services.rest.params import checked_name, parse_bool, parse_replicas
@@ -47,14 +46,9 @@ class Options:
     overwrite: bool
 
 
-class _Reroute(Exception):
-    """Raised from the piece iterator: a trailing field changed the options, so the
-    streamed write is aborted and redone from the spool."""
-
-
 def store_upload(ctx: ApiContext, peer: PeerServices) -> Response:
     """Check everything that can be checked before a byte is sent to a holder, then
-    stream, tee or spool the file part (see the module's docstring)."""
+    stream or spool the file part (see the module's docstring)."""
     form = _open_form(ctx, peer)
     query = {key: request.args[key] for key in FIELDS if key in request.args}
     known = _merge(query, form.head())
@@ -62,10 +56,8 @@ def store_upload(ctx: ApiContext, peer: PeerServices) -> Response:
     with ctx.metrics.transfer():
         if early.name is None:
             result = _spooled(form, query, peer)
-        elif known.keys() >= set(FIELDS):
-            result = _put(peer, early, _streamed(form, query, peer, early, None))
         else:
-            result = _teed(form, query, peer, early)
+            result = _streamed_put(form, query, peer, early, final=known.keys() >= set(FIELDS))
     return _created(result)
 
 
@@ -118,53 +110,27 @@ def _put(
     )
 
 
-def _streamed(
-    form: MultipartUpload,
-    query: dict[str, str],
-    peer: PeerServices,
-    assumed: Options,
-    spool: Spool | None,
-) -> Iterator[bytes]:
-    """The file's pieces for put, copied to ``spool`` if given. After the last piece the
-    rest of the form is read before the iterator ends, so a bad trailing field (or one
-    that changes the options: _Reroute) aborts the write instead of letting it commit."""
-    for piece in form.body():
-        if spool is not None:
-            spool.write(piece)
-        yield piece
-    final = _final(form, query, peer)
-    if final != assumed:
-        raise _Reroute()
-
-
-def _teed(
-    form: MultipartUpload, query: dict[str, str], peer: PeerServices, assumed: Options
+def _streamed_put(
+    form: MultipartUpload, query: dict[str, str], peer: PeerServices, early: Options, final: bool
 ) -> PutResult:
-    with Spool(peer.spool_dir) as spool:
-        pieces = _streamed(form, query, peer, assumed, spool)
-        try:
-            return _put(peer, assumed, pieces)
-        except _Reroute:
-            pass
-        except FileError:
-            # put gave up before reading the whole form (today it always reads its data
-            # to the end, but nothing promises that): a trailing field may still change
-            # what was asked, e.g. overwrite=true after a 409.
-            if form.finished or not _rest_changes(pieces):
-                raise
-        options = _options(_merge(query, form.fields), peer)
-        return _put(peer, options, spool.pieces(), spool.size)
+    """Stream the file part to the holders. After the last piece the rest of the form is
+    read before the piece iterator ends, so a bad trailing field aborts the write instead
+    of letting it commit; unless every option was known before the bytes (``final``), the
+    options read there are what put settles the write with."""
+    settled: list[Options] = []
 
+    def pieces() -> Iterator[bytes]:
+        yield from form.body()
+        settled.append(_final(form, query, peer))
 
-def _rest_changes(pieces: Iterator[bytes]) -> bool:
-    """Read on what put left unread (into the spool): did a trailing field change the
-    options?"""
-    try:
-        for _ in pieces:
-            pass
-    except _Reroute:
-        return True
-    return False
+    def settle() -> tuple[int | None, bool]:
+        return settled[0].replicas, settled[0].overwrite
+
+    assert early.name is not None
+    return peer.files.put(
+        early.name, pieces(), replicas=early.replicas, overwrite=early.overwrite,
+        settle=None if final else settle,
+    )  # fmt: skip
 
 
 def _spooled(form: MultipartUpload, query: dict[str, str], peer: PeerServices) -> PutResult:

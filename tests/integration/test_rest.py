@@ -478,6 +478,15 @@ def test_a_trailing_field_that_changes_the_write_wins(rest: RestRing, payload: P
     assert body["version"] == first[1]["version"] + 1 and len(body["holders"]) == 1
     assert rest.api(1).get("/download_file", name="ord/changed.pdf").body == payload.read_bytes()
     assert spool_files(rest) == []
+    # The count settled after the bytes: the two released holders kept neither version.
+    listings = [rest.api(i).get("/show_files").json["files"] for i in range(3)]
+    holding = [rows for rows in listings if any(r["name"] == "ord/changed.pdf" for r in rows)]
+    assert len(holding) == 1, holding
+    # A trailing overwrite=false over other bytes: 409 and nothing changes.
+    status, body = curl(rest, "-F", "name=ord/changed.pdf", "-F", "file=@/dev/null;filename=e",
+                        "-F", "overwrite=false")  # fmt: skip
+    assert status == 409, body
+    assert rest.api(2).get("/download_file", name="ord/changed.pdf").body == payload.read_bytes()
 
 
 REFUSED_BY_CURL = {
@@ -488,7 +497,7 @@ REFUSED_BY_CURL = {
     "quote filename": ["-F", 'file=@{f};filename=a"b.txt'],
     "invalid UTF-8 in the query": ["-F", "file=@{f}", "?name=%C0%AE"],
     "over the limit, spooled": ["-F", "file=@{big}", "-F", "name=ord/huge.bin"],
-    "over the limit, teed": ["-F", "name=ord/huge.bin", "-F", "file=@{big}"],
+    "over the limit, streamed": ["-F", "name=ord/huge.bin", "-F", "file=@{big}"],
 }
 
 

@@ -1,13 +1,14 @@
 """POST /upload_file with its fields in any order, through the Flask app with a stand-in
 FileClient whose ``put`` consumes its data the way the real one does (to the end, and an
-exception from the data aborts the write and is re-raised). Checks which of the three
-paths (stream, tee, spool) each order takes, what put is finally called with, and that
-the spool directory is empty after every request, whatever its outcome."""
+exception from the data aborts the write and is re-raised; options given after the bytes
+are settled through ``settle`` once the data is exhausted). Checks which of the two paths
+(stream, spool) each order takes, what the write is finally settled with, and that the
+spool directory is empty after every request, whatever its outcome."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,20 +50,26 @@ class FakeFiles:
     def put(
         self, name: str, data: Iterable[bytes], *, size: int | None = None,
         replicas: int | None = None, overwrite: bool = False,
+        settle: Callable[[], tuple[int | None, bool]] | None = None,
     ) -> PutResult:  # fmt: skip
         call = Call(name, replicas, overwrite)
         self.calls.append(call)
         received = bytearray()
+        # With settle the real put stages as an overwrite would: holders refuse nothing early.
+        early = self.early_conflicts and settle is None
         try:
             for block in data:
                 received += block
-                if self.early_conflicts and name in self.stored and not overwrite:
+                if early and name in self.stored and not overwrite:
                     raise fc.Conflict(f"{name!r} already exists (refused early)")
         except fc.Conflict:
             raise
         except BaseException:
             call.aborted = True
             raise
+        if settle is not None:
+            call.replicas, call.overwrite = settle()
+            overwrite = call.overwrite
         if name in self.stored and self.stored[name] != received and not overwrite:
             raise fc.Conflict(f"{name!r} already exists with other content (use overwrite)")
         self.stored[name] = bytes(received)
@@ -159,18 +166,18 @@ def test_options_in_the_query_stream_without_a_copy(peer: Peer) -> None:
     assert peer.files.calls == [Call("q.pdf", 1, True)] and peer.spooled == []
 
 
-def test_a_name_first_with_no_trailing_change_streams_once(peer: Peer) -> None:
+def test_a_name_first_streams_once_without_a_copy(peer: Peer) -> None:
     reply = upload(peer, [("name", "n.pdf"), FILE, ("overwrite", "false")])
     assert reply.status_code == 201, reply.json
-    assert peer.files.calls == [Call("n.pdf", None, False)]  # the teed copy went unused
-    assert len(peer.spooled) == 1
+    assert peer.files.calls == [Call("n.pdf", None, False)]
+    assert peer.spooled == []  # issue 15: no whole-body copy when the name comes first
 
 
-def test_a_trailing_option_that_changes_the_write_reroutes_from_the_spool(peer: Peer) -> None:
+def test_a_trailing_option_settles_the_streamed_write(peer: Peer) -> None:
     reply = upload(peer, [("name", "m.pdf"), FILE, ("replicas", "2")])
     assert reply.status_code == 201, reply.json
-    assert peer.files.calls == [Call("m.pdf", None, False, True), Call("m.pdf", 2, False)]
-    assert peer.files.stored["m.pdf"] == DATA
+    assert peer.files.calls == [Call("m.pdf", 2, False)]  # one write, settled with 2 copies
+    assert peer.files.stored["m.pdf"] == DATA and peer.spooled == []
 
 
 def test_a_trailing_overwrite_replaces_a_conflicting_file(peer: Peer) -> None:
@@ -225,12 +232,12 @@ def test_bad_forms_store_nothing_in_any_order(
     assert all(call.aborted for call in peer.files.calls)
 
 
-@pytest.mark.parametrize("order", ["stream", "tee", "spool"])
+@pytest.mark.parametrize("order", ["stream", "settled", "spool"])
 def test_over_the_limit_is_413_on_every_path(peer: Peer, order: str) -> None:
     big = ("file", (b"\0" * (LIMIT + 1), "big.bin"))
     items: list[Item] = {
         "stream": [("name", "big.bin"), ("replicas", "1"), ("overwrite", "no"), big],
-        "tee": [("name", "big.bin"), big],
+        "settled": [("name", "big.bin"), big],
         "spool": [big, ("name", "big.bin")],
     }[order]
     reply = upload(peer, items)
