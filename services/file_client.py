@@ -32,6 +32,7 @@ from proto import files_pb2_grpc as fpb_grpc
 from services.file_servicer import meta_to_pb
 from services.file_write import TwoPhaseWrite, status_of
 from services.grpc_transport import ChannelPool, GrpcTransport
+from services.local_holder import local_write
 from services.small_read import SMALL_FILE, LocalReads, intact
 from services.storage import FileRecord, StorageEngine, StorageError
 
@@ -163,6 +164,7 @@ class FileClient:
         call, and its storage answers when it is the owner): small files are then read
         from the owner in one round trip (services.small_read)."""
         self.local = local
+        self._local_write = local_write(local.engine, ring) if local is not None else None
         self.ring = ring
         self.lookup = lookup
         self.pool = pool
@@ -250,7 +252,13 @@ class FileClient:
         holders = holders_found(found, copies)
         quorum = min(self.write_quorum or copies, len(holders))
         header = fpb.StoreHeader(name=name, key=to_hex(key), version=version, replicas=copies)
-        write = TwoPhaseWrite(self.stub, header, holders, quorum, self.transfer_timeout)
+        local = None
+        if self.local is not None and self._local_write is not None:
+            local = (self.local.me, self._local_write)
+        write = TwoPhaseWrite(
+            lambda peer: self.pool.channel(peer.address), header, holders, quorum,
+            self.transfer_timeout, local,
+        )  # fmt: skip
         settled: list[tuple[int | None, bool]] = []
 
         def late_copies() -> int:

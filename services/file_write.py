@@ -24,12 +24,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 
 from chord.node_ref import NodeRef
 from proto import files_pb2 as fpb
-from proto import files_pb2_grpc as fpb_grpc
+from services.local_holder import LocalAbort, LocalWrite
 
 PIECE = 1 << 20  # bytes per gRPC message: the measured sweet spot
 QUEUE_DEPTH = 4  # pieces buffered per holder
@@ -44,6 +45,11 @@ REFUSALS = (
 )
 
 Status = tuple[grpc.StatusCode, str]
+WRITE_METHOD = "/chord.v1.Files/Write"
+
+
+def _decision(commit: bool) -> fpb.StoreRequest:
+    return fpb.StoreRequest(decision=fpb.WriteDecision(commit=commit))
 
 
 @dataclass
@@ -52,7 +58,8 @@ class HolderWrite:
 
     peer: NodeRef
     role: str
-    feed: queue.Queue[fpb.StoreRequest | None] = field(
+    local: bool = False  # this process's own storage: messages go unserialized, no gRPC
+    feed: queue.Queue[fpb.StoreRequest | bytes | None] = field(  # bytes: serialized
         default_factory=lambda: queue.Queue(QUEUE_DEPTH)
     )
     staged: fpb.FileMeta | None = None
@@ -76,21 +83,26 @@ class TwoPhaseWrite:
 
     def __init__(
         self,
-        stub: Callable[[NodeRef], fpb_grpc.FilesStub],
+        channel: Callable[[NodeRef], grpc.Channel],
         header: fpb.StoreHeader,
         holders: tuple[NodeRef, ...],
         quorum: int,
         timeout: float,
+        local: tuple[NodeRef, LocalWrite] | None = None,
     ) -> None:
-        self._stub = stub
+        """``local``: this process is a peer (its ref, and its own Files/Write handler):
+        when it is one of the holders its copy is written in-process."""
+        self._channel = channel
+        self._local = local
         self._header = header
         self._quorum = quorum
         self._timeout = timeout
         self._changed = threading.Event()  # some holder staged, committed or failed
         self.holders = [
-            HolderWrite(peer, "primary" if index == 0 else "replica")
+            HolderWrite(peer, "primary" if index == 0 else "replica",
+                        local=local is not None and peer == local[0])
             for index, peer in enumerate(holders)
-        ]
+        ]  # fmt: skip
         self._threads: list[threading.Thread] = []
         self.sha256 = ""  # of the staged bytes, once stage() has read them all
 
@@ -142,7 +154,7 @@ class TwoPhaseWrite:
         abort their stage and leave the write."""
         leaving = set(peers)
         for holder in [h for h in self.holders if h.peer in leaving]:
-            self._deliver(fpb.StoreRequest(decision=fpb.WriteDecision(commit=False)), [holder])
+            self._deliver(_decision(commit=False), [holder])
             self._deliver(None, [holder])
             self.holders.remove(holder)
 
@@ -150,9 +162,10 @@ class TwoPhaseWrite:
         """Send the decision to every holder still listening and, on commit, wait for
         the commits. A holder still receiving (a straggler, with a write quorum below
         k) gets it after its trailer and commits when it has staged too."""
-        decision = fpb.StoreRequest(decision=fpb.WriteDecision(commit=commit))
+        decision = _decision(commit)
+        wire = decision.SerializeToString()
         for holder in self.holders:
-            for message in (decision, None):
+            for message in (decision if holder.local else wire, None):
                 if holder.done.is_set():
                     break
                 try:  # never block on a straggler: its stream ends at its deadline
@@ -207,10 +220,17 @@ class TwoPhaseWrite:
             self._changed.clear()
 
     def _deliver(self, message: fpb.StoreRequest | None, holders: list[HolderWrite]) -> None:
+        """``message`` to each of ``holders``: as it is to our own, serialized once for
+        all the others (it was once per holder: k copies of every piece)."""
+        wire: bytes | None = None
         for holder in holders:
+            item: fpb.StoreRequest | bytes | None = message
+            if message is not None and not holder.local:
+                wire = wire if wire is not None else message.SerializeToString()
+                item = wire
             while not holder.done.is_set():  # a holder that failed stops being fed
                 try:
-                    holder.feed.put(message, timeout=0.2)
+                    holder.feed.put(item, timeout=0.2)
                     break
                 except queue.Full:
                     continue
@@ -221,12 +241,20 @@ class TwoPhaseWrite:
             thread.join(max(deadline - time.monotonic(), 0))
 
     def _send(self, holder: HolderWrite) -> None:
-        def requests() -> Iterator[fpb.StoreRequest]:
+        def requests() -> Iterator[Any]:
             while (message := holder.feed.get()) is not None:
                 yield message
 
         try:
-            replies = self._stub(holder.peer).Write(requests(), timeout=self._timeout)
+            if holder.local and self._local is not None:
+                replies: Iterable[fpb.WriteReply] = self._local[1](requests())
+            else:
+                write = self._channel(holder.peer).stream_stream(
+                    WRITE_METHOD,
+                    request_serializer=None,  # the messages are serialized already
+                    response_deserializer=fpb.WriteReply.FromString,
+                )
+                replies = write(requests(), timeout=self._timeout)
             for reply in replies:
                 if reply.committed:
                     holder.committed = reply.meta
@@ -235,6 +263,10 @@ class TwoPhaseWrite:
                 self._changed.set()
         except grpc.RpcError as exc:
             holder.problem = status_of(exc)
+        except LocalAbort as exc:
+            holder.problem = (exc.code, exc.details)
+        except Exception as exc:  # our own holder's handler failed: as a remote one would
+            holder.problem = (grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
         finally:
             holder.done.set()
             self._changed.set()
