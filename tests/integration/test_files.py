@@ -235,6 +235,28 @@ def test_a_rest_download_from_a_holder_with_a_corrupt_copy_gets_the_right_bytes(
     cr.corpus[name] = data
 
 
+def test_a_rest_download_through_a_peer_without_a_copy_skips_a_corrupt_holder(
+    corpus_ring: CorpusRing,
+) -> None:
+    """A peer with no copy lets each holder check the chunks it reads before sending
+    (issue 15: the hashing is spread over the holders). The owner's copy has a flipped
+    byte: it refuses that segment (DATA_LOSS), marks its copy damaged, the next holder
+    serves it, curl gets the right bytes, and repair replaces the damaged copy."""
+    cr = corpus_ring
+    name = "corrupt/rest-through-other.bin"
+    data = cr.fresh_file(name, 3 * MIB + 17)
+    holders = expected_holders(cr.ring, cr.live(), name)
+    other = next(p for p in cr.live() if p not in holders)
+    owner = holders[0]
+    sha = hashlib.sha256(data).hexdigest()
+    flip_byte(owner.blob_path(sha), cr.rng.randrange(MIB))  # the first segment's chunk
+    url = f"{other.api_url}/download_file?name={name}"
+    done = subprocess.run(["curl", "-sSf", url], capture_output=True, timeout=60, check=True)
+    assert hashlib.sha256(done.stdout).hexdigest() == sha, "corrupted bytes were served"
+    _wait_repaired(cr, name, data, owner, timeout=15)
+    cr.corpus[name] = data
+
+
 @pytest.fixture
 def heal_afterwards(corpus_ring: CorpusRing) -> Iterator[list[tuple[str, bytes, PeerProcess]]]:
     """(name, bytes, peer with a corrupt copy) to set right after the test, whatever its
