@@ -84,6 +84,8 @@ def run_local_ring(count: int, settings: Settings) -> int:
             f"  .venv/bin/python client.py --node {first.host}:{first.api_port} upload README.md\n"
             f"  .venv/bin/python client.py --node {first.host}:{first.api_port} ls --all"
         )
+        if settings.webdav:
+            print(f"Or mount it as a network drive (WebDAV, docs/webdav.md): {first.api_url}/dav/")
         print("Press Ctrl-C to stop: every peer leaves the ring gracefully.", flush=True)
         while not stop:
             dead = [p for p in ring.peers if not p.running()]
