@@ -184,21 +184,19 @@ class ChordNode:
         owners, closer, beyond = index.route(key, STEP_CANDIDATES, exclude)
         if owners is not None:
             return StepAnswer(True, owners, self.me)
+        hints: tuple[NodeRef, ...] = ()
         if self.membership is not None:
-            closer, beyond = self._table_candidates(key, exclude, closer, beyond)
-        return StepAnswer(False, closer, predecessor, beyond)
+            closer, hints = self._table_candidates(key, exclude, closer, bool(beyond))
+        return StepAnswer(False, closer, predecessor, beyond, hints)
 
     def _table_candidates(
-        self,
-        key: int,
-        exclude: frozenset[int],
-        closer: tuple[NodeRef, ...],
-        beyond: tuple[NodeRef, ...],
+        self, key: int, exclude: frozenset[int], closer: tuple[NodeRef, ...], listed: bool
     ) -> tuple[tuple[NodeRef, ...], tuple[NodeRef, ...]]:
         """The one-hop table's view added to a routing answer: the member just before
-        the key leads the closer peers (it is the closest we know), and if our successor
-        list does not reach the key, the members from its owner on are the owner
-        candidates (a verified lookup asks them next; the owner confirms)."""
+        the key leads the closer peers (it is the closest we know), and unless our
+        successor list reaches the key (``listed``), the members from its owner on are
+        the hints (a verified lookup asks them next; only the owner's own answer counts:
+        the table is no stretch of the ring, and may miss the owner altogether)."""
         assert self.membership is not None
         with self._guard:
             before, after = self.membership.around(key, TABLE_OWNERS + len(exclude))
@@ -207,9 +205,9 @@ class ChordNode:
             closer = tuple(
                 sorted((before, *closer), key=lambda n: (key - n.id) % size)[:STEP_CANDIDATES]
             )
-        if not beyond:
-            beyond = tuple(n for n in after if n.id not in exclude)[:TABLE_OWNERS]
-        return closer, beyond
+        if listed:
+            return closer, ()
+        return closer, tuple(n for n in after if n.id not in exclude)[:TABLE_OWNERS]
 
     def owns(self, key: int) -> bool:
         """Whether ``key`` is ours as we see it now: in (predecessor, me], or we are
@@ -228,7 +226,7 @@ class ChordNode:
         if self.owns(key):
             return (self.me, *self._successors)[:count]
         answer = self.handle_step(key)
-        return (answer.nodes if answer.done else answer.owners)[:count]
+        return (answer.nodes if answer.done else answer.owners or answer.hints)[:count]
 
     def handle_state(self, caller: NodeRef | None = None) -> PeerState:
         self._require_joined()
