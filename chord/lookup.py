@@ -123,8 +123,9 @@ class _Lookup:
         # Verified lookups: live candidates that could not tell whether they own the
         # key (no predecessor just then), by ID: (their chain, who listed them).
         self.unsure: dict[int, tuple[tuple[NodeRef, ...], NodeRef]] = {}
-        # Live hinted candidates that did not confirm: never asked again from a hint.
-        self.unconfirmed: set[int] = set()
+        # Live hinted candidates that did not confirm, by ID: the predecessor each named
+        # (never asked again from a hint; a successor list may vouch for them).
+        self.unconfirmed: dict[int, NodeRef | None] = {}
 
     # ------------------------------------------------------------- the queue
     def queue_next(self, nodes: tuple[NodeRef, ...], index: int, limit: int) -> None:
@@ -305,6 +306,8 @@ class _Lookup:
                 # It answered before without knowing its predecessor; now a second
                 # list names it first after the key: take it, as unverified lookups do.
                 return self.result(chain, responder)
+            if self.vouched(candidate):
+                return self.result(chain, responder)
             answer = self.call(candidate, self.dead_before(candidate))
             if answer is not None:
                 return self.settle(candidate, answer, chain, responder)
@@ -359,8 +362,17 @@ class _Lookup:
         if listed:
             self.unsure[candidate.id] = (chain, responder)
         else:
-            self.unconfirmed.add(candidate.id)
+            self.unconfirmed[candidate.id] = answer.predecessor
         return None
+
+    def vouched(self, candidate: NodeRef) -> bool:
+        """Whether ``candidate``, first live in a successor list, already answered (as a
+        hint) naming a predecessor between the key and it that we found dead: asked now,
+        naming the dead, it would take the key, so it need not be asked again."""
+        if candidate.id not in self.unconfirmed:
+            return False
+        before = self.unconfirmed[candidate.id]
+        return before is not None and before.id in self.dead_before(candidate)
 
 
 def iterative_lookup(

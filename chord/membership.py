@@ -138,6 +138,23 @@ class Membership:
         after = [self._refs[ids[(at + k) % len(ids)]] for k in range(min(count, len(ids)))]
         return before, tuple(after)
 
+    def behind(self, key: int, count: int, exclude: frozenset[int]) -> tuple[NodeRef, ...]:
+        """Up to ``count`` members strictly between us and ``key``, nearest the key
+        first, none of ``exclude``: where to ask next when the first is dead."""
+        ids, size = self._ids, self.size
+        me_distance = (key - self.me.id) % size or size
+        found: list[NodeRef] = []
+        at = bisect_left(ids, key)
+        for k in range(1, len(ids) + 1):
+            ident = ids[(at - k) % len(ids)]
+            if not 0 < (key - ident) % size < me_distance:
+                break  # reached us (or the key itself, all the way round)
+            if ident not in exclude:
+                found.append(self._refs[ident])
+                if len(found) == count:
+                    break
+        return tuple(found)
+
     # ------------------------------------------------------------------ helpers
     def _is_gone(self, ident: int, now: float) -> bool:
         until = self._gone.get(ident)

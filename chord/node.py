@@ -43,6 +43,9 @@ STEP_CANDIDATES = 8
 # Owner candidates a step offers from the one-hop table: the first is the owner if the
 # table is current; the others cover it having died unnoticed (each one a timeout).
 TABLE_OWNERS = 4
+# Members just before the key a step offers from the table, nearest first: the key's
+# predecessor if the table is current, and the next ones if it died unnoticed.
+TABLE_BEFORE = 3
 
 
 class JoinFailed(Exception):
@@ -199,11 +202,13 @@ class ChordNode:
         the table is no stretch of the ring, and may miss the owner altogether)."""
         assert self.membership is not None
         with self._guard:
-            before, after = self.membership.around(key, TABLE_OWNERS + len(exclude))
-        if before is not None and before.id not in exclude and before not in closer:
+            _, after = self.membership.around(key, TABLE_OWNERS + len(exclude))
+            before = self.membership.behind(key, TABLE_BEFORE, exclude)
+        extra = [n for n in before if n not in closer]
+        if extra:
             size = self.ring.size
             closer = tuple(
-                sorted((before, *closer), key=lambda n: (key - n.id) % size)[:STEP_CANDIDATES]
+                sorted((*extra, *closer), key=lambda n: (key - n.id) % size)[:STEP_CANDIDATES]
             )
         if listed:
             return closer, ()

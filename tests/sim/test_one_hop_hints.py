@@ -73,3 +73,17 @@ def test_every_key_of_the_joiner_from_every_live_peer() -> None:
         for k in keys:
             found = node.lookup(k, forget_dead=False, confirm_owner=True)
             assert found.owner == joiner, (node.describe(), k)
+
+
+def test_a_hinted_owner_behind_a_dead_peer_costs_one_more_hop() -> None:
+    """The table names P (dead) and C for a key in (B, P]: C cannot vouch for the
+    stretch before it, so the lookup asks B, the member the table names before the key,
+    whose successor list shows P then C; C already answered, and is taken without a
+    third hop."""
+    net = SimNetwork(RING, successors=3, one_hop=True)
+    nodes = sorted(net.build_ideal(_addresses(24)), key=lambda n: n.me.id)
+    b, p, c = nodes[9], nodes[10], nodes[11]
+    net.crash(p.me.address)
+    found = nodes[0].lookup(p.me.id, confirm_owner=True)
+    assert found.owner == c.me and found.predecessor == b.me
+    assert (found.hops, found.timeouts) == (2, 1)
