@@ -12,7 +12,8 @@ How it stays current:
 * direct evidence (a peer answered us, notified us, joined through us) sets an
   entry's ``heard`` time to now;
 * hints (peers named in a live peer's answer) add unknown peers;
-* pull gossip: every round a peer asks one member for its table, entries travel with
+* pull gossip: every round a peer asks one member (in a pseudo-random order of its
+  own, chord.node.ChordNode.exchange_members) for its table, entries travel with
   their *age* (time since their last direct evidence), and the fresher age wins, so
   news spreads in O(log N) rounds while a peer nobody hears from any more ages
   everywhere at once;

@@ -128,7 +128,7 @@ class ChordNode:
         self._index = RoutingIndex(ring, me, (), ())
         self._index_version = -1  # fingers.version the index was built from
         self.membership = Membership(me, ring.size, membership_ttl) if one_hop else None
-        self._gossip_next = 0  # round robin over the table: whom to pull from next
+        self._gossip_next = 0  # gossip rounds so far: picks whom to pull from next
 
     # ------------------------------------------------------------------ reads
     @property
@@ -578,15 +578,18 @@ class ChordNode:
             return ((self.me, 0.0), *self.membership.entries(self.clock.now()))
 
     def exchange_members(self) -> bool:
-        """Pull gossip: merge the table of the next member (round robin). A member that
-        does not answer is dropped; one that does is heard from. Whether our table
-        changed (the maintenance loop backs off while it does not)."""
+        """Pull gossip: merge the table of one member, drawn by SHA-1 of our address and
+        the round number (each peer its own order: peers started together must not all
+        pull from the same member, or news spreads only as fast as that one learns it).
+        A member that does not answer is dropped; one that does is heard from. Whether
+        our table changed (the maintenance loop backs off while it does not)."""
         if self.membership is None or not self._joined:
             return False
         with self._guard:
             members = self.membership.members() or (self.successor,)
             before = self.membership.version
-        peer = members[self._gossip_next % len(members)]
+        turn = self.ring.hash(f"{self.me.address}#{self._gossip_next}")
+        peer = members[turn % len(members)]
         self._gossip_next += 1
         if peer != self.me and not self._pull_members(peer):
             self._forget_finger(peer)
