@@ -22,6 +22,14 @@ Two ways to end (``verify``):
   tells its successor at once, while the peers before it learn only when they next
   stabilize), so a stale list costs one more hop, never a wrong owner. This is the
   answer clients use: they were about to contact the owner anyway.
+
+  A successor list is a stretch of the ring: when the peers it shows before a
+  candidate are dead, the lookup names them, and the candidate whose predecessor is
+  among them takes the key. One-hop table hints (``StepAnswer.hints``) are not: a
+  table may miss joiners, or whole runs of peers it has not heard of yet, so nothing is
+  vouched for a hinted candidate. It ends the lookup only by finding the key in
+  (its predecessor, itself] (or in its predecessor's range, asked in turn); otherwise
+  routing goes on to the key's predecessor, whose list decides.
 """
 
 from __future__ import annotations
@@ -115,6 +123,9 @@ class _Lookup:
         # Verified lookups: live candidates that could not tell whether they own the
         # key (no predecessor just then), by ID: (their chain, who listed them).
         self.unsure: dict[int, tuple[tuple[NodeRef, ...], NodeRef]] = {}
+        # Live hinted candidates that did not confirm, by ID: the predecessor each named
+        # (never asked again from a hint; a successor list may vouch for them).
+        self.unconfirmed: dict[int, NodeRef | None] = {}
 
     # ------------------------------------------------------------- the queue
     def queue_next(self, nodes: tuple[NodeRef, ...], index: int, limit: int) -> None:
@@ -231,6 +242,9 @@ class _Lookup:
                 return self.verified(answer.owners, peer)
             if self.fallback is None or distance < self.fallback[0]:
                 self.fallback = (distance, peer, answer.owners)
+        elif answer.hints and self.verify:
+            # Its table names the owner: one hop if the table is right.
+            return self.verified(answer.hints, peer, listed=False)
         return None
 
     def finish(self, peer: NodeRef, answer: StepAnswer) -> LookupResult | None:
@@ -268,17 +282,31 @@ class _Lookup:
         inside = [d for d in self.dead if (d - key) % size < limit]
         return frozenset(sorted(inside, key=lambda d: (d - key) % size)[-MAX_EXCLUDE:])
 
-    def verified(self, candidates: tuple[NodeRef, ...], responder: NodeRef) -> LookupResult | None:
+    def verified(
+        self, candidates: tuple[NodeRef, ...], responder: NodeRef, listed: bool = True
+    ) -> LookupResult | None:
         """Ask ``candidates`` (peers at or after the key, nearest first, as ``responder``
         lists them) in turn until one answers, then settle who owns the key with it.
-        None if every one is dead, or the one that answered could not tell."""
+        None if every one is dead, or the one that answered could not tell.
+
+        ``listed``: the candidates are a stretch of ``responder``'s successor list;
+        otherwise they are one-hop table hints (see the module's docstring)."""
         for index, candidate in enumerate(candidates):
             if candidate.id in self.dead:
                 continue  # found dead earlier in this lookup: no second timeout
             chain = candidates[index:]
+            if not listed:
+                if candidate.id in self.unconfirmed or candidate.id in self.unsure:
+                    return None  # alive, not the owner: no later hint is either
+                answer = self.call(candidate)  # naming no one: the hints vouch for nothing
+                if answer is not None:
+                    return self.settle(candidate, answer, chain, responder, listed=False)
+                continue
             if candidate.id in self.unsure:
                 # It answered before without knowing its predecessor; now a second
                 # list names it first after the key: take it, as unverified lookups do.
+                return self.result(chain, responder)
+            if self.vouched(candidate):
                 return self.result(chain, responder)
             answer = self.call(candidate, self.dead_before(candidate))
             if answer is not None:
@@ -291,6 +319,7 @@ class _Lookup:
         answer: StepAnswer,
         chain: tuple[NodeRef, ...],
         responder: NodeRef,
+        listed: bool = True,
     ) -> LookupResult | None:
         """``candidate``, the first live peer at or after the key in ``responder``'s
         list ``chain``, answered. It owns the key if the key lies in (its predecessor,
@@ -300,7 +329,11 @@ class _Lookup:
         one; if it is dead, ask the candidate again, naming it. A candidate that does
         not know its predecessor cannot tell, and a list that missed more than a few
         peers is not corrected one peer at a time: then routing goes on towards the
-        key's predecessor, whose list decides."""
+        key's predecessor, whose list decides.
+
+        Hinted candidates (not ``listed``) are asked naming no one, and a dead
+        predecessor settles nothing for them: no list showed the lookup that stretch,
+        so a live peer the table missed may lie between the key and it."""
         key, size = self.key, self.size
         for _ in range(MAX_CORRECTIONS + 1):
             if answer.done and answer.nodes:
@@ -311,20 +344,35 @@ class _Lookup:
                 return self.verified(answer.nodes, candidate)
             before = answer.predecessor
             if before is None or not 0 <= (before.id - key) % size < (candidate.id - key) % size:
-                self.unsure[candidate.id] = (chain, responder)
-                return None
+                break
             if before.id in self.dead:  # more dead than one request can name
+                if not listed:
+                    break
                 return self.result(chain, responder)
-            closer = self.call(before, self.dead_before(before))
+            closer = self.call(before, self.dead_before(before) if listed else NO_EXCLUSIONS)
             if closer is not None:
                 candidate, answer, chain = before, closer, (before, *chain)
                 continue
+            if not listed:
+                break
             again = self.call(candidate, self.dead_before(candidate))
             if again is None:  # died in the meantime: the list goes on after it
                 return self.verified(chain[1:], responder)
             answer = again
-        self.unsure[candidate.id] = (chain, responder)
+        if listed:
+            self.unsure[candidate.id] = (chain, responder)
+        else:
+            self.unconfirmed[candidate.id] = answer.predecessor
         return None
+
+    def vouched(self, candidate: NodeRef) -> bool:
+        """Whether ``candidate``, first live in a successor list, already answered (as a
+        hint) naming a predecessor between the key and it that we found dead: asked now,
+        naming the dead, it would take the key, so it need not be asked again."""
+        if candidate.id not in self.unconfirmed:
+            return False
+        before = self.unconfirmed[candidate.id]
+        return before is not None and before.id in self.dead_before(candidate)
 
 
 def iterative_lookup(

@@ -12,7 +12,8 @@ How it stays current:
 * direct evidence (a peer answered us, notified us, joined through us) sets an
   entry's ``heard`` time to now;
 * hints (peers named in a live peer's answer) add unknown peers;
-* pull gossip: every round a peer asks one member for its table, entries travel with
+* pull gossip: every round a peer asks one member (in a pseudo-random order of its
+  own, chord.node.ChordNode.exchange_members) for its table, entries travel with
   their *age* (time since their last direct evidence), and the fresher age wins, so
   news spreads in O(log N) rounds while a peer nobody hears from any more ages
   everywhere at once;
@@ -137,6 +138,23 @@ class Membership:
         before = self._refs[before_id] if 0 < (key - before_id) % self.size < me_distance else None
         after = [self._refs[ids[(at + k) % len(ids)]] for k in range(min(count, len(ids)))]
         return before, tuple(after)
+
+    def behind(self, key: int, count: int, exclude: frozenset[int]) -> tuple[NodeRef, ...]:
+        """Up to ``count`` members strictly between us and ``key``, nearest the key
+        first, none of ``exclude``: where to ask next when the first is dead."""
+        ids, size = self._ids, self.size
+        me_distance = (key - self.me.id) % size or size
+        found: list[NodeRef] = []
+        at = bisect_left(ids, key)
+        for k in range(1, len(ids) + 1):
+            ident = ids[(at - k) % len(ids)]
+            if not 0 < (key - ident) % size < me_distance:
+                break  # reached us (or the key itself, all the way round)
+            if ident not in exclude:
+                found.append(self._refs[ident])
+                if len(found) == count:
+                    break
+        return tuple(found)
 
     # ------------------------------------------------------------------ helpers
     def _is_gone(self, ident: int, now: float) -> bool:

@@ -43,6 +43,9 @@ STEP_CANDIDATES = 8
 # Owner candidates a step offers from the one-hop table: the first is the owner if the
 # table is current; the others cover it having died unnoticed (each one a timeout).
 TABLE_OWNERS = 4
+# Members just before the key a step offers from the table, nearest first: the key's
+# predecessor if the table is current, and the next ones if it died unnoticed.
+TABLE_BEFORE = 3
 
 
 class JoinFailed(Exception):
@@ -125,7 +128,7 @@ class ChordNode:
         self._index = RoutingIndex(ring, me, (), ())
         self._index_version = -1  # fingers.version the index was built from
         self.membership = Membership(me, ring.size, membership_ttl) if one_hop else None
-        self._gossip_next = 0  # round robin over the table: whom to pull from next
+        self._gossip_next = 0  # gossip rounds so far: picks whom to pull from next
 
     # ------------------------------------------------------------------ reads
     @property
@@ -184,32 +187,32 @@ class ChordNode:
         owners, closer, beyond = index.route(key, STEP_CANDIDATES, exclude)
         if owners is not None:
             return StepAnswer(True, owners, self.me)
+        hints: tuple[NodeRef, ...] = ()
         if self.membership is not None:
-            closer, beyond = self._table_candidates(key, exclude, closer, beyond)
-        return StepAnswer(False, closer, predecessor, beyond)
+            closer, hints = self._table_candidates(key, exclude, closer, bool(beyond))
+        return StepAnswer(False, closer, predecessor, beyond, hints)
 
     def _table_candidates(
-        self,
-        key: int,
-        exclude: frozenset[int],
-        closer: tuple[NodeRef, ...],
-        beyond: tuple[NodeRef, ...],
+        self, key: int, exclude: frozenset[int], closer: tuple[NodeRef, ...], listed: bool
     ) -> tuple[tuple[NodeRef, ...], tuple[NodeRef, ...]]:
         """The one-hop table's view added to a routing answer: the member just before
-        the key leads the closer peers (it is the closest we know), and if our successor
-        list does not reach the key, the members from its owner on are the owner
-        candidates (a verified lookup asks them next; the owner confirms)."""
+        the key leads the closer peers (it is the closest we know), and unless our
+        successor list reaches the key (``listed``), the members from its owner on are
+        the hints (a verified lookup asks them next; only the owner's own answer counts:
+        the table is no stretch of the ring, and may miss the owner altogether)."""
         assert self.membership is not None
         with self._guard:
-            before, after = self.membership.around(key, TABLE_OWNERS + len(exclude))
-        if before is not None and before.id not in exclude and before not in closer:
+            _, after = self.membership.around(key, TABLE_OWNERS + len(exclude))
+            before = self.membership.behind(key, TABLE_BEFORE, exclude)
+        extra = [n for n in before if n not in closer]
+        if extra:
             size = self.ring.size
             closer = tuple(
-                sorted((before, *closer), key=lambda n: (key - n.id) % size)[:STEP_CANDIDATES]
+                sorted((*extra, *closer), key=lambda n: (key - n.id) % size)[:STEP_CANDIDATES]
             )
-        if not beyond:
-            beyond = tuple(n for n in after if n.id not in exclude)[:TABLE_OWNERS]
-        return closer, beyond
+        if listed:
+            return closer, ()
+        return closer, tuple(n for n in after if n.id not in exclude)[:TABLE_OWNERS]
 
     def owns(self, key: int) -> bool:
         """Whether ``key`` is ours as we see it now: in (predecessor, me], or we are
@@ -228,7 +231,7 @@ class ChordNode:
         if self.owns(key):
             return (self.me, *self._successors)[:count]
         answer = self.handle_step(key)
-        return (answer.nodes if answer.done else answer.owners)[:count]
+        return (answer.nodes if answer.done else answer.owners or answer.hints)[:count]
 
     def handle_state(self, caller: NodeRef | None = None) -> PeerState:
         self._require_joined()
@@ -575,15 +578,18 @@ class ChordNode:
             return ((self.me, 0.0), *self.membership.entries(self.clock.now()))
 
     def exchange_members(self) -> bool:
-        """Pull gossip: merge the table of the next member (round robin). A member that
-        does not answer is dropped; one that does is heard from. Whether our table
-        changed (the maintenance loop backs off while it does not)."""
+        """Pull gossip: merge the table of one member, drawn by SHA-1 of our address and
+        the round number (each peer its own order: peers started together must not all
+        pull from the same member, or news spreads only as fast as that one learns it).
+        A member that does not answer is dropped; one that does is heard from. Whether
+        our table changed (the maintenance loop backs off while it does not)."""
         if self.membership is None or not self._joined:
             return False
         with self._guard:
             members = self.membership.members() or (self.successor,)
             before = self.membership.version
-        peer = members[self._gossip_next % len(members)]
+        turn = self.ring.hash(f"{self.me.address}#{self._gossip_next}")
+        peer = members[turn % len(members)]
         self._gossip_next += 1
         if peer != self.me and not self._pull_members(peer):
             self._forget_finger(peer)

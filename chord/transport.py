@@ -60,6 +60,12 @@ class StepAnswer(NamedTuple):
     # from the owner on (its view, possibly stale): candidates for the owner, which a
     # verified lookup asks next, an unverified one only if every closer peer is dead.
     owners: tuple[NodeRef, ...] = ()
+    # Not done, and the key lies beyond the responder's successor list: the members of
+    # its one-hop table from the owner on. A sample of the ring, not a stretch of it
+    # (the table may miss joiners, or whole runs of peers it has not heard of yet): each
+    # is worth asking, but a dead one says nothing about who else lies there, so a
+    # caller never treats the first live hint as the owner unless it says so itself.
+    hints: tuple[NodeRef, ...] = ()
 
 
 @dataclass(frozen=True)

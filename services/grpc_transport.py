@@ -180,6 +180,7 @@ class GrpcTransport:
                 refs_from_pb(self.ring, reply.nodes),
                 predecessor,
                 refs_from_pb(self.ring, reply.owners),
+                refs_from_pb(self.ring, reply.hints),
             )
 
         request = pb.StepRequest(key=to_hex(key), exclude=[to_hex(i) for i in exclude])

@@ -86,6 +86,7 @@ class ChordServicer(pb_grpc.ChordServicer):
                 done=answer.done,
                 nodes=refs_to_pb(answer.nodes),
                 owners=refs_to_pb(answer.owners),
+                hints=refs_to_pb(answer.hints),
             )
             if answer.predecessor is not None:
                 reply.predecessor.CopyFrom(ref_to_pb(answer.predecessor))

@@ -86,6 +86,6 @@ def test_a_step_offers_no_excluded_peer_and_only_progress(
         distances = [(key - n.id) % size for n in answer.nodes]
         assert all(0 < d < ((key - me) % size or size) for d in distances), answer
         assert distances == sorted(distances), answer
-    offered = [*(() if answer.done else answer.nodes), *answer.owners]
+    offered = [*(() if answer.done else answer.nodes), *answer.owners, *answer.hints]
     assert not {n.id for n in offered} & exclude, (answer, exclude)
     assert net is not None

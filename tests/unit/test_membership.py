@@ -42,6 +42,18 @@ def test_around_names_the_member_before_the_key_and_the_owners_after() -> None:
     assert before is None and ids(after) == [50]
 
 
+def test_behind_names_the_members_before_the_key_nearest_first() -> None:
+    members = table(me=10)
+    members.hint([ref(50), ref(90), ref(200), ref(240)], now=0)
+    assert ids(members.behind(95, 2, frozenset())) == [90, 50]
+    assert ids(members.behind(95, 3, frozenset({90}))) == [50]  # found dead: skipped
+    assert ids(members.behind(5, 3, frozenset())) == [240, 200, 90]  # wraps past zero
+    # Only peers strictly between us and the key: never us, nor the key's own peer.
+    assert ids(members.behind(60, 5, frozenset())) == [50]
+    assert members.behind(30, 2, frozenset()) == ()
+    assert ids(members.behind(10, 9, frozenset())) == [240, 200, 90, 50]  # all the way round
+
+
 def test_a_dead_peer_stays_out_until_it_speaks_again() -> None:
     members = table(ttl=100)
     members.heard_from(ref(50), now=0)
