@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from bench.rest_transfer import download as rest_download
+from bench.rest_transfer import file_pieces
 from bench.rest_transfer import upload as rest_upload
 from services.launcher import LocalRing
 
@@ -32,11 +33,8 @@ def dav_put(host: str, port: int, name: str, pieces: list[bytes], size: int) -> 
     connection.putheader("Content-Type", "application/octet-stream")
     connection.putheader("Content-Length", str(size))
     connection.endheaders()
-    sent = 0
-    while sent < size:
-        piece = pieces[(sent // MIB) % len(pieces)][: size - sent]
+    for piece in file_pieces(pieces, size):
         connection.send(piece)
-        sent += len(piece)
     response = connection.getresponse()
     response.read()
     if response.status not in (201, 204):
@@ -60,11 +58,8 @@ def dav_get(host: str, port: int, name: str) -> tuple[int, str]:
 
 def expected_sha(pieces: list[bytes], size: int) -> str:
     digest = hashlib.sha256()
-    sent = 0
-    while sent < size:
-        piece = pieces[(sent // MIB) % len(pieces)][: size - sent]
+    for piece in file_pieces(pieces, size):
         digest.update(piece)
-        sent += len(piece)
     return digest.hexdigest()
 
 

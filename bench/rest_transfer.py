@@ -18,6 +18,7 @@ import tempfile
 import time
 import urllib.parse
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.nginx import curl_download_mb_s, curl_upload, nginx_serving
@@ -93,6 +94,15 @@ def hello_waitress_per_s() -> float:
         server.wait(timeout=10)
 
 
+def file_pieces(pieces: list[bytes], size: int) -> Iterator[bytes]:
+    """The benchmark file's ``size`` bytes: the 1 MiB ``pieces`` over and over."""
+    sent = 0
+    while sent < size:
+        piece = pieces[(sent // MIB) % len(pieces)][: size - sent]
+        sent += len(piece)
+        yield piece
+
+
 def upload(host: str, port: int, name: str, pieces: list[bytes], size: int) -> dict[str, object]:
     """POST /upload_file as multipart/form-data, the body streamed piece by piece."""
     boundary = uuid.uuid4().hex
@@ -108,11 +118,8 @@ def upload(host: str, port: int, name: str, pieces: list[bytes], size: int) -> d
     connection.putheader("Content-Length", str(len(head) + size + len(tail)))
     connection.endheaders()
     connection.send(head)
-    sent = 0
-    while sent < size:
-        piece = pieces[(sent // MIB) % len(pieces)][: size - sent]
+    for piece in file_pieces(pieces, size):
         connection.send(piece)
-        sent += len(piece)
     connection.send(tail)
     response = connection.getresponse()
     body = response.read()
@@ -141,12 +148,9 @@ def write_payload(path: Path, pieces: list[bytes], size: int) -> str:
     digest = hashlib.sha256()
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as out:
-        sent = 0
-        while sent < size:
-            piece = pieces[(sent // MIB) % len(pieces)][: size - sent]
+        for piece in file_pieces(pieces, size):
             out.write(piece)
             digest.update(piece)
-            sent += len(piece)
     return digest.hexdigest()
 
 

@@ -103,3 +103,18 @@ def decode_name(raw: bytes) -> str:
 def last_segment(name: str) -> str:
     """What a download is saved as: the part after the last '/'."""
     return name.rsplit(SEPARATOR, 1)[-1]
+
+
+def parent_folder(name: str) -> str:
+    """The folder a name lies in: 'a/b/c' -> 'a/b', 'c' -> '' (the root)."""
+    return name.rsplit(SEPARATOR, 1)[0] if SEPARATOR in name else ""
+
+
+def enclosing_folders(name: str) -> list[str]:
+    """Every folder a name lies in, innermost first, the root left out: 'a/b/c' ->
+    ['a/b', 'a']. Folders exist in the ring only as these prefixes of names."""
+    found = []
+    while SEPARATOR in name:
+        name = parent_folder(name)
+        found.append(name)
+    return found

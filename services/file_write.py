@@ -242,7 +242,16 @@ class TwoPhaseWrite:
 
     def _send(self, holder: HolderWrite) -> None:
         def requests() -> Iterator[Any]:
-            while (message := holder.feed.get()) is not None:
+            # The write's deadline holds here too: our own holder has no gRPC deadline,
+            # and a remote call's request thread must not wait for a message forever.
+            deadline = time.monotonic() + self._timeout
+            while True:
+                try:
+                    message = holder.feed.get(timeout=max(deadline - time.monotonic(), 0))
+                except queue.Empty:
+                    raise TimeoutError("the writer sent nothing before its deadline") from None
+                if message is None:
+                    return
                 yield message
 
         try:

@@ -39,5 +39,7 @@ class _LocalCall:
 
 
 def local_write(engine: StorageEngine, ring: Ring) -> LocalWrite:
+    """The handler in-process. No gRPC deadline applies to it: the requests it is fed
+    end at the write's own deadline (services.file_write)."""
     servicer = FilesServicer(engine, ring)
     return lambda requests: servicer.Write(requests, _LocalCall())  # type: ignore[arg-type]

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from chord.names import enclosing_folders
+from chord.names import parent_folder as parent
 from clientlib.peer import PeerApi
 
 ROOT = ""
@@ -32,17 +34,9 @@ class Entry:
     created: float
 
 
-def parent(path: str) -> str:
-    return path.rsplit("/", 1)[0] if "/" in path else ROOT
-
-
 def ancestors(path: str) -> list[str]:
     """``a/b/c`` -> ``["a/b", "a", ""]``."""
-    found = []
-    while path:
-        path = parent(path)
-        found.append(path)
-    return found
+    return [*enclosing_folders(path), ROOT] if path else []
 
 
 def entry_of(row: dict[str, Any], now: float) -> Entry | None:

@@ -17,8 +17,6 @@ explains what that means for clients that use several peers.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import time
@@ -26,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from werkzeug.datastructures import Authorization, EnvironHeaders
 from wsgidav.dir_browser import WsgiDavDirBrowser
 from wsgidav.error_printer import ErrorPrinter
 from wsgidav.prop_man.property_manager import PropertyManager, ShelvePropertyManager
@@ -106,21 +105,15 @@ def _json(
 
 def credential(header: str | None) -> tuple[str, str] | None:
     """(user, token) of an ``Authorization`` header: Basic (the token is the password)
-    or Bearer (user ''); None if absent or malformed."""
-    if not header:
+    or Bearer (user ''); None if absent, malformed or of another scheme."""
+    auth = Authorization.from_header(header)
+    if auth is None:
         return None
-    scheme, _, value = header.strip().partition(" ")
-    value = value.strip()
-    if scheme.lower() == "bearer" and value:
-        return "", value
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(value, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    user, colon, password = decoded.partition(":")
-    return (user, password) if colon else None
+    if auth.type == "bearer" and auth.token:
+        return "", auth.token
+    if auth.type == "basic" and auth.password is not None:
+        return auth.username or "", auth.password
+    return None
 
 
 def _declared_length(environ: dict[str, Any]) -> int:
@@ -128,11 +121,6 @@ def _declared_length(environ: dict[str, Any]) -> int:
         return int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return 0  # the HTTP server has refused a malformed length already
-
-
-def _header(environ: dict[str, Any], name: str) -> str | None:
-    value = environ.get("HTTP_" + name.upper().replace("-", "_"))
-    return value if isinstance(value, str) else None
 
 
 def _held(slot: TransferSlot, body: Iterable[bytes]) -> Iterator[bytes]:
@@ -155,7 +143,7 @@ def gate(app: WsgiApp, tokens: Tokens, limits: ClientLimits) -> WsgiApp:
             detail = f"a {method} body is at most {MAX_XML_BODY} bytes of XML"
             return _json(start_response, 413, ApiError(413, detail))
         if method in WRITE_METHODS:
-            why = cross_site(method, lambda name: _header(environ, name), environ.get("HTTP_HOST"))
+            why = cross_site(method, EnvironHeaders(environ).get, environ.get("HTTP_HOST"))
             if why is not None:
                 return _json(start_response, 403, ApiError(403, refusal(method, why)))
         given = credential(environ.get("HTTP_AUTHORIZATION"))

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from chord.names import enclosing_folders
 from services.file_client import FileInfo
 
 log = logging.getLogger("chord.dav")
@@ -41,21 +42,6 @@ class Entry:
     @property
     def is_folder(self) -> bool:
         return self.info is None
-
-
-def parent(name: str) -> str:
-    return name.rsplit("/", 1)[0] if "/" in name else ""
-
-
-def leaf(name: str) -> str:
-    return name.rsplit("/", 1)[-1]
-
-
-def ancestors(name: str) -> Iterable[str]:
-    """'a/b/c' -> 'a/b', 'a' (not the root '')."""
-    while "/" in name:
-        name = name.rsplit("/", 1)[0]
-        yield name
 
 
 class RingListing:
@@ -123,7 +109,7 @@ class RingListing:
                 else:
                     walked[name] = info
             self._files = walked
-            self._folders = {a for name in walked for a in ancestors(name)}
+            self._folders = {a for name in walked for a in enclosing_folders(name)}
             self._taken = started
 
     def file(self, name: str) -> FileInfo | None:
@@ -162,13 +148,13 @@ class RingListing:
         with self._lock:
             self._own.append((self._clock(), info.name, info))
             self._files[info.name] = info
-            self._folders.update(ancestors(info.name))
+            self._folders.update(enclosing_folders(info.name))
 
     def deleted(self, name: str) -> None:
         with self._lock:
             self._own.append((self._clock(), name, None))
             if self._files.pop(name, None) is not None:
-                self._folders = {a for n in self._files for a in ancestors(n)}
+                self._folders = {a for n in self._files for a in enclosing_folders(n)}
 
     def make_folder(self, name: str) -> None:
         with self._lock:
@@ -177,7 +163,7 @@ class RingListing:
                     f"this peer keeps at most {MAX_MADE_FOLDERS} empty folders in memory"
                 )
             self._made.add(name)
-            self._made.update(ancestors(name))
+            self._made.update(enclosing_folders(name))
 
     def forget_folder(self, name: str) -> None:
         """The folder and every folder below it are no longer made here."""

@@ -27,9 +27,9 @@ from wsgidav.dav_error import (
 )
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider, _DAVResource
 
-from chord.names import InvalidName, validate_name
+from chord.names import InvalidName, last_segment, validate_name
 from chord.node_ref import NodeRef
-from services.dav.listing import Entry, RingListing, TooManyFolders, leaf
+from services.dav.listing import Entry, RingListing, TooManyFolders
 from services.dav.stream import PIECE, RingReader, as_dav_error, pieces_of
 from services.file_client import FileClient, FileInfo, NotFound
 
@@ -42,7 +42,7 @@ def ring_name(path: str) -> str:
 
 
 def is_macos_metadata(name: str) -> bool:
-    base = leaf(name)
+    base = last_segment(name)
     return base in MACOS_METADATA or base.startswith("._")
 
 
@@ -70,9 +70,8 @@ class RingDav(DAVProvider):
             validate_name(name)
         except InvalidName:
             return None  # nothing can be stored there: PUT/MKCOL say why (check_new_name)
-        info = self.listing.file(name)
-        if info is None and self.listing.is_folder(name):
-            return RingFolder(util.join_uri("/", name) + "/", environ, self)
+        if self.listing.file(name) is None and self.listing.is_folder(name):
+            return self.folder(name, environ)
         if (
             environ.get("REQUEST_METHOD") in ("GET", "HEAD")
             and ring_name(environ.get("PATH_INFO", "")) == name
@@ -81,17 +80,28 @@ class RingDav(DAVProvider):
             # trip, as REST's /download_file does (None: take the general path).
             small = self.files.read_small(name)
             if small is not None:
-                return RingFile(util.join_uri("/", name), environ, self, small[0], [], small[1])
+                return self.file(name, environ, small[0], [], small[1])
         try:
             info, having, _ = self.files.stat(name)
         except NotFound:
             self.listing.deleted(name)
-            if self.listing.is_folder(name):
-                return RingFolder(util.join_uri("/", name) + "/", environ, self)
-            return None
+            return self.folder(name, environ) if self.listing.is_folder(name) else None
         except Exception as exc:
             raise as_dav_error(exc) from None
-        return RingFile(util.join_uri("/", name), environ, self, info, having)
+        return self.file(name, environ, info, having)
+
+    def folder(self, name: str, environ: dict[str, Any]) -> RingFolder:
+        return RingFolder(util.join_uri("/", name) + "/", environ, self)
+
+    def file(
+        self,
+        name: str,
+        environ: dict[str, Any],
+        info: FileInfo | None,
+        having: list[NodeRef] | None,
+        data: bytes | None = None,
+    ) -> RingFile:
+        return RingFile(util.join_uri("/", name), environ, self, info, having, data)
 
     def check_new_name(self, name: str) -> None:
         """400 for a name the ring refuses, 403 for macOS metadata (unless stored)."""
@@ -102,14 +112,14 @@ class RingDav(DAVProvider):
         if is_macos_metadata(name) and not self.store_macos_metadata:
             raise DAVError(
                 HTTP_FORBIDDEN,
-                f"{leaf(name)!r} is macOS Finder metadata, which this ring does not store "
+                f"{last_segment(name)!r} is macOS Finder metadata, which this ring does not store "
                 "(setting webdav_macos_files: store)",
             )
 
     def resource_of(self, entry: Entry, environ: dict[str, Any]) -> _DAVResource:
         if entry.info is None:
-            return RingFolder(util.join_uri("/", entry.path) + "/", environ, self)
-        return RingFile(util.join_uri("/", entry.path), environ, self, entry.info, None)
+            return self.folder(entry.path, environ)
+        return self.file(entry.path, environ, entry.info, None)
 
     def store(self, name: str, blocks: Iterable[bytes], size: int | None = None) -> FileInfo:
         """Stream ``blocks`` to ``name``'s holders (a new version if it exists)."""
@@ -118,9 +128,7 @@ class RingDav(DAVProvider):
             result = self.files.put(
                 name, pieces_of(blocks, self.max_upload_bytes), size=size, overwrite=True
             )
-        except DAVError:
-            raise
-        except Exception as exc:
+        except Exception as exc:  # a DAVError (413 from pieces_of) passes as it is
             raise as_dav_error(exc) from None
         self.listing.stored(result.info)
         return result.info
@@ -253,7 +261,7 @@ class RingFolder(DAVCollection):
             raise as_dav_error(exc) from None
 
     def get_member_names(self) -> list[str]:
-        return [leaf(entry.path) for entry in self._children()]
+        return [last_segment(entry.path) for entry in self._children()]
 
     def get_member_list(self) -> list[_DAVResource]:
         return [self.dav.resource_of(entry, self.environ) for entry in self._children()]
@@ -267,11 +275,10 @@ class RingFolder(DAVCollection):
     def create_empty_resource(self, name: str) -> RingFile:
         child = self._child(name)
         self.dav.check_new_name(child)
-        path = util.join_uri(self.path, name)
         if self.environ.get("REQUEST_METHOD") == "PUT":
-            return RingFile(path, self.environ, self.dav, None, None)  # the PUT writes it
+            return self.dav.file(child, self.environ, None, None)  # the PUT writes it
         info = self.dav.store(child, [])  # LOCK of an unmapped URL makes an empty file
-        return RingFile(path, self.environ, self.dav, info, None)
+        return self.dav.file(child, self.environ, info, None)
 
     def create_collection(self, name: str) -> None:
         child = self._child(name)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +24,14 @@ from services.launcher import PeerProcess, wait_for
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "mount-test-api-token"
 MIB = 1 << 20
+
+
+def needs(program: str) -> pytest.MarkDecorator:
+    """Skip unless ``program`` (a Debian package's tool the tests drive) is installed."""
+    return pytest.mark.skipif(
+        shutil.which(program) is None,
+        reason=f"{program} is not installed (make install adds the Debian package as root)",
+    )
 
 
 def sha(data: bytes) -> str:

@@ -13,14 +13,23 @@ from __future__ import annotations
 import errno
 import os
 import random
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from mounttest import MIB, TOKEN, Mount, eventually, peer_api, rest_get, run, start_mount
+from mounttest import (
+    MIB,
+    TOKEN,
+    Mount,
+    eventually,
+    needs,
+    peer_api,
+    rest_get,
+    run,
+    start_mount,
+)
 
 from clientlib.mount import fuse_problem
 from services.launcher import LocalRing, PeerProcess
@@ -31,13 +40,6 @@ pytestmark = [
 ]
 
 QUOTA_MIB = 16  # per peer: room for every test here, not for FULL
-
-
-def needs(program: str) -> pytest.MarkDecorator:
-    return pytest.mark.skipif(
-        shutil.which(program) is None,
-        reason=f"{program} is not installed (make install adds the Debian package as root)",
-    )
 
 
 @dataclass

@@ -13,14 +13,13 @@ from __future__ import annotations
 import os
 import random
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from mounttest import MIB, eventually, rest_get, run
+from mounttest import MIB, eventually, needs, rest_get, run
 
 from clientlib.mount import fuse_problem
 from services.launcher import LocalRing, PeerProcess
@@ -29,13 +28,6 @@ pytestmark = pytest.mark.integration
 
 TOKEN = "webdav-test-api-token"
 SUITES = ("basic", "copymove", "props", "locks", "http")
-
-
-def needs(program: str) -> pytest.MarkDecorator:
-    return pytest.mark.skipif(
-        shutil.which(program) is None,
-        reason=f"{program} is not installed (make install adds the Debian package as root)",
-    )
 
 
 @dataclass
