@@ -56,6 +56,7 @@ COPY chord/ chord/
 COPY services/ services/
 COPY config/ config/
 COPY clientlib/ clientlib/
+COPY devtools/ devtools/
 COPY run_node.py server.py client.py ./
 
 # A numeric, unprivileged user and group, both 10001 (what deploy/k8s/ sets as runAsUser,

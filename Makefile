@@ -105,7 +105,7 @@ run: install
 
 lint: install
 	$(PY) -m ruff check .
-	$(PY) -m mypy --config-file pyproject.toml $(wildcard chord services config) faults server.py run_node.py client.py bench
+	$(PY) -m mypy --config-file pyproject.toml $(wildcard chord services config) devtools faults server.py run_node.py client.py bench
 
 test: install lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)

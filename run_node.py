@@ -19,11 +19,11 @@ from types import FrameType
 from chord.ids import to_hex
 from config.cli import CliOptions, parse_args
 from config.settings import ConfigError
-from server import Peer, StartupError
-from services.logs import setup_logging
+from services.common.logs import setup_logging
+from services.common.signals import held, signal_main_thread
 from services.menu import Menu
-from services.ports import PortClaims, with_claimed_ports, write_port_file
-from services.signals import held, signal_main_thread
+from services.peer.peer import Peer, StartupError
+from services.peer.ports import PortClaims, with_claimed_ports, write_port_file
 
 
 class ShutdownRequested(BaseException):
@@ -49,7 +49,7 @@ def _terminate_when_stop_requested(peer: Peer) -> None:
 
 def run_peer(options: CliOptions) -> int:
     # Every thread the peer starts is started with SIGINT/SIGTERM blocked, so that the
-    # main thread takes them even while it waits in input() (services/signals.py).
+    # main thread takes them even while it waits in input() (services/common/signals.py).
     try:
         with held():
             with PortClaims() as claims:  # held until the servers listen (port 0)
@@ -92,7 +92,7 @@ def run_peer(options: CliOptions) -> int:
 def main(argv: list[str]) -> int:
     options = parse_args(argv, os.environ)
     if options.local_ring is not None:
-        from services.local_ring import run_local_ring
+        from devtools.local_ring import run_local_ring
 
         return run_local_ring(options.local_ring, options.settings)
     return run_peer(options)

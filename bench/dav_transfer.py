@@ -19,7 +19,7 @@ from typing import TypeVar
 from bench.rest_transfer import download as rest_download
 from bench.rest_transfer import file_pieces
 from bench.rest_transfer import upload as rest_upload
-from services.launcher import LocalRing
+from devtools.launcher import LocalRing
 
 MIB = 1 << 20
 T = TypeVar("T")

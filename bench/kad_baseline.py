@@ -23,7 +23,7 @@ from typing import Any
 from kademlia.network import Server  # type: ignore[import-untyped]
 from kademlia.storage import ForgetfulStorage  # type: ignore[import-untyped]
 
-from services.launcher import ROOT, free_port
+from devtools.launcher import ROOT, free_port
 
 
 class KeepNothing(ForgetfulStorage):

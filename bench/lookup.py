@@ -27,7 +27,7 @@ from tabulate import tabulate
 
 from chord.ids import to_hex
 from chord.lookup import iterative_lookup
-from services.launcher import LocalRing, wait_for
+from devtools.launcher import LocalRing, wait_for
 
 
 def percentile(values: list[float], q: float) -> float:

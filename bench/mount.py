@@ -29,7 +29,7 @@ from tabulate import tabulate
 from clientlib.download import download
 from clientlib.peer import PeerApi, parse_address
 from clientlib.upload import upload
-from services.launcher import LocalRing, wait_for
+from devtools.launcher import LocalRing, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 MIB = 1 << 20

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from services.launcher import free_port
+from devtools.launcher import free_port
 
 CONFIG = """
 daemon off;

@@ -22,14 +22,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench.nginx import curl_download_mb_s, curl_upload, nginx_serving
-from services.launcher import LocalRing, free_port
+from devtools.launcher import LocalRing, free_port
 
 MIB = 1 << 20
 ROUNDS = 3  # download rounds, nginx and the peers alternating
 CLIENTS = 16  # concurrent keep-alive connections
 LOAD_PROCESSES = 4  # the load generator's processes (threads in one would share a GIL)
 LOAD_SECONDS = 3.0
-API_THREADS = 4  # services.http_server.ApiServer's default
+API_THREADS = 4  # services.web.api_server.ApiServer's default
 HELLO_SERVER = """
 import logging, sys
 from waitress import serve

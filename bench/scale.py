@@ -30,10 +30,9 @@ from tabulate import tabulate
 from bench.lookup import fingers_complete, health_rtts, percentile
 from chord.ids import to_hex
 from chord.lookup import iterative_lookup
-from services.launcher import LocalRing, PeerProcess, wait_for
+from devtools.launcher import LocalRing, PeerProcess, wait_for
 
 TICKS = os.sysconf("SC_CLK_TCK")
-
 
 
 def proportional_mib(pid: int) -> float:
@@ -42,6 +41,7 @@ def proportional_mib(pid: int) -> float:
         if line.startswith("Pss:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
 
 def cpu_seconds(peer: PeerProcess) -> float:
     fields = Path(f"/proc/{peer.process.pid}/stat").read_text().rsplit(")", 1)[1].split()

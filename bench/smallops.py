@@ -43,7 +43,7 @@ from tabulate import tabulate
 from bench import kad_baseline
 from clientlib.multipart import build_frame
 from clientlib.ringmap import RingMap
-from services.launcher import LocalRing, PeerProcess
+from devtools.launcher import LocalRing, PeerProcess
 
 SMALL = 100  # bytes of a "small file" / kademlia value
 UPLOAD_SIZE = 4096

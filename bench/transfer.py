@@ -40,8 +40,8 @@ from tabulate import tabulate
 from bench.dav_transfer import measure_dav
 from bench.rest_transfer import measure_rest
 from chord.placement import holders_of, successor_index
-from services.file_client import FileClient, remote_client
-from services.launcher import LocalRing, PeerProcess, wait_for
+from devtools.launcher import LocalRing, PeerProcess, wait_for
+from services.files.client import FileClient, remote_client
 
 MIB = 1 << 20
 # The Makefile's malloc settings (see there for the measurements behind them).
@@ -342,8 +342,28 @@ def main() -> None:
     if args.via == "all":
         rows = figures(size, args.peers, args.replicas, root, args.disk)
         if args.json:
-            print(json.dumps([dict(zip(("figure", "value", "unit", "baseline", "baseline_value",
-                                        "target", "sense"), row, strict=True)) for row in rows]))
+            print(
+                json.dumps(
+                    [
+                        dict(
+                            zip(
+                                (
+                                    "figure",
+                                    "value",
+                                    "unit",
+                                    "baseline",
+                                    "baseline_value",
+                                    "target",
+                                    "sense",
+                                ),
+                                row,
+                                strict=True,
+                            )
+                        )
+                        for row in rows
+                    ]
+                )
+            )
         else:
             print(f"{args.size_mib} MiB, {args.peers} peers, k = {args.replicas}, data in {root}")
             print(table(rows))

@@ -32,7 +32,7 @@ Why that is safe and converges (chord-correctness.md's rules):
   does not route its ID to it, and cross-joins at its right place.
 - A cross-join inside one ring is harmless: it re-admits the peer where it already is.
 
-The protocol logic is here and in ChordNode; services/maintenance.py runs
+The protocol logic is here and in ChordNode; services/peer/maintenance.py runs
 :meth:`RingMerger.step` on a timer (``merge_interval``), the simulator runs it in rounds.
 """
 

@@ -1,6 +1,6 @@
 """How often maintenance runs: fast while the view changes, lazily while it does not.
 
-A pure policy, shared by the real maintenance loop (services/maintenance.py, on the wall
+A pure policy, shared by the real maintenance loop (services/peer/maintenance.py, on the wall
 clock) and the simulator (chord/sim/upkeep.py, on a virtual clock), so the message
 counts the simulator reports are those of the code that runs.
 

@@ -1,6 +1,6 @@
 """What the protocol core needs from the outside world: other peers and a clock.
 
-The real adapter (``services.grpc_transport``) speaks gRPC with a deadline on every
+The real adapter (``services.rpc.transport``) speaks gRPC with a deadline on every
 call; the simulator's (``chord.sim.network``) calls other in-memory nodes directly.
 Either way a peer that does not answer in time raises :class:`PeerUnreachable`
 and is treated as dead by the caller, which is all Chord needs to know.

@@ -79,7 +79,7 @@ _VALUE_FLAGS: dict[str, tuple[str, str]] = {
     "fault_rules": (
         "RULES",
         "TESTING ONLY: inject delays/drops/failures into RPCs (JSON or compact rules; "
-        "see services/faults.py; default off)",
+        "see devtools/fault_injection.py; default off)",
     ),
     "fault_rules_file": (
         "FILE",

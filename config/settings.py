@@ -98,7 +98,7 @@ class Settings:
     http_send_timeout: float = 30.0  # a client that takes no response byte this long: cut
     http_workers: int = 8  # threads for small REST requests (everything but transfers)
     http_transfer_workers: int = 32  # threads for REST uploads and downloads
-    fault_rules: str | None = None  # fault injection (services/faults.py); None = off
+    fault_rules: str | None = None  # fault injection (devtools/fault_injection.py); None = off
     fault_rules_file: str | None = None  # rules re-read when the file changes; None = off
 
     @property
@@ -351,7 +351,7 @@ def validate(settings: Settings, sources: Mapping[str, str] | None = None) -> Se
         fail("admin_token", "must differ from api_token (the API token cannot shut a peer down)")
 
     if settings.fault_rules is not None:
-        from services.faults import FaultRuleError, parse_rules
+        from devtools.fault_rules import FaultRuleError, parse_rules
 
         try:
             parse_rules(settings.fault_rules)

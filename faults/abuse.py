@@ -19,10 +19,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from devtools.launcher import PeerProcess
 from faults import attackers, cross_site
 from faults.harness import Harness, Verdict
 from faults.probe import Probe, summary
-from services.launcher import PeerProcess
 
 log = logging.getLogger("faults")
 MIB = 1 << 20

@@ -117,10 +117,14 @@ def slow_uploads(target: tuple[str, int], srcs: Sequence[str], count: int,
     """``count`` uploads announcing 1 MiB that send their body one byte per ``every``
     seconds (slowloris on the body)."""
     head = (
-        "POST /upload_file HTTP/1.1\r\nHost: {host}\r\n"
-        "Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: 1048576\r\n\r\n"
-        "--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.bin\"\r\n\r\n"
-    ).format(host=f"{target[0]}:{target[1]}").encode()
+        (
+            "POST /upload_file HTTP/1.1\r\nHost: {host}\r\n"
+            "Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: 1048576\r\n\r\n"
+            '--xyz\r\nContent-Disposition: form-data; name="file"; filename="slow.bin"\r\n\r\n'
+        )
+        .format(host=f"{target[0]}:{target[1]}")
+        .encode()
+    )
     socks: list[socket.socket] = []
     report: dict[str, Any] = {"opened": 0, "refused": 0}
     for source in itertools.islice(itertools.cycle(srcs), count):
@@ -223,9 +227,7 @@ class Forwarder:
 
 def _channel(forwarder: Forwarder) -> grpc.Channel:
     # A channel of its own per stream (no subchannel sharing): one TCP connection each.
-    return grpc.insecure_channel(
-        forwarder.address, options=[("grpc.use_local_subchannel_pool", 1)]
-    )
+    return grpc.insecure_channel(forwarder.address, options=[("grpc.use_local_subchannel_pool", 1)])
 
 
 def _close_streams(calls: Sequence[Any], channels: Sequence[grpc.Channel],

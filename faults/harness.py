@@ -1,6 +1,6 @@
 """The fault harness: real peer processes, a logged workload, a checker.
 
-A :class:`Harness` starts a ring of real peers (services.launcher.LocalRing, the same
+A :class:`Harness` starts a ring of real peers (devtools.launcher.LocalRing, the same
 program a user runs), uploads seeded files through random peers from several client
 threads while logging each operation (name, SHA-256, acknowledged or not, latency),
 lets a scenario inject its fault, waits for convergence by polling (the ring is ideal
@@ -35,9 +35,9 @@ import grpc
 from chord.placement import replica_indexes
 from chord.transport import PeerUnreachable
 from config.settings import API_PORT_OFFSET
-from services.file_client import FileClient, FileError, FileInfo, remote_client
-from services.grpc_transport import GrpcTransport
-from services.launcher import LocalRing, PeerProcess, free_port, port_is_free
+from devtools.launcher import LocalRing, PeerProcess, free_port, port_is_free
+from services.files.client import FileClient, FileError, FileInfo, remote_client
+from services.rpc.transport import GrpcTransport
 
 log = logging.getLogger("faults")
 

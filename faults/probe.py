@@ -19,8 +19,8 @@ from typing import Any
 from urllib.parse import quote
 
 from chord.transport import PeerUnreachable
+from devtools.launcher import PeerProcess
 from faults.harness import Harness, percentile
-from services.launcher import PeerProcess
 
 SOURCE = "127.0.0.2"
 TIMEOUT = 5.0  # a request that takes longer counts as this long (and as failed)

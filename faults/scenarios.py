@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from devtools.launcher import PeerProcess
 from faults import abuse
 from faults.harness import Harness, Options, Verdict
-from services.launcher import PeerProcess
 from services.storage.blobs import flip_byte
 
 log = logging.getLogger("faults")

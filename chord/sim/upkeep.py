@@ -3,7 +3,7 @@
 ``python -m chord.sim upkeep`` runs N peers from the Ideal state for ``warmup`` and then
 ``duration`` simulated seconds (only the second part is counted: a steady state), each
 peer running stabilize, check_predecessor and fix_fingers on the pacing of chord.pacing
-(the policy services/maintenance.py applies on the wall clock), with the real peers'
+(the policy services/peer/maintenance.py applies on the wall clock), with the real peers'
 default intervals (0.5, 1.0 and 0.5 s) and the same speed-up when a handler finds work.
 ``backoff`` 1 is the fixed schedule the peers had before; 8 is the default now. With
 ``rate`` > 0, peers join and fail as Poisson processes (each at ``rate`` per second) and
@@ -89,7 +89,7 @@ class _Upkeep:
         self.member_ids.insert(bisect_left(self.member_ids, node.me.id), node.me.id)
 
     def speed_up(self, peer: _Peer) -> None:
-        """Every step of ``peer`` back to full speed (services/maintenance.py's speed_up)."""
+        """Every step of ``peer`` back to full speed (services/peer/maintenance.py's speed_up)."""
         now = self.net.clock.now()
         for index, pace in enumerate(peer.paces):
             if pace.current != pace.base or pace.due > now + pace.base:
@@ -110,7 +110,7 @@ class _Upkeep:
         if changed:  # every step back to full speed, as the real loop does
             self.speed_up(peer)
         if index == 2 and outcome is False and not changed:
-            pace.again(now)  # within a finger pass, as services/maintenance.py paces it
+            pace.again(now)  # within a finger pass, as services/peer/maintenance.py paces it
         else:
             pace.ran(now, worked=changed)
         self.arm(peer, index)

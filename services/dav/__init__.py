@@ -4,6 +4,6 @@ Owns the wsgidav provider of the ring (``provider``: folders are name prefixes, 
 are ring files), the kept ring listing PROPFIND answers from (``listing``), the byte
 streams in and out (``stream``) and the gate in front of wsgidav (``app``: cross-site
 writes, tokens, per-client transfer slots). It works only through FileClient and the
-overview, as the REST routes do; it may import chord/, services.file_client,
-services.overview and services.rest's auth, limits and origin rules, nothing of gRPC.
+overview, as the REST routes do; it may import chord/, services.files.client,
+services.peer.overview and services.rest's auth, limits and origin rules, nothing of gRPC.
 """

@@ -32,11 +32,11 @@ from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from chord.node import ChordNode
-from services import overview
 from services.dav.listing import RingListing
 from services.dav.options import PREFIX, DavOptions, is_dav_path
 from services.dav.provider import RingDav
-from services.file_client import FileInfo
+from services.files.client import FileInfo
+from services.peer import overview
 from services.rest.auth import Tokens, _same
 from services.rest.context import PeerServices
 from services.rest.errors import ApiError

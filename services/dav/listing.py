@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chord.names import enclosing_folders
-from services.file_client import FileInfo
+from services.files.client import FileInfo
 
 log = logging.getLogger("chord.dav")
 

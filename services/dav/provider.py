@@ -31,7 +31,7 @@ from chord.names import InvalidName, last_segment, validate_name
 from chord.node_ref import NodeRef
 from services.dav.listing import Entry, RingListing, TooManyFolders
 from services.dav.stream import PIECE, RingReader, as_dav_error, pieces_of
-from services.file_client import FileClient, FileInfo, NotFound
+from services.files.client import FileClient, FileInfo, NotFound
 
 MACOS_METADATA = (".DS_Store",)  # plus every name starting with "._" (AppleDouble files)
 

@@ -20,7 +20,7 @@ from wsgidav.dav_error import (
 
 from chord.names import InvalidName
 from chord.node_ref import NodeRef
-from services.file_client import (
+from services.files.client import (
     ChecksumMismatch,
     Conflict,
     FileClient,

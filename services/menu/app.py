@@ -21,11 +21,11 @@ from chord.ids import from_hex, to_hex
 from chord.lookup import LookupFailed
 from chord.names import name_problem
 from chord.transport import PeerUnreachable
-from services import overview
-from services.file_client import Conflict, FileError
+from services.files.client import Conflict, FileError
 from services.menu import tables, transfers
 from services.menu.transfers import Cancelled, ProgressFactory
-from services.overview import PeerParts
+from services.peer import overview
+from services.peer.overview import PeerParts
 
 log = logging.getLogger("chord.menu")
 

@@ -10,9 +10,9 @@ from tabulate import tabulate
 from chord.ids import Ring, to_hex
 from chord.node import NodeState
 from chord.node_ref import NodeRef
-from services.file_client import PutResult, SearchResult
-from services.overview import LocalFile, PeerStatus, RingPeer
-from services.replication import Health
+from services.files.client import PutResult, SearchResult
+from services.files.replication import Health
+from services.peer.overview import LocalFile, PeerStatus, RingPeer
 
 NODE_HEADERS = ["id", "gRPC address", "REST URL"]
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import BinaryIO, Protocol, TypeVar
 
 from clientlib.progress import bar as progress_bar
-from services.file_client import ChecksumMismatch, FileClient, FileInfo, PutResult
-from services.signals import start_without_signals
+from services.common.signals import start_without_signals
+from services.files.client import ChecksumMismatch, FileClient, FileInfo, PutResult
 
 PIECE = 1 << 20  # bytes read from the local file at a time
 T = TypeVar("T")

@@ -1,9 +1,9 @@
-"""The REST API every peer serves (Flask behind services.http_server); the contract is
+"""The REST API every peer serves (Flask behind services.web.api_server); the contract is
 docs/rest-api.md.
 
 Modules: app (factory, error handling), ring / files / peer (routes), upload and
 download (streaming bodies), params / names / ranges (input checks), auth, metrics,
-dashboard (the web UI at /; the ring walk itself is services.overview).
+dashboard (the web UI at /; the ring walk itself is services.peer.overview).
 """
 
 from services.rest.app import create_app

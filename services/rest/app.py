@@ -9,8 +9,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from chord.node import ChordNode
+from services.common.log_limits import LogLimiter
 from services.dav import app as dav
-from services.log_limits import LogLimiter
 from services.rest import dashboard, files, peer, ring
 from services.rest.context import ApiContext
 from services.rest.errors import ApiError, error_response, from_exception, http_error

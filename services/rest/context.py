@@ -10,12 +10,12 @@ from pathlib import Path
 from chord.lookup import LookupResult
 from chord.node import ChordNode
 from services.dav.options import DavOptions
-from services.file_client import FileClient
-from services.grpc_transport import GrpcTransport
-from services.replication import Replicator
+from services.files.client import FileClient
+from services.files.replication import Replicator
 from services.rest.auth import Tokens
 from services.rest.limits import ClientLimits
 from services.rest.metrics import PeerMetrics
+from services.rpc.transport import GrpcTransport
 from services.storage import StorageEngine
 
 MIB = 1 << 20

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from flask import Response, request
 
 from chord.names import last_segment
-from services.file_client import FileInfo
+from services.files.client import FileInfo
 from services.rest.errors import ApiError, bad_request
 from services.rest.metrics import PeerMetrics
 from services.rest.ranges import BadRange, ByteRange, Unsatisfiable, parse_range

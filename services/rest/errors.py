@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from chord.lookup import LookupFailed
 from chord.transport import PeerUnreachable
-from services import file_client as fc
+from services.files import client as fc
 
 log = logging.getLogger("chord.api")
 

@@ -1,7 +1,7 @@
 """``GET /download_file?name=N`` of a small file answered before Flask.
 
 The commonest small operation: a client fetching a small file by name, with no Range
-or validators. The owner answers it in one round trip (services.small_read), or this
+or validators. The owner answers it in one round trip (services.files.small_read), or this
 peer from its own storage when it is the owner; Flask's per-request machinery would
 cost about as much again (see fast_health). The response is the Flask route's, header
 for header (the route shares ``file_headers``), and the client's transfer slot is taken
@@ -17,7 +17,7 @@ from typing import Any
 
 from chord.names import InvalidName, validate_name
 from chord.node import ChordNode
-from services.file_client import FileClient
+from services.files.client import FileClient
 from services.rest.download import file_headers
 from services.rest.errors import ApiError
 from services.rest.health import StartResponse, WsgiApp

@@ -15,8 +15,8 @@ from chord.ids import to_hex
 from chord.node import ChordNode
 from chord.node_ref import NodeRef
 from chord.placement import copies_wanted
-from services import overview
-from services.file_client import FileInfo
+from services.files.client import FileInfo
+from services.peer import overview
 from services.rest import download
 from services.rest.auth import Need, authorize
 from services.rest.context import ApiContext, PeerServices

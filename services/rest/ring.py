@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from chord.ids import from_hex, to_hex
-from services import overview
+from services.peer import overview
 from services.rest.context import ApiContext
 from services.rest.errors import ApiError, bad_request
 from services.rest.shapes import ref_json

@@ -28,7 +28,7 @@ from urllib.parse import quote
 from flask import Response, jsonify, request
 
 from chord.ids import to_hex
-from services.file_client import PutResult
+from services.files.client import PutResult
 from services.rest.context import ApiContext, PeerServices
 from services.rest.errors import ApiError, bad_request
 from services.rest.params import checked_name, parse_bool, parse_replicas

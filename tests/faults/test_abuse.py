@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from devtools.launcher import LocalRing
 from faults import abuse
 from faults.harness import Harness, Options
-from services.launcher import LocalRing
 
 pytestmark = pytest.mark.integration
 QUICK = ("--stream-idle-timeout", "3", "--http-send-timeout", "3")
@@ -44,6 +44,7 @@ def test_hostile_clients_do_not_knock_a_peer_over(
             broken[kind] = abuse.problems(figures, LIMIT_MS)
     assert not broken, broken
     assert not verdict.lost and not verdict.corrupt, verdict
-    assert results["cross-site"]["attack"].get("skipped") or (
-        results["cross-site"]["attack"]["fetches"]
+    assert (
+        results["cross-site"]["attack"].get("skipped")
+        or (results["cross-site"]["attack"]["fetches"])
     )

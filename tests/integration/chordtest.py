@@ -19,7 +19,7 @@ from pathlib import Path
 
 from chord.ids import Ring, to_hex
 from config.settings import API_PORT_OFFSET
-from services.launcher import (
+from devtools.launcher import (
     ROOT,
     LocalRing,
     PeerProcess,

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from services.launcher import LocalRing
+from devtools.launcher import LocalRing
 
 BASE_SEED = os.environ.get("CHORD_TEST_SEED") or str(random.SystemRandom().randrange(10**9))
 

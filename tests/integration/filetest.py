@@ -21,8 +21,8 @@ import grpc
 from chordtest import describe
 
 from chord.placement import replica_indexes
-from services.file_client import FileClient, FileError, FileInfo, remote_client
-from services.launcher import LocalRing, PeerProcess, wait_for
+from devtools.launcher import LocalRing, PeerProcess, wait_for
+from services.files.client import FileClient, FileError, FileInfo, remote_client
 
 MIB = 1 << 20
 K = 3
@@ -198,8 +198,6 @@ def upload(
 def files_dir(peer: PeerProcess) -> Path:
     """The storage engine's directory of a LocalRing peer (its --data-dir + /files)."""
     return peer.log_path.parent / "files"
-
-
 
 
 def tmp_entries(peer: PeerProcess) -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from clientlib.peer import PeerApi, parse_address
-from services.launcher import PeerProcess, wait_for
+from devtools.launcher import PeerProcess, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "mount-test-api-token"

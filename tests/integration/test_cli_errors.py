@@ -17,7 +17,7 @@ from chordtest import Finished, random_address, random_host, run_node, seeded_po
 
 from chord.ids import Ring
 from config.settings import API_PORT_OFFSET
-from services.launcher import LocalRing, PeerProcess, free_port, port_is_free
+from devtools.launcher import LocalRing, PeerProcess, free_port, port_is_free
 
 pytestmark = pytest.mark.integration
 

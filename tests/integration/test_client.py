@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from clientlib.download import Remote
-from services.launcher import LocalRing, PeerProcess, free_port, wait_for
+from devtools.launcher import LocalRing, PeerProcess, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 

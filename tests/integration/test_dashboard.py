@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from rest_http import Api
 
-from services.launcher import ROOT, LocalRing, PeerProcess
+from devtools.launcher import ROOT, LocalRing, PeerProcess
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed: run `make install`"

@@ -17,7 +17,7 @@ from chordtest import (
     wait_ideal,
 )
 
-from services.launcher import LocalRing, PeerProcess
+from devtools.launcher import LocalRing, PeerProcess
 
 pytestmark = pytest.mark.integration
 

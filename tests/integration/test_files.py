@@ -44,8 +44,9 @@ from filetest import (
     wait_placed,
 )
 
+from devtools.launcher import LocalRing, PeerProcess, wait_for
 from proto import files_pb2 as fpb
-from services.file_client import (
+from services.files.client import (
     FileClient,
     FileError,
     FileInfo,
@@ -54,8 +55,7 @@ from services.file_client import (
     PutResult,
     Unavailable,
 )
-from services.launcher import LocalRing, PeerProcess, wait_for
-from services.overview import ring_files, walk_from
+from services.peer.overview import ring_files, walk_from
 from services.storage.blobs import flip_byte
 
 pytestmark = pytest.mark.integration

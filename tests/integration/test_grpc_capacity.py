@@ -1,7 +1,7 @@
-"""Reserved capacity on one in-process peer's gRPC server (services.grpc_capacity):
+"""Reserved capacity on one in-process peer's gRPC server (services.rpc.capacity):
 streaming handlers keep their nature through every interceptor, open Watch streams and
 stalled Fetch streams never take the Chord protocol's threads, and a stalled stream is
-cut after the per-message idle deadline (services.stream_watchdog)."""
+cut after the per-message idle deadline (services.rpc.stream_watchdog)."""
 
 from __future__ import annotations
 
@@ -22,18 +22,18 @@ from chord.ids import Ring
 from chord.node import ChordNode
 from chord.node_ref import NodeRef
 from chord.sim.network import VirtualClock
+from devtools.fault_injection import injector_for
+from devtools.launcher import free_port, wait_for
 from faults.attackers import Forwarder
 from proto import chord_pb2 as pb
 from proto import chord_pb2_grpc as pb_grpc
 from proto import files_pb2 as fpb
 from proto import files_pb2_grpc as fpb_grpc
-from services.faults import injector_for
-from services.file_servicer import FilesServicer
-from services.grpc_server import SERVER_KEEPALIVE_TIMEOUT_MS, CallCounter, GrpcServer
-from services.grpc_transport import GrpcTransport
-from services.interceptors import behaviour_of
-from services.launcher import free_port, wait_for
-from services.security import SECRET_METADATA_KEY, RingSecurity
+from services.files.servicer import FilesServicer
+from services.rpc.interceptors import behaviour_of
+from services.rpc.security import SECRET_METADATA_KEY, RingSecurity
+from services.rpc.server import SERVER_KEEPALIVE_TIMEOUT_MS, CallCounter, GrpcServer
+from services.rpc.transport import GrpcTransport
 from services.storage import StorageEngine
 
 pytestmark = pytest.mark.integration

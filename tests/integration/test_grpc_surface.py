@@ -19,8 +19,8 @@ from chord.sim.network import VirtualClock
 from chord.transport import StepAnswer
 from proto import chord_pb2 as pb
 from proto import chord_pb2_grpc as pb_grpc
-from services.grpc_server import GrpcServer
-from services.grpc_transport import GrpcTransport
+from services.rpc.server import GrpcServer
+from services.rpc.transport import GrpcTransport
 
 pytestmark = pytest.mark.integration
 RING = Ring()

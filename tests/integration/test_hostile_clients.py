@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from rest_http import Api
 
+from devtools.launcher import LocalRing, PeerProcess
 from faults.attackers import connect
-from services.launcher import LocalRing, PeerProcess
 
 pytestmark = pytest.mark.integration
 TOKEN = "hostile-test-token"
@@ -100,9 +100,11 @@ def test_same_origin_and_non_browser_writes_pass(peer: PeerProcess) -> None:
 # ---------------------------------------------------------------- no 500s
 HOSTILE = [
     b"GET /download_file?name=keep.txt HTTP/1.1\r\nHost: x\r\nRange: bytes="
-    + b"9" * 5000 + b"-\r\n\r\n",
+    + b"9" * 5000
+    + b"-\r\n\r\n",
     b"GET /download_file?name=keep.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=0-"
-    + b"1" * 4400 + b"\r\n\r\n",
+    + b"1" * 4400
+    + b"\r\n\r\n",
     b"GET /download_file?name=keep.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=\xd9\xa3-\r\n\r\n",
 ]
 
@@ -127,11 +129,12 @@ HOSTILE += [
     b"GET /search_file?name=\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n",
     b"GET /lookup?key=" + b"f" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
     b"GET /%c0%af HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"GET /download_file?name=keep.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: \xff\"\r\n\r\n",
+    b'GET /download_file?name=keep.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: \xff"\r\n\r\n',
     b"GET /download_file?name=keep.txt HTTP/1.1\r\nHost: x\r\nIf-Range: \xff\r\n"
     b"Range: bytes=0-1\r\n\r\n",
     b"POST /upload_file HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
-    b"boundary=\xff\xfe\r\nContent-Length: 5\r\nAuthorization: Bearer " + TOKEN.encode()
+    b"boundary=\xff\xfe\r\nContent-Length: 5\r\nAuthorization: Bearer "
+    + TOKEN.encode()
     + b"\r\n\r\nhello",
     b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"a" * 70000 + b"\r\n\r\n",
     b"BREW /coffee HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -177,8 +180,10 @@ def test_idle_slow_head_and_slow_body_are_cut(peer: PeerProcess) -> None:
     with connect(target, "127.0.0.7") as idle, connect(target, "127.0.0.7") as slow_head, \
             connect(target, "127.0.0.7") as slow_body:  # fmt: skip
         slow_head.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
-        slow_body.sendall(b"POST /upload_file HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
-                          b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b")
+        slow_body.sendall(
+            b"POST /upload_file HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b"
+        )
         started = time.monotonic()
         for sock in (idle, slow_head, slow_body):
             sock.settimeout(6)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from services.launcher import ROOT, LocalRing, http_json, wait_for
+from devtools.launcher import ROOT, LocalRing, http_json, wait_for
 
 pytestmark = pytest.mark.integration
 

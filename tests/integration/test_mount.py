@@ -21,7 +21,7 @@ from mounttest import MIB, TOKEN, api, eventually, peer_api, rest_download, run,
 
 from clientlib.mount import fuse_problem
 from clientlib.upload import upload
-from services.launcher import LocalRing
+from devtools.launcher import LocalRing
 
 pytestmark = [
     pytest.mark.integration,

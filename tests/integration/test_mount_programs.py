@@ -32,7 +32,7 @@ from mounttest import (
 )
 
 from clientlib.mount import fuse_problem
-from services.launcher import LocalRing, PeerProcess
+from devtools.launcher import LocalRing, PeerProcess
 
 pytestmark = [
     pytest.mark.integration,

@@ -38,7 +38,7 @@ import pytest
 from chord.ids import Ring, from_hex
 from chord.invariants import ideal_violations
 from chord.node_ref import NodeRef
-from services.launcher import wait_for
+from devtools.launcher import wait_for
 from tests.integration.netns import Host, Hosts, run_in, unavailable_reason
 from tests.integration.rest_http import multipart
 

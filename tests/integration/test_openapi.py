@@ -33,7 +33,7 @@ from schemathesis import Case
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 from schemathesis.transport.serialization import Binary
 
-from services.launcher import ROOT, LocalRing
+from devtools.launcher import ROOT, LocalRing
 
 pytestmark = pytest.mark.integration
 
@@ -79,11 +79,11 @@ def app_operations(tmp_path: Path) -> set[tuple[str, str]]:
     """Every (path, method) a full peer's REST app routes. Built as server.py builds it,
     over a simulated node: routing depends on neither a live ring nor the file client,
     so those parts are stand-ins here (real storage, tokens and metrics)."""
-    from services.file_client import FileClient
-    from services.grpc_transport import GrpcTransport
-    from services.replication import Replicator
+    from services.files.client import FileClient
+    from services.files.replication import Replicator
     from services.rest import ApiContext, PeerServices, create_app
     from services.rest.auth import Tokens
+    from services.rpc.transport import GrpcTransport
     from services.storage import StorageEngine
     from tests.unit.sim_ring import ideal_sim_ring
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from services.launcher import ROOT, LocalRing
+from devtools.launcher import ROOT, LocalRing
 
 pytestmark = pytest.mark.integration
 

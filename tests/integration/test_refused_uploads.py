@@ -17,7 +17,7 @@ import pytest
 from chordtest import random_address, wait_ideal
 from filetest import FAST_FILES, K, client_via, expected_holders, holdings
 
-from services.launcher import LocalRing, PeerProcess, wait_for
+from devtools.launcher import LocalRing, PeerProcess, wait_for
 
 MIB = 1 << 20
 CURL = "curl"

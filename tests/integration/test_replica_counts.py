@@ -16,7 +16,7 @@ from pathlib import Path
 from chordtest import random_address, wait_ideal
 from filetest import FAST_FILES, K, client_via, expected_holders, wait_placed
 
-from services.launcher import LocalRing, PeerProcess
+from devtools.launcher import LocalRing, PeerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 

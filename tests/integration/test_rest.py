@@ -24,7 +24,7 @@ from urllib.parse import quote
 import pytest
 from rest_http import Api, Part, Reply, multipart
 
-from services.launcher import LocalRing, PeerProcess, wait_for
+from devtools.launcher import LocalRing, PeerProcess, wait_for
 
 pytestmark = pytest.mark.integration
 

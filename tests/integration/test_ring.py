@@ -30,7 +30,7 @@ from chordtest import (
 
 from chord.ids import Ring, to_hex
 from config.settings import API_PORT_OFFSET
-from services.launcher import ROOT, LocalRing, PeerProcess, wait_for
+from devtools.launcher import ROOT, LocalRing, PeerProcess, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -23,10 +23,10 @@ import pytest
 from chordtest import Finished, random_host
 
 from config.settings import API_PORT_OFFSET
+from devtools.launcher import ROOT, LocalRing, PeerProcess, free_port, wait_for
 from proto import chord_pb2 as pb
 from proto import chord_pb2_grpc as pb_grpc
-from services.launcher import ROOT, LocalRing, PeerProcess, free_port, wait_for
-from services.security import SECRET_METADATA_KEY, RingSecurity
+from services.rpc.security import SECRET_METADATA_KEY, RingSecurity
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""Small files through the one-round-trip path (services.small_read) on real peers: a
+"""Small files through the one-round-trip path (services.files.small_read) on real peers: a
 GET from any peer is served by the file's owner (Files/Read, counted in the owner's
 metrics), a client that knows the membership goes straight to the owner, and after a
 kill -9 of an owner every file still reads back byte for byte, through the general
@@ -18,7 +18,7 @@ import pytest
 
 from bench.smallops import Http, upload
 from clientlib.ringmap import RingMap
-from services.launcher import LocalRing, PeerProcess
+from devtools.launcher import LocalRing, PeerProcess
 
 pytestmark = pytest.mark.integration
 PEERS = 5

@@ -22,7 +22,7 @@ import pytest
 from mounttest import MIB, eventually, needs, rest_get, run
 
 from clientlib.mount import fuse_problem
-from services.launcher import LocalRing, PeerProcess
+from devtools.launcher import LocalRing, PeerProcess
 
 pytestmark = pytest.mark.integration
 

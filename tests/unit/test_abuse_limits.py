@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.log_limits import LogLimiter, caller_ip
+from services.common.log_limits import LogLimiter, caller_ip
 from services.rest.json_input import depth
 from services.rest.origin import _netloc
 from services.rest.ranges import MAX_DIGITS, BadRange, parse_range

@@ -15,7 +15,7 @@ from wsgidav.dav_error import DAVError
 from services.dav.app import credential, gate
 from services.dav.listing import MAX_MADE_FOLDERS, RingListing, TooManyFolders
 from services.dav.stream import PIECE, RingReader, as_dav_error, pieces_of
-from services.file_client import FileInfo, NoSpace, NotFound
+from services.files.client import FileInfo, NoSpace, NotFound
 from services.rest.auth import Tokens
 from services.rest.limits import ClientLimits
 

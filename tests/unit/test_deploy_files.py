@@ -36,7 +36,7 @@ from config.settings import (
     Settings,
     is_loopback,
 )
-from services.security import RingSecurity
+from services.rpc.security import RingSecurity
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"

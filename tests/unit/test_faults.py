@@ -1,4 +1,4 @@
-"""Fault injection (services/faults.py): parsing, rule matching, the seeded probability,
+"""Fault injection (devtools/fault_injection.py): parsing, rule matching, the seeded probability,
 the rules file reloaded at runtime, and the interceptors on a real in-process gRPC
 server (the standard health service)."""
 
@@ -15,7 +15,7 @@ import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from config.settings import ConfigError, Settings, validate
-from services.faults import (
+from devtools.fault_injection import (
     FaultInjector,
     FaultRuleError,
     InjectedError,

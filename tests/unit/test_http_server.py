@@ -1,4 +1,4 @@
-"""The REST server (services.http_server, services.web) in-process with a tiny Flask app:
+"""The REST server (services.web.api_server, services.web) in-process with a tiny Flask app:
 keep-alive, pipelining, HEAD, streamed and chunked bodies, 100-continue, big responses."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask, Response, jsonify, request
 
-from services.http_server import ApiServer
+from services.web.api_server import ApiServer
 from services.web.limits import HttpLimits
 
 
@@ -66,9 +66,11 @@ def test_keep_alive_serves_many_requests_on_one_connection(server: ApiServer) ->
 
 def test_pipelined_requests_are_answered_in_order(server: ApiServer) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
-        conn.sendall(b"GET /json?n=1 HTTP/1.1\r\nHost: x\r\n\r\n"
-                     b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
-                     b"GET /json?n=3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        conn.sendall(
+            b"GET /json?n=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /json?n=3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
         answer = b""
         while chunk := conn.recv(65536):
             answer += chunk

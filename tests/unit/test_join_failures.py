@@ -7,7 +7,7 @@ import pytest
 
 from chord.node_ref import NodeRef
 from chord.transport import PeerUnreachable
-from server import _join_failure
+from services.peer.peer import _join_failure
 
 SEED = "127.0.0.1:7000"
 PEER = NodeRef(1, SEED)

@@ -7,8 +7,8 @@ import threading
 import time
 from typing import Any, cast
 
-from services.launcher import wait_for
-from services.maintenance import Intervals, MaintenanceLoop
+from devtools.launcher import wait_for
+from services.peer.maintenance import Intervals, MaintenanceLoop
 
 
 class FakeNode:

@@ -21,7 +21,7 @@ import pytest
 import services.menu.app as menu_app
 from chord.node import ChordNode
 from chord.node_ref import NodeRef
-from services.file_client import (
+from services.files.client import (
     ChecksumMismatch,
     Conflict,
     FileInfo,
@@ -31,9 +31,9 @@ from services.file_client import (
     SearchResult,
     Unavailable,
 )
+from services.files.replication import Replicator
 from services.menu import Menu
 from services.menu.transfers import Cancelled, cancellable
-from services.replication import Replicator
 from services.storage import StorageEngine
 from tests.unit.sim_ring import ideal_sim_ring
 

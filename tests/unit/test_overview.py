@@ -1,4 +1,4 @@
-"""services.overview over a simulated ring and a real storage engine (no processes)."""
+"""services.peer.overview over a simulated ring and a real storage engine (no processes)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import grpc
 
 from chord.node_ref import NodeRef
 from chord.transport import PeerState
-from services.file_client import FileInfo
-from services.overview import local_files, peer_status, ring_walk
-from services.replication import Health, Replicator
+from services.files.client import FileInfo
+from services.files.replication import Health, Replicator
+from services.peer.overview import local_files, peer_status, ring_walk
 from services.storage import StorageEngine
 from tests.unit.sim_ring import ideal_sim_ring
 
@@ -115,4 +115,3 @@ def test_local_files_and_status(tmp_path: Path) -> None:
         assert status.joined and status.node == node.me
         assert (status.primary, status.replica, status.degraded) == (1, 1, 1)
         assert status.used_bytes == 7 and status.quota_bytes == 1000
-

@@ -8,8 +8,8 @@ from typing import Any, cast
 import pytest
 
 from chord.pacing import Pace
-from services.launcher import wait_for
-from services.maintenance import Intervals, MaintenanceLoop
+from devtools.launcher import wait_for
+from services.peer.maintenance import Intervals, MaintenanceLoop
 
 
 def test_a_pace_doubles_while_idle_up_to_its_ceiling_and_resets_on_work() -> None:

@@ -13,7 +13,7 @@ import pytest
 from chord.lookup import LookupFailed
 from chord.names import InvalidName, decode_name, validate_name
 from config import ConfigError, Settings, load_settings, parse_args
-from services import file_client as fc
+from services.files import client as fc
 from services.rest.auth import (
     CHALLENGE,
     Need,

@@ -1,11 +1,11 @@
-"""services.overview.ring_files / wanted_copies over hand-made ring walks (no processes):
+"""services.peer.overview.ring_files / wanted_copies over hand-made ring walks (no processes):
 holders per file, the newest version winning, damaged and unreachable copies not counted."""
 
 from __future__ import annotations
 
 from chord.node_ref import NodeRef
-from services.file_client import FileInfo
-from services.overview import RingPeer, ring_files, wanted_copies
+from services.files.client import FileInfo
+from services.peer.overview import RingPeer, ring_files, wanted_copies
 
 A, B, C, D = (NodeRef(ident, f"127.0.0.1:{ident}") for ident in (10, 20, 30, 40))
 

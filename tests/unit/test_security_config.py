@@ -10,7 +10,7 @@ import pytest
 
 from config.cli import parse_args
 from config.settings import ConfigError, Settings, is_loopback, load_settings
-from services.security import RingSecurity, SecurityError
+from services.rpc.security import RingSecurity, SecurityError
 
 SECRET = "s3cret-s3cret-s3cret"
 

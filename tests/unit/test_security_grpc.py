@@ -18,13 +18,13 @@ from chord.node import ChordNode
 from chord.node_ref import NodeRef
 from chord.sim.network import VirtualClock
 from chord.transport import Refused
+from devtools.launcher import free_port
 from proto import chord_pb2 as pb
 from proto import chord_pb2_grpc as pb_grpc
-from services.admission import AddressCheck
-from services.grpc_server import GrpcServer
-from services.grpc_transport import ChannelPool, GrpcTransport
-from services.launcher import free_port
-from services.security import MAX_MESSAGE_BYTES, SECRET_METADATA_KEY, RingSecurity
+from services.rpc.admission import AddressCheck
+from services.rpc.security import MAX_MESSAGE_BYTES, SECRET_METADATA_KEY, RingSecurity
+from services.rpc.server import GrpcServer
+from services.rpc.transport import ChannelPool, GrpcTransport
 
 RING = Ring()
 SECRET = "correct horse battery staple"

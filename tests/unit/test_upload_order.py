@@ -17,14 +17,14 @@ from unittest import mock
 import pytest
 from flask.testing import FlaskClient
 
-from services import file_client as fc
-from services.file_client import FileInfo, PutResult
-from services.grpc_transport import GrpcTransport
-from services.replication import Replicator
+from services.files import client as fc
+from services.files.client import FileInfo, PutResult
+from services.files.replication import Replicator
 from services.rest import ApiContext, PeerServices, create_app
 from services.rest import store as store_module
 from services.rest.auth import Tokens
 from services.rest.spool import empty_dir
+from services.rpc.transport import GrpcTransport
 from services.storage import StorageEngine
 from tests.unit.sim_ring import ideal_sim_ring
 

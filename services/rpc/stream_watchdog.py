@@ -22,8 +22,8 @@ from typing import Any
 
 import grpc
 
-from services.interceptors import Behaviour, Shape
-from services.log_limits import LogLimiter, caller_ip
+from services.common.log_limits import LogLimiter, caller_ip
+from services.rpc.interceptors import Behaviour, Shape
 
 log = logging.getLogger("chord.rpc")
 

@@ -30,7 +30,7 @@ import grpc
 
 from chord.node_ref import NodeRef
 from proto import files_pb2 as fpb
-from services.local_holder import LocalAbort, LocalWrite
+from services.files.local_holder import LocalAbort, LocalWrite
 
 PIECE = 1 << 20  # bytes per gRPC message: the measured sweet spot
 QUEUE_DEPTH = 4  # pieces buffered per holder

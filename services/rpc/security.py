@@ -27,8 +27,8 @@ from typing import Any
 import grpc
 
 from config.settings import RING_SECRET, RING_SECRET_RULE, ConfigError, Settings
-from services.interceptors import rewrap, run_first
-from services.log_limits import LogLimiter, caller_ip
+from services.common.log_limits import LogLimiter, caller_ip
+from services.rpc.interceptors import rewrap, run_first
 
 log = logging.getLogger("chord.security")
 

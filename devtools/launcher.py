@@ -27,8 +27,8 @@ from chord.invariants import ideal_violations
 from chord.node_ref import NodeRef
 from chord.transport import PeerState, PeerUnreachable
 from config.settings import API_PORT_OFFSET
-from services.grpc_transport import GrpcTransport
-from services.security import RingSecurity
+from services.rpc.security import RingSecurity
+from services.rpc.transport import GrpcTransport
 from services.storage.blobs import blob_path
 
 ROOT = Path(__file__).resolve().parent.parent

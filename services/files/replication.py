@@ -35,7 +35,7 @@ from chord.node import ChordNode
 from chord.node_ref import NodeRef
 from chord.placement import copies_wanted, holders_of
 from proto import files_pb2 as fpb
-from services.file_client import FileClient, FileInfo, holders_found
+from services.files.client import FileClient, FileInfo, holders_found
 from services.storage import FileRecord, StorageEngine, StorageError
 
 log = logging.getLogger("chord.replication")

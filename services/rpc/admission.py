@@ -3,8 +3,8 @@
 Who may be adopted, and where it is checked:
 
 * its ID must be SHA-1 of its advertised address: every NodeRef received is checked in
-  services.convert.ref_from_pb (INVALID_ARGUMENT otherwise), and again by the node;
-* it must know the ring secret / hold a ring-CA certificate (services.security);
+  services.rpc.convert.ref_from_pb (INVALID_ARGUMENT otherwise), and again by the node;
+* it must know the ring secret / hold a ring-CA certificate (services.rpc.security);
 * its advertised address must answer, checked here, before the Join reply is given and
   before a Notify can make it anyone's predecessor. (A successor is adopted by
   stabilize only after it answered GetState, and a leaver's named predecessor only
@@ -52,7 +52,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from chord.node_ref import NodeRef
 from chord.transport import NotReady, Refused
 from config.settings import ConfigError, split_address
-from services.grpc_transport import CHANNEL_OPTIONS, ChannelPool
+from services.rpc.transport import CHANNEL_OPTIONS, ChannelPool
 
 UNREACHABLE = "unreachable-address"  # nothing listens there: final
 SLOW = "slow-address"  # something may listen but did not answer in time: worth a retry

@@ -5,7 +5,7 @@ to itself over gRPC: serialized, framed, copied through the loopback and parsed 
 in the process that is already the busiest (it parses the HTTP body and feeds the other
 holders). Here the same Files/Write handler gets the messages directly; its refusals
 arrive as LocalAbort carrying the status code a remote holder would have sent, so the
-write's decision logic (services.file_write) treats both alike.
+write's decision logic (services.files.write) treats both alike.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import grpc
 
 from chord.ids import Ring
 from proto import files_pb2 as fpb
-from services.file_servicer import FilesServicer
+from services.files.servicer import FilesServicer
 from services.storage import StorageEngine
 
 LocalWrite = Callable[[Iterator[fpb.StoreRequest]], Iterator[fpb.WriteReply]]
@@ -40,6 +40,6 @@ class _LocalCall:
 
 def local_write(engine: StorageEngine, ring: Ring) -> LocalWrite:
     """The handler in-process. No gRPC deadline applies to it: the requests it is fed
-    end at the write's own deadline (services.file_write)."""
+    end at the write's own deadline (services.files.write)."""
     servicer = FilesServicer(engine, ring)
     return lambda requests: servicer.Write(requests, _LocalCall())  # type: ignore[arg-type]

@@ -18,15 +18,15 @@ from chord.node_ref import NodeRef
 from chord.transport import NotReady, Refused
 from proto import chord_pb2 as pb
 from proto import chord_pb2_grpc as pb_grpc
-from services.convert import BadReference, key_from_text, ref_from_pb, ref_to_pb, refs_to_pb
-from services.grpc_transport import REFUSAL_METADATA
-from services.log_limits import LogLimiter, caller_ip
+from services.common.log_limits import LogLimiter, caller_ip
+from services.rpc.convert import BadReference, key_from_text, ref_from_pb, ref_to_pb, refs_to_pb
+from services.rpc.transport import REFUSAL_METADATA
 
 T = TypeVar("T")
 log = logging.getLogger("chord.rpc")
 _logs = LogLimiter()  # refusals logged once per caller IP and minute
 # Verifies a joiner's or notifier's advertised address before it is admitted; raises
-# Refused or NotReady (services.admission.AddressCheck).
+# Refused or NotReady (services.rpc.admission.AddressCheck).
 Admission = Callable[[NodeRef], None]
 
 REFUSAL_STATUS = {

@@ -16,8 +16,8 @@ from chord.ids import between_right
 from chord.node import ChordNode
 from chord.node_ref import NodeRef
 from chord.transport import PeerState, PeerUnreachable, Transport
-from services.file_client import FileClient, FileInfo
-from services.replication import Health, Replicator
+from services.files.client import FileClient, FileInfo
+from services.files.replication import Health, Replicator
 from services.storage import StorageEngine
 
 LIST_TIMEOUT_FACTOR = 5  # a peer's file listing may take a few RPC deadlines, no more

@@ -16,8 +16,8 @@ from chord.node_ref import NodeRef
 from chord.transport import PeerState, PeerUnreachable, Refused, StepAnswer
 from proto import chord_pb2 as pb
 from proto import chord_pb2_grpc as pb_grpc
-from services.convert import BadReference, ref_from_pb, ref_to_pb, refs_from_pb
-from services.security import RingSecurity
+from services.rpc.convert import BadReference, ref_from_pb, ref_to_pb, refs_from_pb
+from services.rpc.security import RingSecurity
 
 T = TypeVar("T")
 

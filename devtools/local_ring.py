@@ -11,8 +11,8 @@ from types import FrameType
 from tabulate import tabulate
 
 from config.settings import API_PORT_OFFSET, ConfigError, Settings
-from services.launcher import LocalRing, PeerProcess, free_port, port_is_free, wait_for
-from services.security import RingSecurity, SecurityError
+from devtools.launcher import LocalRing, PeerProcess, free_port, port_is_free, wait_for
+from services.rpc.security import RingSecurity, SecurityError
 
 
 def choose_ports(host: str, first: int, count: int) -> list[int]:

@@ -3,7 +3,7 @@
 A file named X lives whole on its *holders*: successor(SHA-1(X)) and the next k-1
 distinct peers. put streams the bytes once from the caller to all holders at the same
 time (a bounded queue per holder, so memory stays at a few MiB whatever the size), in
-two phases (services.file_write): it is acknowledged once ``write_quorum`` of them have
+two phases (services.files.write): it is acknowledged once ``write_quorum`` of them have
 committed it, and a write refused anywhere leaves no copy anywhere. get pulls chunk ranges from
 different holders in parallel and checks every chunk's SHA-256 before yielding it.
 
@@ -29,11 +29,11 @@ from chord.node_ref import NodeRef
 from chord.placement import copies_wanted, holders_of
 from proto import files_pb2 as fpb
 from proto import files_pb2_grpc as fpb_grpc
-from services.file_servicer import meta_to_pb
-from services.file_write import TwoPhaseWrite, status_of
-from services.grpc_transport import ChannelPool, GrpcTransport
-from services.local_holder import local_write
-from services.small_read import SMALL_FILE, LocalReads, intact
+from services.files.local_holder import local_write
+from services.files.servicer import meta_to_pb
+from services.files.small_read import SMALL_FILE, LocalReads, intact
+from services.files.write import TwoPhaseWrite, status_of
+from services.rpc.transport import ChannelPool, GrpcTransport
 from services.storage import FileRecord, StorageEngine, StorageError
 
 SEGMENT_CHUNKS = 8  # chunks per parallel download task (8 MiB: read-ahead stays bounded)
@@ -162,7 +162,7 @@ class FileClient:
     ) -> None:
         """``local``: this process is a peer (its tables name a key's owner without a
         call, and its storage answers when it is the owner): small files are then read
-        from the owner in one round trip (services.small_read)."""
+        from the owner in one round trip (services.files.small_read)."""
         self.local = local
         # Who hashes the chunks of a download: a client process checks what it receives
         # (it is the end of the line); a peer serving a REST client lets each holder check
@@ -229,7 +229,7 @@ class FileClient:
         overwrite: bool = False,
         settle: Callable[[], tuple[int | None, bool]] | None = None,
     ) -> PutResult:
-        """Store ``data`` as ``name`` on its holders, in two phases (services.file_write):
+        """Store ``data`` as ``name`` on its holders, in two phases (services.files.write):
         acknowledged only once ``write_quorum`` holders committed it; if any holder
         refuses it, or too few can store it, or ``data`` raises, no holder keeps it.
 
@@ -373,7 +373,7 @@ class FileClient:
     def read_small(self, name: str, max_size: int = SMALL_FILE) -> tuple[FileInfo, bytes] | None:
         """``name``'s bytes from its owner in one round trip (none if we own it), if it
         has at most ``max_size`` of them; None whenever the owner cannot answer alone
-        (see services.small_read): the caller takes the general path then."""
+        (see services.files.small_read): the caller takes the general path then."""
         if self.local is None:
             return None
         key = self.ring.hash(name)

@@ -20,17 +20,17 @@ from grpc_reflection.v1alpha import reflection
 from chord.node import ChordNode
 from proto import chord_pb2 as pb
 from proto import chord_pb2_grpc as pb_grpc
-from services.grpc_capacity import CapacityGate, peer_classes
-from services.grpc_health import HealthService
-from services.interceptors import Behaviour, HandlerInterceptor, Shape, rewrap
-from services.security import MESSAGE_OPTIONS, RingSecurity
-from services.servicer import Admission, ChordServicer
-from services.stream_watchdog import StreamWatchdog
+from services.rpc.capacity import CapacityGate, peer_classes
+from services.rpc.chord_servicer import Admission, ChordServicer
+from services.rpc.health import HealthService
+from services.rpc.interceptors import Behaviour, HandlerInterceptor, Shape, rewrap
+from services.rpc.security import MESSAGE_OPTIONS, RingSecurity
+from services.rpc.stream_watchdog import StreamWatchdog
 
 CHORD_SERVICE = pb.DESCRIPTOR.services_by_name["Chord"].full_name
 
 
-# Accept the clients' keepalive pings (services/grpc_transport.KEEPALIVE_MS) rather than
+# Accept the clients' keepalive pings (services/rpc/transport.py KEEPALIVE_MS) rather than
 # answering them with GOAWAY "too many pings" (gRPC's default allows one per 5 minutes).
 #
 # The server's own keepalive cuts a connection whose client stopped reading its socket:
@@ -38,7 +38,7 @@ CHORD_SERVICE = pb.DESCRIPTOR.services_by_name["Chord"].full_name
 # for that long ends the connection and every stream on it, freeing their threads
 # (measured: a relay that stops reading frees a Fetch thread ~5 s later; without it,
 # never). A client that reads its socket but not one stream is cut per stream by
-# services.stream_watchdog instead.
+# services.rpc.stream_watchdog instead.
 SERVER_KEEPALIVE_MS = 20_000
 SERVER_KEEPALIVE_TIMEOUT_MS = 5_000
 SERVER_OPTIONS: list[tuple[str, int]] = [
@@ -71,10 +71,10 @@ class GrpcServer:
     ) -> None:
         """``services``: more (full name, register function) pairs served beside Chord.
         ``interceptors`` run outside the ring-secret check (so they see refused calls
-        too); ``admission`` verifies joiners and notifiers (see services.admission).
+        too); ``admission`` verifies joiners and notifiers (see services.rpc.admission).
         Chord calls get ``max_workers`` threads of their own and at most
         ``max_concurrent_rpcs`` at once; file transfers ``transfer_workers`` threads;
-        a stream idle for ``stream_idle_timeout`` s is cut (services.grpc_capacity)."""
+        a stream idle for ``stream_idle_timeout`` s is cut (services.rpc.capacity)."""
         security = security or RingSecurity()
         self.watchdog = StreamWatchdog(stream_idle_timeout)
         self.capacity = CapacityGate(

@@ -19,7 +19,7 @@ from chord.ids import Ring, from_hex, to_hex
 from chord.placement import copies_wanted
 from proto import files_pb2 as fpb
 from proto import files_pb2_grpc as fpb_grpc
-from services.small_read import NotOwner, TooLarge, read_owned
+from services.files.small_read import NotOwner, TooLarge, read_owned
 from services.storage import (
     BlobWriter,
     CorruptData,

@@ -8,7 +8,7 @@ Two attributes grpc reads from a handler's behaviour survive every rewrap, becau
 them changes how the server runs the call: ``experimental_non_blocking`` (the behaviour
 returns at once and sends responses through a callback, as grpc.health.v1's Watch does:
 without it, each open Watch stream holds a server thread for as long as it is open) and
-``experimental_thread_pool`` (the pool the call runs on: services.grpc_capacity).
+``experimental_thread_pool`` (the pool the call runs on: services.rpc.capacity).
 """
 
 from __future__ import annotations

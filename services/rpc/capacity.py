@@ -10,7 +10,7 @@ pool, which has ``max_workers`` threads whatever else happens.
 
 Beyond the class limits, no caller address (IP, whatever its port) may hold more than
 ``per_caller`` open calls of a class, so one client cannot take a class alone; and
-streams that stop moving are cut (services.stream_watchdog).
+streams that stop moving are cut (services.rpc.stream_watchdog).
 
 How: grpc's sync server runs a call on the ``experimental_thread_pool`` of its
 behaviour when there is one. The admission check runs in an interceptor, on the
@@ -30,9 +30,9 @@ from typing import Any
 
 import grpc
 
-from services.interceptors import Behaviour, Shape, behaviour_of, make_handler, rewrap
-from services.log_limits import caller_ip
-from services.stream_watchdog import StreamWatchdog
+from services.common.log_limits import caller_ip
+from services.rpc.interceptors import Behaviour, Shape, behaviour_of, make_handler, rewrap
+from services.rpc.stream_watchdog import StreamWatchdog
 
 log = logging.getLogger("chord.rpc")
 
