@@ -11,48 +11,68 @@ from chord.node_ref import NodeRef
 
 
 class FingerTable:
-    """``m`` entries; entry ``i`` should be successor(me + 2**i), or None if unknown."""
+    """``m`` entries; entry ``i`` should be successor(me + 2**i), or None if unknown.
+
+    An immutable value: ``fill``, ``forget`` and ``with_entries`` return a new table
+    (or this one, if nothing changes). The node swaps its table whole, so a reader
+    that took one reference sees one consistent table, with the ``version`` that
+    belongs to exactly those entries (chord.node's routing index relies on it).
+    """
+
+    __slots__ = ("_entries", "me", "ring", "starts", "version")
 
     def __init__(self, ring: Ring, me: NodeRef) -> None:
+        """The empty table (every entry unknown)."""
         self.ring = ring
         self.me = me
         self.starts: tuple[int, ...] = tuple(ring.finger_start(me.id, i) for i in range(ring.bits))
-        self._entries: list[NodeRef | None] = [None] * ring.bits
-        self.version = 0  # bumped on every change, so routing indexes know when to rebuild
+        self._entries: tuple[NodeRef | None, ...] = (None,) * ring.bits
+        self.version = 0  # grows with every change: ChordNode.changes counts it
+
+    def _with(self, entries: tuple[NodeRef | None, ...]) -> FingerTable:
+        """A new table with ``entries`` and the next version (this one if unchanged)."""
+        if entries == self._entries:
+            return self
+        table = FingerTable.__new__(FingerTable)
+        table.ring, table.me, table.starts = self.ring, self.me, self.starts
+        table._entries = entries
+        table.version = self.version + 1
+        return table
 
     def entries(self) -> tuple[NodeRef | None, ...]:
-        return tuple(self._entries)
+        return self._entries
 
-    def fill(self, index: int, owner: NodeRef, owner_predecessor: NodeRef) -> int:
-        """Record that ``owner`` owns ``starts[index]``; returns the next index to refresh.
+    def fill(
+        self, index: int, owner: NodeRef, owner_predecessor: NodeRef
+    ) -> tuple[FingerTable, int]:
+        """The table that records ``owner`` as the owner of ``starts[index]``, and the
+        next index to refresh.
 
         Every following finger whose start also lies in (owner_predecessor, owner]
         has the same successor, so it is filled too: a full refresh costs one lookup
         per *distinct* finger (about log2 N) instead of m.
         """
         bits = self.ring.bits
+        entries = list(self._entries)
         i = index
         while True:
-            if self._entries[i] != owner:
-                self._entries[i] = owner
-                self.version += 1
+            entries[i] = owner
             i += 1
             if i == bits or not between_right(owner_predecessor.id, self.starts[i], owner.id):
-                return i % bits
+                return self._with(tuple(entries)), i % bits
 
-    def forget(self, peer: NodeRef) -> None:
-        """Drop a peer found dead or gone; lookups fall back to other entries."""
-        if peer in self._entries:
-            self._entries = [None if entry == peer else entry for entry in self._entries]
-            self.version += 1
+    def forget(self, peer: NodeRef) -> FingerTable:
+        """The table without a peer found dead or gone; lookups fall back to other entries."""
+        if peer not in self._entries:
+            return self
+        return self._with(tuple(None if entry == peer else entry for entry in self._entries))
 
-    def set_all(self, entries: Iterable[NodeRef | None]) -> None:
-        """Install a whole table (the simulator's ideal start)."""
-        table = list(entries)
+    def with_entries(self, entries: Iterable[NodeRef | None]) -> FingerTable:
+        """A whole table installed at once (the simulator's ideal start)."""
+        table = tuple(entries)
         if len(table) != self.ring.bits:
             raise ValueError(f"a finger table has {self.ring.bits} entries, got {len(table)}")
-        self._entries = table
-        self.version += 1
+        return self._with(table)
 
     def closest_preceding(
         self, key: int, extra: Iterable[NodeRef], limit: int

@@ -10,9 +10,28 @@ Two kinds of methods:
   or the simulator). They call other peers through the transport, and take the
   state guard only around local reads and writes, never across a call.
 
-``guard`` is any context manager: a ``threading.Lock`` in a real peer, a no-op in
-the single-threaded simulator. State is kept in immutable tuples and replaced
-whole, so a reader never sees half an update.
+``guard`` is any context manager: a plain ``threading.Lock`` in a real peer (not
+re-entrant: no path takes it twice, see "Threads" below), a no-op in the
+single-threaded simulator.
+
+Threads. In a real peer, handlers run on gRPC threads and the steps on maintenance
+threads, all at once. The discipline that keeps them apart:
+
+* Values, not structures: the successor list is a tuple and the finger table an
+  immutable :class:`~chord.fingers.FingerTable`, each replaced whole. A reader that
+  takes one reference holds a consistent snapshot, so handlers route without the
+  guard.
+* Every write of a shared field happens under the guard, and so does every
+  read-then-write (a read of the predecessor followed by its replacement, say).
+* The one mutable structure, the one-hop table (``membership``), is read and written
+  only under the guard.
+* Derived state (the routing index) is cached together with the snapshots it was
+  built from, in one reference: it is current exactly when those snapshots are.
+* Nothing calls out while holding the guard: no RPC, no hook, and no method that
+  takes the guard itself. That is why a non-re-entrant lock suffices; every ``with
+  self._guard`` block below reads or writes fields and calls pure functions only
+  (tests/unit/test_node_threads.py drives every path under a guard that fails on
+  re-entry).
 """
 
 from __future__ import annotations
@@ -20,6 +39,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from chord.fingers import FingerTable, RoutingIndex
 from chord.ids import Ring, between, between_right
@@ -56,6 +76,14 @@ class _PredecessorDead(Exception):
     def __init__(self, peer: NodeRef) -> None:
         super().__init__(f"predecessor-to-be {peer.address} did not answer")
         self.peer = peer
+
+
+class _CachedIndex(NamedTuple):
+    """A routing index and the exact snapshots it was built from (its cache key)."""
+
+    successors: tuple[NodeRef, ...]
+    fingers: FingerTable
+    routing: RoutingIndex
 
 
 @dataclass(frozen=True)
@@ -114,20 +142,27 @@ class ChordNode:
         self.max_hops = max_hops if max_hops is not None else max(2 * ring.bits, 32)
         self.hooks = hooks or NodeHooks()
         self._guard: AbstractContextManager[object] = guard or nullcontext()
-        self._fingers = FingerTable(ring, me)
-        self._next_finger = 0
-        self._successors: tuple[NodeRef, ...] = ()
-        self._predecessor: NodeRef | None = None
-        self._challenger: NodeRef | None = None  # notified us but lost to a live predecessor
-        # The predecessor, if it asked for our state (its stabilize) since the last
-        # check_predecessor: proof of life that spares a Ping.
+        # Shared fields (see "Threads" in the module doc). "guard" = written under the
+        # guard; readers take a snapshot with one reference read, or the guard.
+        self._fingers = FingerTable(ring, me)  # guard; an immutable table, swapped whole
+        self._successors: tuple[NodeRef, ...] = ()  # guard; a tuple, swapped whole
+        self._predecessor: NodeRef | None = None  # guard
+        self._challenger: NodeRef | None = None  # guard; notified us, lost to a live predecessor
+        # guard. The predecessor, if it asked for our state (its stabilize) since the
+        # last check_predecessor: proof of life that spares a Ping.
         self._predecessor_heard: NodeRef | None = None
-        self._joined = False
-        self._last_stabilized: float | None = None
-        self._changes = 0  # see ``changes``
-        self._index = RoutingIndex(ring, me, (), ())
-        self._index_version = -1  # fingers.version the index was built from
+        self._joined = False  # guard
+        self._last_stabilized: float | None = None  # guard
+        # Grows when the view changes (see ``changes``). Bumped from any thread without
+        # the guard: a lost increment among simultaneous ones still leaves it grown.
+        self._changes = 0
+        # The routing index with the snapshots it was built from: one reference, written
+        # by whichever handler rebuilt it last, without the guard (see _routing_index).
+        self._index = _CachedIndex((), self._fingers, RoutingIndex(ring, me, (), ()))
+        # guard, like _fingers (mutable: only ever touched under the guard).
         self.membership = Membership(me, ring.size, membership_ttl) if one_hop else None
+        # Owned by the single thread that runs the step (fix_fingers, members gossip).
+        self._next_finger = 0
         self._gossip_next = 0  # gossip rounds so far: picks whom to pull from next
 
     # ------------------------------------------------------------------ reads
@@ -170,8 +205,8 @@ class ChordNode:
         key falls before the first of them, this peer knows the owner exactly."""
         if not self._joined:
             self._require_joined()
-        # No guard: the index is rebuilt from immutable snapshots (successors are replaced
-        # whole, fingers copied in one call), and routing only needs a recent view.
+        # No guard: the index is built from immutable snapshots (successors and fingers
+        # are replaced whole), and routing only needs a recent view.
         index = self._routing_index()
         if not index.successors:
             return StepAnswer(True, (self.me,), self.me)
@@ -297,7 +332,7 @@ class ChordNode:
                 if predecessor is not None and predecessor != self.me:
                     self._challenger = predecessor
             self._successors = tuple(s for s in self._successors if s != leaving)
-            self._fingers.forget(leaving)
+            self._fingers = self._fingers.forget(leaving)
             if self.membership is not None:
                 self.membership.forget(leaving, self.clock.now())
         self._neighbours_changed()
@@ -458,7 +493,9 @@ class ChordNode:
             self._next_finger = (index + 1) % self.ring.bits
             return self._next_finger == 0
         with self._guard:
-            self._next_finger = self._fingers.fill(index, found.owner, found.predecessor)
+            self._fingers, self._next_finger = self._fingers.fill(
+                index, found.owner, found.predecessor
+            )
             return self._next_finger == 0
 
     def fix_all_fingers(self) -> None:
@@ -555,7 +592,7 @@ class ChordNode:
         with self._guard:
             self._predecessor = predecessor
             self._successors = successor_list(self.me, successors, self.r)
-            self._fingers.set_all(fingers)
+            self._fingers = self._fingers.with_entries(fingers)
             self._joined = True
 
     # ------------------------------------------------------- one-hop table
@@ -593,7 +630,8 @@ class ChordNode:
         self._gossip_next += 1
         if peer != self.me and not self._pull_members(peer):
             self._forget_finger(peer)
-        return self.membership.version != before
+        with self._guard:
+            return self.membership.version != before
 
     def _heard_from(self, peer: NodeRef) -> None:
         if self.membership is not None:
@@ -612,13 +650,22 @@ class ChordNode:
 
     # ------------------------------------------------------------ internals
     def _routing_index(self) -> RoutingIndex:
-        """The routing index for the current successors and fingers.
-        Successor lists are replaced whole, so identity tells whether they changed."""
-        index = self._index
-        if index.successors is not self._successors or self._index_version != self._fingers.version:
-            index = RoutingIndex(self.ring, self.me, self._successors, self._fingers.entries())
-            self._index = index
-            self._index_version = self._fingers.version
+        """The routing index for the current successors and fingers, rebuilt when either
+        was replaced (identity tells: both are immutable and swapped whole).
+
+        Called from many gRPC threads at once, without the guard. Each builds from the
+        snapshots it read first and caches the index *with* them, in one reference. A
+        thread that stores an index built from older snapshots than the current ones
+        (a finger was filled meanwhile) stores them as its key too, so the next call
+        sees the key differ from the current tables and rebuilds: an index is never
+        taken for current unless it was built from the current tables.
+        """
+        successors, fingers = self._successors, self._fingers
+        cached = self._index
+        if cached.successors is successors and cached.fingers is fingers:
+            return cached.routing
+        index = RoutingIndex(self.ring, self.me, successors, fingers.entries())
+        self._index = _CachedIndex(successors, fingers, index)
         return index
 
     def _require_joined(self) -> None:
@@ -650,7 +697,7 @@ class ChordNode:
 
     def _forget_finger(self, peer: NodeRef) -> None:
         with self._guard:
-            self._fingers.forget(peer)
+            self._fingers = self._fingers.forget(peer)
             if self.membership is not None:
                 self.membership.forget(peer, self.clock.now())
 
@@ -666,7 +713,7 @@ class ChordNode:
     def _drop_dead_successor(self, dead: NodeRef) -> None:
         with self._guard:
             self._successors = tuple(s for s in self._successors if s != dead)
-            self._fingers.forget(dead)
+            self._fingers = self._fingers.forget(dead)
             if self.membership is not None:
                 self.membership.forget(dead, self.clock.now())
             if self._predecessor == dead:

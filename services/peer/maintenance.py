@@ -8,7 +8,11 @@ change puts every step back to its configured interval. A peer in a quiet ring t
 spends almost nothing on upkeep, and one in a changing ring repairs at full speed.
 
 ``kick()`` (a neighbour changed, or left) runs stabilize at once and resets every
-interval. A crashed successor is found by the next stabilize: within stabilize_interval
+interval. Other threads hand work to the loop's thread through ``post()`` (a queue
+drained at the start of every round) rather than by setting its fields, so each
+field here has one writer or a lock, as noted where it is declared.
+
+A crashed successor is found by the next stabilize: within stabilize_interval
 x backoff (4 s by default) plus rpc_timeout if it hangs rather than refuses.
 
 ``background_steps`` run on a thread each, for steps that may wait on peers that do
@@ -21,6 +25,7 @@ that finds none backs off like the others, and a kick wakes it.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -65,15 +70,19 @@ class MaintenanceLoop:
         ]
         self._stop = threading.Event()
         self._wake = threading.Event()  # recompute the next due step now
-        self._stabilize_now = False
-        self._lock = threading.Lock()  # guards the paces (the kick comes from other threads)
+        # Work for the loop's thread from other threads (kicks, the peer's neighbour
+        # news), run before each round.
+        self._inbox: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+        self._stabilize_now = False  # the loop's thread only (set through the inbox)
+        # Guards the paces and _seen (speed_up and changed() come from any thread).
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="maintenance", daemon=True)
         self._background = [
             _Background(name, step, Pace.backing_off(interval, intervals.backoff), self)
             for name, interval, step in background_steps
         ]
-        self._seen = -1  # node.changes at the end of the last step
-        self.rounds = 0
+        self._seen = -1  # _lock; node.changes at the end of the last step
+        self.rounds = 0  # written by the loop's thread only
 
     def start(self) -> None:
         now = time.monotonic()
@@ -83,9 +92,27 @@ class MaintenanceLoop:
         self._thread.start()
 
     def kick(self) -> None:
-        """Something changed around this peer: stabilize now, every step at full speed."""
+        """Something changed around this peer: stabilize now, every step at full speed.
+        From any thread (the request goes through the inbox)."""
+        self.post(self._stabilize_next)
+
+    def post(self, event: Callable[[], object]) -> None:
+        """Run ``event`` on the loop's thread before its next round (from any thread;
+        wakes the loop). Events posted before start() run in its first round."""
+        self._inbox.put(event)
+        self._wake.set()
+
+    def _stabilize_next(self) -> None:
         self._stabilize_now = True
         self.speed_up()
+
+    def _drain_inbox(self) -> None:
+        while True:
+            try:
+                event = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            self._run_step("posted event", event)
 
     def speed_up(self) -> None:
         """Every step back to full speed (``ChordNode`` hooks call this from handlers:
@@ -122,7 +149,8 @@ class MaintenanceLoop:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.clear()
+            self._wake.clear()  # before the drain: a post after it wakes the next round
+            self._drain_inbox()
             kicked, self._stabilize_now = self._stabilize_now, False
             for name, step, pace in self._steps:
                 if time.monotonic() >= pace.due or (kicked and name == "stabilize"):

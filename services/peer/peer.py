@@ -127,7 +127,8 @@ class Peer:
             self.transport,
             MonotonicClock(),
             successors=settings.successors,
-            guard=threading.RLock(),
+            # Not re-entrant: no path takes it twice (chord.node, "Threads").
+            guard=threading.Lock(),
             hooks=NodeHooks(on_neighbours_changed=self._neighbours_changed),
             one_hop=settings.one_hop,
             # Several hundred gossip rounds without news of a peer before it is dropped.
@@ -159,6 +160,7 @@ class Peer:
         self._next_merge_check = time.monotonic() + settings.merge_interval
         self._merge_gap = settings.merge_interval  # grows while checks find nothing
         self._merge_changes = -1  # node.changes when the gap was last reset
+        # Owned by the maintenance thread (news arrives through maintenance.post).
         self._last_neighbours: tuple[NodeRef | None, NodeRef] | None = None
         try:
             Path(settings.resolved_data_dir).mkdir(parents=True, exist_ok=True)
@@ -365,7 +367,13 @@ class Peer:
         self.storage.close()
 
     def _neighbours_changed(self, state: NodeState) -> None:
-        """Log neighbour changes, and stabilize at once rather than at the next tick."""
+        """The node's hook, called from any thread (gRPC handlers, maintenance steps):
+        the news goes to the maintenance thread, the only one to touch _last_neighbours."""
+        self.maintenance.post(lambda: self._note_neighbours(state))
+
+    def _note_neighbours(self, state: NodeState) -> None:
+        """On the maintenance thread: log a change of neighbours, and stabilize at once
+        rather than at the next tick."""
         neighbours = (state.predecessor, state.successor)
         if neighbours == self._last_neighbours or not state.joined:
             return

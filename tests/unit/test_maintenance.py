@@ -52,3 +52,36 @@ def test_a_blocked_background_step_does_not_hold_up_stabilize() -> None:
         loop.stop()
     assert time.monotonic() - started < 5
     assert not any(t.name.startswith("maintenance") for t in threading.enumerate())
+
+
+def test_posted_events_run_on_the_loop_thread_in_order() -> None:
+    """Other threads hand work to the loop through post(), never by setting its fields:
+    events from several threads all run on the loop's thread, each thread's in order,
+    and a kick (itself posted) makes the next round stabilize."""
+    node = FakeNode()
+    loop = MaintenanceLoop(
+        cast(Any, node),
+        Intervals(stabilize=60, fix_fingers=60, check_predecessor=60),  # never due again
+    )
+    ran: list[tuple[str, int, str]] = []
+
+    def poster(name: str) -> None:
+        for i in range(50):
+            loop.post(lambda i=i: ran.append((name, i, threading.current_thread().name)))
+
+    loop.start()
+    try:
+        assert wait_for(lambda: node.stabilized == 1, 5)  # the first round
+        threads = [threading.Thread(target=poster, args=(f"t{n}",)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert wait_for(lambda: len(ran) == 200, 5)
+        assert {where for _, _, where in ran} == {"maintenance"}
+        for n in range(4):
+            assert [i for name, i, _ in ran if name == f"t{n}"] == list(range(50))
+        loop.kick()
+        assert wait_for(lambda: node.stabilized == 2, 5)
+    finally:
+        loop.stop()

@@ -209,8 +209,10 @@ def node9_table() -> tuple[FingerTable, dict[int, NodeRef]]:
     and 41."""
     refs = {ident: NodeRef.for_address(RING, a) for a, ident in ADDRESSES.items()}
     table = FingerTable(RING, refs[9])
-    assert table.fill(0, refs[20], refs[9]) == 4  # fills 0..3: starts in (9, 20]
-    assert table.fill(4, refs[41], refs[21]) == 0  # fills 4, 5: starts in (21, 41]; wraps
+    table, after = table.fill(0, refs[20], refs[9])
+    assert after == 4  # fills 0..3: starts in (9, 20]
+    table, after = table.fill(4, refs[41], refs[21])
+    assert after == 0  # fills 4, 5: starts in (21, 41]; wraps
     assert ids_of(table.entries()) == [20, 20, 20, 20, 41, 41]
     return table, refs
 
@@ -244,17 +246,24 @@ def test_closest_preceding_uses_extra_peers_and_limit() -> None:
 
 def test_closest_preceding_after_forget() -> None:
     table, refs = node9_table()
-    table.forget(refs[41])
-    assert ids_of(table.entries()) == [20, 20, 20, 20, None, None]
-    assert ids_of(table.closest_preceding(50, (), limit=4)) == [20]
+    without = table.forget(refs[41])
+    assert ids_of(without.entries()) == [20, 20, 20, 20, None, None]
+    assert ids_of(without.closest_preceding(50, (), limit=4)) == [20]
+    # A new table: the old one, which a reader may still hold, is unchanged.
+    assert ids_of(table.entries()) == [20, 20, 20, 20, 41, 41]
+    assert without.version == table.version + 1
+    assert without.forget(refs[41]) is without  # nothing to forget: the same table
 
 
 def test_closest_preceding_on_node_61_wraps() -> None:
     refs = {ident: NodeRef.for_address(RING, a) for a, ident in ADDRESSES.items()}
     table = FingerTable(RING, refs[61])
-    assert table.fill(0, refs[9], refs[61]) == 4  # starts 62, 63, 1, 5 are in (61, 9]
-    assert table.fill(4, refs[20], refs[9]) == 5  # start 13
-    assert table.fill(5, refs[41], refs[21]) == 0  # start 29
+    table, after = table.fill(0, refs[9], refs[61])
+    assert after == 4  # starts 62, 63, 1, 5 are in (61, 9]
+    table, after = table.fill(4, refs[20], refs[9])
+    assert after == 5  # start 13
+    table, after = table.fill(5, refs[41], refs[21])
+    assert after == 0  # start 29
     assert ids_of(table.closest_preceding(30, (), 4)) == [20, 9]
     assert ids_of(table.closest_preceding(10, (), 4)) == [9]
     assert ids_of(table.closest_preceding(5, (), 4)) == []  # (61, 5) holds 62..4 only
