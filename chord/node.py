@@ -46,6 +46,7 @@ from chord.ids import Ring, between, between_right
 from chord.lookup import LookupFailed, LookupResult, iterative_lookup
 from chord.membership import DEFAULT_TTL, Membership
 from chord.node_ref import NodeRef
+from chord.refusals import Refusal
 from chord.successors import successor_list
 from chord.transport import (
     Clock,
@@ -280,14 +281,16 @@ class ChordNode:
         our successor list to copy (the new peer must never know a single successor)."""
         self._require_joined()
         if bits != self.ring.bits:
-            raise Refused("ring-mismatch", f"this ring uses m={self.ring.bits} bits, not {bits}")
+            raise Refused(
+                Refusal.RING_MISMATCH, f"this ring uses m={self.ring.bits} bits, not {bits}"
+            )
         self._check_identity(joiner)
         with self._guard:
             successors = self._successors
             for known in (self.me, *successors):
                 if known.id == joiner.id and known.address != joiner.address:
                     raise Refused(
-                        "id-collision",
+                        Refusal.ID_COLLISION,
                         f"ID {joiner.hex} is already in the ring at {known.address}",
                     )
         self._heard_from(joiner)
@@ -675,7 +678,7 @@ class ChordNode:
     def _check_identity(self, node: NodeRef) -> None:
         if node.id != self.ring.hash(node.address):
             raise Refused(
-                "invalid-identity",
+                Refusal.INVALID_IDENTITY,
                 f"ID {node.hex} is not SHA-1 of the advertised address {node.address!r}",
             )
 

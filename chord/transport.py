@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from chord.node_ref import NodeRef
+from chord.refusals import Refusal
 
 
 class PeerUnreachable(Exception):
@@ -24,15 +25,13 @@ class PeerUnreachable(Exception):
 
 
 class Refused(Exception):
-    """A peer answered, and said no (bad identity, ID collision, ring mismatch).
+    """A peer answered, and said no (bad identity, ID collision, ring mismatch, an
+    advertised address that does not answer...): ``code`` says which
+    (:class:`~chord.refusals.Refusal`), ``detail`` says it in words."""
 
-    ``code`` is a short machine-readable reason: ``invalid-identity``,
-    ``id-collision``, ``ring-mismatch``.
-    """
-
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: Refusal | str, detail: str) -> None:
         super().__init__(detail)
-        self.code = code
+        self.code = Refusal(code)
         self.detail = detail
 
 

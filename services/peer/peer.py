@@ -18,6 +18,7 @@ from chord.membership import DEFAULT_TTL as MEMBERSHIP_TTL
 from chord.merge import RingMerger
 from chord.node import ChordNode, JoinFailed, NodeHooks, NodeState
 from chord.node_ref import NodeRef
+from chord.refusals import Refusal
 from chord.transport import PeerUnreachable, Refused
 from config.settings import API_PORT_OFFSET, ConfigError, Settings
 from devtools.fault_injection import injector_for
@@ -35,7 +36,7 @@ from services.rest.health import inline_health
 from services.rest.limits import ClientLimits
 from services.rest.metrics import PeerMetrics
 from services.rest.spool import empty_dir
-from services.rpc.admission import SLOW, AddressCheck
+from services.rpc.admission import AddressCheck
 from services.rpc.security import RingSecurity, SecurityError
 from services.rpc.server import BindError, CallCounter, GrpcServer
 from services.rpc.transport import ChannelPool, GrpcTransport
@@ -75,15 +76,15 @@ def _join_failure(seed: str, exc: Refused | PeerUnreachable | JoinFailed) -> str
     that fits; None when another attempt may succeed (a seed still starting, a ring
     still settling)."""
     if isinstance(exc, Refused):
-        if exc.code == SLOW:
+        if exc.code is Refusal.SLOW_ADDRESS:
             return None  # our address answers slowly (a loaded machine): try again
-        if exc.code == "unauthenticated":
+        if exc.code is Refusal.UNAUTHENTICATED:
             return (
                 f"the ring at {seed} requires a secret this peer does not have: "
                 "start it with --ring-secret SECRET (or CHORD_RING_SECRET, or "
                 f"--ring-secret-file FILE) set to the ring's secret ({exc.detail})"
             )
-        return f"the ring refused this peer: {exc.detail}"
+        return _refusal_message(exc)
     if isinstance(exc, PeerUnreachable) and _is_tls_failure(exc.reason):
         return (
             f"the TLS handshake with {seed} failed: every peer needs a "
@@ -97,6 +98,12 @@ def _join_failure(seed: str, exc: Refused | PeerUnreachable | JoinFailed) -> str
             f"{API_PORT_OFFSET} unless set otherwise."
         )
     return None
+
+
+def _refusal_message(exc: Refused) -> str:
+    """The start-up error for a refusal: its code (the exact reason, as the refusing
+    peer named it) and its detail."""
+    return f"the ring refused this peer ({exc.code}): {exc.detail}"
 
 
 class MonotonicClock:
@@ -330,7 +337,7 @@ class Peer:
                     raise StartupError(final) from None
                 if time.monotonic() + delay > deadline:
                     if isinstance(exc, Refused):
-                        raise StartupError(f"the ring refused this peer: {exc.detail}") from None
+                        raise StartupError(_refusal_message(exc)) from None
                     hint = ""
                     if "Socket closed" in str(exc) and not self.settings.tls_enabled:
                         hint = " (a peer that closes the connection at once may require TLS)"

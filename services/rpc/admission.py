@@ -50,12 +50,11 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from chord.node_ref import NodeRef
+from chord.refusals import Refusal
 from chord.transport import NotReady, Refused
 from config.settings import ConfigError, split_address
 from services.rpc.transport import CHANNEL_OPTIONS, ChannelPool
 
-UNREACHABLE = "unreachable-address"  # nothing listens there: final
-SLOW = "slow-address"  # something may listen but did not answer in time: worth a retry
 PROBE_OPTIONS = [*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
 MAX_REMEMBERED = 4096
 
@@ -97,7 +96,7 @@ class AddressCheck:
             split_address(address, "address")
         except ConfigError as exc:
             raise Refused(
-                "invalid-identity", f"a peer address must be HOST:PORT: {exc.message}"
+                Refusal.INVALID_IDENTITY, f"a peer address must be HOST:PORT: {exc.message}"
             ) from None
         if self.verified(address):
             return
@@ -109,7 +108,8 @@ class AddressCheck:
             self._slots.release()
         if problem is not None:
             raise Refused(
-                SLOW if listening else UNREACHABLE,
+                # Something may listen but did not answer in time: worth a retry.
+                Refusal.SLOW_ADDRESS if listening else Refusal.UNREACHABLE_ADDRESS,
                 f"the advertised address {address} did not answer {self.me.address} "
                 f"({problem}); every peer must be reachable at the address it advertises "
                 "(check --advertise-host, the port and firewalls)",

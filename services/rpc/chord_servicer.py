@@ -15,12 +15,13 @@ import grpc
 from chord.lookup import MAX_EXCLUDE
 from chord.node import ChordNode
 from chord.node_ref import NodeRef
+from chord.refusals import Refusal
 from chord.transport import NotReady, Refused
 from proto import chord_pb2 as pb
 from proto import chord_pb2_grpc as pb_grpc
 from services.common.log_limits import LogLimiter, caller_ip
 from services.rpc.convert import BadReference, key_from_text, ref_from_pb, ref_to_pb, refs_to_pb
-from services.rpc.transport import REFUSAL_METADATA
+from services.rpc.refusals import abort_refused
 
 T = TypeVar("T")
 log = logging.getLogger("chord.rpc")
@@ -28,14 +29,6 @@ _logs = LogLimiter()  # refusals logged once per caller IP and minute
 # Verifies a joiner's or notifier's advertised address before it is admitted; raises
 # Refused or NotReady (services.rpc.admission.AddressCheck).
 Admission = Callable[[NodeRef], None]
-
-REFUSAL_STATUS = {
-    "unreachable-address": grpc.StatusCode.PERMISSION_DENIED,
-    "slow-address": grpc.StatusCode.PERMISSION_DENIED,
-    "invalid-identity": grpc.StatusCode.INVALID_ARGUMENT,
-    "id-collision": grpc.StatusCode.ALREADY_EXISTS,
-    "ring-mismatch": grpc.StatusCode.FAILED_PRECONDITION,
-}
 
 
 class ChordServicer(pb_grpc.ChordServicer):
@@ -64,12 +57,11 @@ class ChordServicer(pb_grpc.ChordServicer):
             if _logs.allow(caller_ip(context.peer())):  # a flood of bad joins: one line
                 log.warning("refused: %s", exc.detail)
             # The exact reason travels beside the status code, which several share.
-            context.set_trailing_metadata(((REFUSAL_METADATA, exc.code),))
-            context.abort(
-                REFUSAL_STATUS.get(exc.code, grpc.StatusCode.FAILED_PRECONDITION), exc.detail
-            )
-        except (BadReference, ValueError) as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            abort_refused(context, exc.code, exc.detail)
+        except BadReference as exc:  # a peer reference that does not check out
+            abort_refused(context, Refusal.INVALID_IDENTITY, str(exc))
+        except ValueError as exc:  # any other malformed field (a key, too many IDs)
+            abort_refused(context, Refusal.INVALID_REQUEST, str(exc))
         raise AssertionError("unreachable: context.abort raises")
 
     def FindSuccessorStep(

@@ -26,9 +26,11 @@ from typing import Any
 
 import grpc
 
+from chord.refusals import Refusal
 from config.settings import RING_SECRET, RING_SECRET_RULE, ConfigError, Settings
 from services.common.log_limits import LogLimiter, caller_ip
 from services.rpc.interceptors import rewrap, run_first
+from services.rpc.refusals import abort_refused
 
 log = logging.getLogger("chord.security")
 
@@ -229,6 +231,6 @@ def _refusing(
 
     def refuse(context: grpc.ServicerContext) -> None:
         warn(context.peer(), method, problem)
-        context.abort(grpc.StatusCode.UNAUTHENTICATED, problem)
+        abort_refused(context, Refusal.UNAUTHENTICATED, problem)
 
     return rewrap(handler, run_first(refuse))

@@ -7,7 +7,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
 
@@ -17,6 +17,7 @@ from chord.transport import PeerState, PeerUnreachable, Refused, StepAnswer
 from proto import chord_pb2 as pb
 from proto import chord_pb2_grpc as pb_grpc
 from services.rpc.convert import BadReference, ref_from_pb, ref_to_pb, refs_from_pb
+from services.rpc.refusals import refusal_of_error
 from services.rpc.security import RingSecurity
 
 T = TypeVar("T")
@@ -43,28 +44,7 @@ CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.http2.max_pings_without_data", 0),
 ]
 
-# Status codes that mean "the peer said no"; everything else means "no useful answer".
-REFUSAL_CODES = {
-    grpc.StatusCode.INVALID_ARGUMENT: "invalid-identity",
-    grpc.StatusCode.ALREADY_EXISTS: "id-collision",
-    grpc.StatusCode.FAILED_PRECONDITION: "ring-mismatch",
-    grpc.StatusCode.PERMISSION_DENIED: "permission-denied",
-    grpc.StatusCode.UNAUTHENTICATED: "unauthenticated",
-}
-
 EMPTY = pb.Empty()
-REFUSAL_METADATA = "chord-refusal"  # set by the servicer: the exact reason of a refusal
-
-
-def refusal_code(exc: grpc.RpcError, code: grpc.StatusCode) -> str:
-    """The refusal's own code (``unreachable-address``…) when the peer sent it, else the
-    one its status code stands for (older peers, or refusals from the security layer)."""
-    metadata: Any = exc.trailing_metadata() if isinstance(exc, grpc.Call) else None
-    for entry in metadata or ():
-        if entry[0] == REFUSAL_METADATA and isinstance(entry[1], str):
-            return str(entry[1])
-    return REFUSAL_CODES[code]
-
 
 BUSY_RETRY_S = 0.01  # first pause before asking a peer that answered RESOURCE_EXHAUSTED again
 
@@ -159,8 +139,9 @@ class GrpcTransport:
                     time.sleep(busy_wait * (0.5 + random.random()))
                     busy_wait = min(busy_wait * 2, 0.2)
                     continue
-                if code in REFUSAL_CODES:
-                    raise Refused(refusal_code(exc, code), detail or code.name) from None
+                refusal = refusal_of_error(exc)  # the peer said no, and why
+                if refusal is not None:
+                    raise Refused(refusal, detail or code.name) from None
                 raise PeerUnreachable(peer, f"{code.name}: {detail}") from None
         try:
             return convert(reply)

@@ -223,6 +223,8 @@ def test_a_peer_advertising_an_address_nobody_listens_on_is_refused(
     )  # fmt: skip
     line = error_line(done)
     assert f"{elsewhere}:{port}" in line and "did not answer" in line, line
+    # The exact reason crossed the wire (not just PERMISSION_DENIED's "permission-denied").
+    assert "refused this peer (unreachable-address)" in line, line
     assert done.seconds < STARTUP_SLACK
     state = ring.state(seed)
     assert state is not None and state.predecessor is None and not state.successors
