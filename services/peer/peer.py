@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from chord.ids import Ring
@@ -113,14 +114,32 @@ class MonotonicClock:
 
 class Peer:
     def __init__(self, settings: Settings) -> None:
+        """Build every part and bind both ports, in small steps. Each step that takes a
+        resource (channels, the storage directory, a port) registers its release on
+        one ExitStack: if any later step fails, every resource taken so far is
+        released (in reverse order) before StartupError leaves here; on success the
+        stack is kept, and stop() closes it."""
         self.settings = settings
         self.ring = Ring(settings.bits)
         self.me = NodeRef.for_address(self.ring, settings.address, settings.api_address)
+        self._stopped = False  # the thread that owns the Peer (run_node's main thread)
+        with ExitStack() as resources:
+            self._connect(resources)
+            self._build_node()
+            uploads, admin_token = self._prepare_data_dir()
+            self._open_storage(resources)
+            self._bind_grpc(resources)
+            self._bind_rest(resources, uploads, admin_token)
+            self._resources = resources.pop_all()  # ours now: released by stop()
+
+    def _connect(self, resources: ExitStack) -> None:
+        """Security, fault injection (testing only) and the channels to other peers."""
+        settings = self.settings
         try:
             self.security = RingSecurity.from_settings(settings)
         except (SecurityError, ConfigError) as exc:
             raise StartupError(str(exc)) from None
-        # Fault injection (testing only): None unless configured, and then no interceptor.
+        # None unless configured, and then no interceptor.
         self.faults = injector_for(
             settings.address, settings.fault_rules, settings.fault_rules_file
         )
@@ -128,6 +147,12 @@ class Peer:
             self.security, self.faults.wrap_channel if self.faults is not None else None
         )
         self.transport = GrpcTransport(self.ring, timeout=settings.rpc_timeout, pool=pool)
+        resources.callback(self.transport.close)
+
+    def _build_node(self) -> None:
+        """The Chord node, its maintenance loop and the ring merger (no resources: the
+        maintenance threads start in start())."""
+        settings = self.settings
         self.node = ChordNode(
             self.me,
             self.ring,
@@ -164,40 +189,47 @@ class Peer:
         # Handlers that find work for maintenance (a joiner, a challenger) speed it up.
         self.node.hooks.on_change = self.maintenance.speed_up
         self.merger = RingMerger(self.node)
+        # Owned by the merge step's thread (maintenance-merge).
         self._next_merge_check = time.monotonic() + settings.merge_interval
         self._merge_gap = settings.merge_interval  # grows while checks find nothing
         self._merge_changes = -1  # node.changes when the gap was last reset
         # Owned by the maintenance thread (news arrives through maintenance.post).
         self._last_neighbours: tuple[NodeRef | None, NodeRef] | None = None
+
+    def _prepare_data_dir(self) -> tuple[Path, str]:
+        """The data directory, the admin token kept in it (unless one is configured)
+        and an empty upload spool; returns the spool and the admin token."""
+        data_dir = Path(self.settings.resolved_data_dir)
         try:
-            Path(settings.resolved_data_dir).mkdir(parents=True, exist_ok=True)
+            data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StartupError(
-                f"cannot create data directory {settings.resolved_data_dir}: {exc}"
-            ) from None
+            raise StartupError(f"cannot create data directory {data_dir}: {exc}") from None
         self.admin_token_path: Path | None = None
-        admin_token = settings.admin_token
+        admin_token = self.settings.admin_token
         if admin_token is None:
             try:
-                admin_token, self.admin_token_path = load_or_create_admin_token(
-                    Path(settings.resolved_data_dir)
-                )
+                admin_token, self.admin_token_path = load_or_create_admin_token(data_dir)
             except OSError as exc:
                 raise StartupError(f"cannot keep the admin token in the data dir: {exc}") from None
         # Uploads whose fields follow the file part wait here; a crash may have left some.
-        uploads = Path(settings.resolved_data_dir) / "uploads"
+        uploads = data_dir / "uploads"
         try:
             empty_dir(uploads)
         except OSError as exc:
             raise StartupError(f"cannot prepare the upload spool {uploads}: {exc}") from None
+        return uploads, admin_token
+
+    def _open_storage(self, resources: ExitStack) -> None:
+        """The storage engine (it locks its directory) and the file layers above it."""
+        settings = self.settings
         self.stop_requested = threading.Event()  # set by POST /shutdown; run_node waits on it
         self.metrics = PeerMetrics()
         quota = settings.quota_mib * MIB if settings.quota_mib is not None else None
         try:
             self.storage = StorageEngine(Path(settings.resolved_data_dir) / "files", quota)
         except (OSError, StorageError) as exc:
-            self.transport.close()
             raise StartupError(f"cannot open file storage: {exc}") from None
+        resources.callback(self.storage.close)
         self.files = FileClient(
             self.ring,
             self.metrics.counted(lambda key: self.node.lookup(key, confirm_owner=True)),
@@ -209,6 +241,10 @@ class Peer:
         )
         self.replicator = Replicator(self.node, self.storage, self.files, settings.replicas)
         self.node.hooks.before_leave = self.replicator.hand_off
+
+    def _bind_grpc(self, resources: ExitStack) -> None:
+        """The gRPC server (Chord and Files), bound to its port; not yet started."""
+        settings = self.settings
         files_service = FilesServicer(
             self.storage,
             self.ring,
@@ -240,35 +276,43 @@ class Peer:
                 transfer_workers=settings.transfer_workers,
                 stream_idle_timeout=settings.stream_idle_timeout,
             )
-            services = PeerServices(
-                files=self.files,
-                storage=self.storage,
-                replicator=self.replicator,
-                transport=self.transport,
-                tokens=Tokens(api=settings.api_token, admin=admin_token),
-                request_shutdown=self.stop_requested.set,
-                replicas=settings.replicas,
-                successors=settings.successors,
-                max_upload_bytes=settings.max_upload_mib * MIB,
-                limits=ClientLimits(
-                    max_transfers=settings.max_transfers_per_client,
-                    per_minute=settings.rate_limit_per_minute,
-                    max_total=settings.http_transfer_workers,
-                ),
-                spool_dir=uploads,
-                webdav=DavOptions(
-                    properties=Path(settings.resolved_data_dir) / "dav-properties",
-                    store_macos_metadata=settings.webdav_macos_files == "store",
-                )
-                if settings.webdav
-                else None,
+        except BindError as exc:
+            raise StartupError(str(exc)) from None
+        resources.callback(self.grpc.stop, grace=0.5)
+
+    def _bind_rest(self, resources: ExitStack, uploads: Path, admin_token: str) -> None:
+        """The REST API (and WebDAV, if on), bound to its port; not yet started."""
+        settings = self.settings
+        services = PeerServices(
+            files=self.files,
+            storage=self.storage,
+            replicator=self.replicator,
+            transport=self.transport,
+            tokens=Tokens(api=settings.api_token, admin=admin_token),
+            request_shutdown=self.stop_requested.set,
+            replicas=settings.replicas,
+            successors=settings.successors,
+            max_upload_bytes=settings.max_upload_mib * MIB,
+            limits=ClientLimits(
+                max_transfers=settings.max_transfers_per_client,
+                per_minute=settings.rate_limit_per_minute,
+                max_total=settings.http_transfer_workers,
+            ),
+            spool_dir=uploads,
+            webdav=DavOptions(
+                properties=Path(settings.resolved_data_dir) / "dav-properties",
+                store_macos_metadata=settings.webdav_macos_files == "store",
             )
-            context = ApiContext(
-                self.node,
-                self.metrics.counted(self.node.lookup),
-                metrics=self.metrics,
-                peer=services,
-            )
+            if settings.webdav
+            else None,
+        )
+        context = ApiContext(
+            self.node,
+            self.metrics.counted(self.node.lookup),
+            metrics=self.metrics,
+            peer=services,
+        )
+        try:
             self.api = ApiServer(
                 create_app(context),
                 settings.host,
@@ -286,11 +330,9 @@ class Peer:
                 ),
                 inline=inline_health(self.node),
             )
-        except (BindError, HttpBindError) as exc:
-            self.transport.close()
-            self.storage.close()
+        except HttpBindError as exc:
             raise StartupError(str(exc)) from None
-        self._stopped = False
+        resources.callback(self.api.stop)
 
     @property
     def short_id(self) -> str:
@@ -368,10 +410,8 @@ class Peer:
         if graceful:
             self.node.leave()
             log.info("left the ring")
-        self.grpc.stop(grace=0.5)
-        self.api.stop()
-        self.transport.close()
-        self.storage.close()
+        # Both servers, then storage, then the channels (the reverse of construction).
+        self._resources.close()
 
     def _neighbours_changed(self, state: NodeState) -> None:
         """The node's hook, called from any thread (gRPC handlers, maintenance steps):

@@ -106,6 +106,7 @@ class GrpcServer:
             (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
         self.set_serving(False)
+        self._started = False  # the owner's thread (Peer: start, stop)
         problem = _bind_problem(bind_address)
         if problem is not None:
             raise BindError(f"cannot listen for gRPC on {bind_address}: {problem}")
@@ -129,10 +130,21 @@ class GrpcServer:
 
     def start(self) -> None:
         self._server.start()
+        self._started = True
 
     def stop(self, grace: float) -> None:
+        """Stop serving and release the port and every thread, started or not."""
         self.set_serving(False)  # watchers hear it during the grace period
-        self._server.stop(grace).wait(grace + 1)
+        if not self._started:
+            # grpc releases a port taken by add_port only through start() and stop()
+            # (measured: stop() alone, or dropping the server, keeps it bound). It is
+            # NOT_SERVING and stops at once, cancelling any call that came in (no grace:
+            # no thread waiting it out either).
+            self._server.start()
+            self._started = True  # a second stop must not start it again
+            self._server.stop(None).wait(1)
+        else:
+            self._server.stop(grace).wait(grace + 1)
         self.health.close()
         self.watchdog.stop()
         self.capacity.shutdown()

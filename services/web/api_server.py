@@ -99,9 +99,10 @@ class ApiServer:
 
             loop.call_soon_threadsafe(close)
             self._thread.join(timeout=2)
-        else:
+        else:  # never started: close what __init__ opened
             for sock in self._sockets:
                 sock.close()
+            loop.close()
         self.core.small.shutdown()
         self.core.transfers.shutdown()
 
