@@ -14,7 +14,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -276,21 +276,49 @@ def _int_description(name: str) -> str:
     return f"an integer in {low}..{high}" if high is not None else f"an integer >= {low}"
 
 
+# Raises ConfigError for a setting: (name, message), the value's source filled in.
+Fail = Callable[[str, str], typing.NoReturn]
+
+
 def validate(settings: Settings, sources: Mapping[str, str] | None = None) -> Settings:
     """Check every setting; return a normalized copy (host spelling, lowercase log level).
 
     `sources` maps setting names to where their value came from, for error messages.
+    One validator per concern, in a fixed order: when several settings are wrong, the
+    first concern's error is the one reported.
     """
     src = dict(sources or {})
 
     def fail(name: str, message: str) -> typing.NoReturn:
         raise ConfigError(name, message, src.get(name))
 
+    _check_int_ranges(settings, fail)
+    host, advertise = _checked_hosts(settings, src, fail)
+    _check_webdav(settings, fail)
+    level = _checked_log_level(settings, fail)
+    _check_timeouts(settings, fail)
+    _check_replication(settings, fail)
+    _check_capacity(settings, fail)
+    _check_tokens(settings, fail)
+    _check_faults(settings, fail)
+    _check_security(settings, host, fail)
+    normalized = dataclasses.replace(settings, host=host, advertise_host=advertise, log_level=level)
+    _check_api_port(normalized, fail)
+    return dataclasses.replace(normalized, join=_checked_join(normalized, src, fail))
+
+
+def _check_int_ranges(settings: Settings, fail: Fail) -> None:
     for name, (low, high) in _INT_RANGES.items():
         value = getattr(settings, name)
         if value is not None and not (low <= value and (high is None or value <= high)):
             fail(name, f"must be {_int_description(name)}, got {value!r}")
 
+
+def _checked_hosts(
+    settings: Settings, src: Mapping[str, str], fail: Fail
+) -> tuple[str, str | None]:
+    """The bind host and the advertised host, normalized; the advertised one must be
+    an address other peers can reach."""
     _check_host(settings.host, "host", src.get("host"))
     host = _normalize_host(settings.host)
     advertise = settings.advertise_host
@@ -305,17 +333,26 @@ def validate(settings: Settings, sources: Mapping[str, str] | None = None) -> Se
             f"the bind host {host} is not an address other peers can reach; "
             "pass --advertise-host <reachable IP or name>",
         )
+    return host, advertise
 
+
+def _check_webdav(settings: Settings, fail: Fail) -> None:
     if settings.webdav_macos_files not in MACOS_FILES:
         fail(
             "webdav_macos_files",
             f"must be one of {'|'.join(MACOS_FILES)}, got {settings.webdav_macos_files!r}",
         )
 
+
+def _checked_log_level(settings: Settings, fail: Fail) -> str:
     level = settings.log_level.strip().lower()
     if level not in LOG_LEVELS:
         fail("log_level", f"must be one of {'|'.join(LOG_LEVELS)}, got {settings.log_level!r}")
+    return level
 
+
+def _check_timeouts(settings: Settings, fail: Fail) -> None:
+    """Every float setting is a duration in seconds; the backoff a factor."""
     for field in dataclasses.fields(Settings):
         if _field_type(field.name) is float:
             value = getattr(settings, field.name)
@@ -326,6 +363,9 @@ def validate(settings: Settings, sources: Mapping[str, str] | None = None) -> Se
             "maintenance_backoff",
             f"must be >= 1 (1: fixed intervals), got {settings.maintenance_backoff!r}",
         )
+
+
+def _check_replication(settings: Settings, fail: Fail) -> None:
     if settings.replicas > settings.successors:
         fail(
             "replicas",
@@ -337,12 +377,17 @@ def validate(settings: Settings, sources: Mapping[str, str] | None = None) -> Se
             "write_quorum",
             f"must be <= replicas ({settings.replicas}), got {settings.write_quorum}",
         )
+
+
+def _check_capacity(settings: Settings, fail: Fail) -> None:
     if settings.max_concurrent_rpcs < settings.max_workers:
         fail(
             "max_concurrent_rpcs",
             f"must be >= max_workers ({settings.max_workers}), got {settings.max_concurrent_rpcs}",
         )
 
+
+def _check_tokens(settings: Settings, fail: Fail) -> None:
     for name in ("api_token", "admin_token"):
         token = getattr(settings, name)
         if token is not None and not _TOKEN.fullmatch(token):
@@ -350,6 +395,8 @@ def validate(settings: Settings, sources: Mapping[str, str] | None = None) -> Se
     if settings.api_token is not None and settings.api_token == settings.admin_token:
         fail("admin_token", "must differ from api_token (the API token cannot shut a peer down)")
 
+
+def _check_faults(settings: Settings, fail: Fail) -> None:
     if settings.fault_rules is not None:
         from devtools.fault_rules import FaultRuleError, parse_rules
 
@@ -357,6 +404,11 @@ def validate(settings: Settings, sources: Mapping[str, str] | None = None) -> Se
             parse_rules(settings.fault_rules)
         except FaultRuleError as err:
             fail("fault_rules", str(err))
+
+
+def _check_security(settings: Settings, host: str, fail: Fail) -> None:
+    """The ring secret and mutual TLS, each well-formed, and protected mode: a peer
+    bound to a non-loopback ``host`` authenticates its peers unless told --insecure."""
     if settings.ring_secret is not None:
         if settings.ring_secret_file is not None:
             fail("ring_secret_file", "give either ring_secret or ring_secret_file, not both")
@@ -369,39 +421,45 @@ def validate(settings: Settings, sources: Mapping[str, str] | None = None) -> Se
             next(name for name, v in tls.items() if v is None),
             f"mutual TLS needs tls_cert, tls_key and tls_ca together; missing {missing}",
         )
-    if not is_loopback(host) and not settings.insecure:
-        authenticated = (
-            settings.ring_secret is not None
-            or settings.ring_secret_file is not None
-            or settings.tls_cert is not None
+    if is_loopback(host) or settings.insecure:
+        return
+    authenticated = (
+        settings.ring_secret is not None
+        or settings.ring_secret_file is not None
+        or settings.tls_cert is not None
+    )
+    if not authenticated:
+        # Protected mode, as in Redis: reachable from the network and unauthenticated
+        # means anyone who can reach the port can join the ring or call any peer RPC.
+        fail(
+            "ring_secret",
+            f"this peer binds {host}, which is not a loopback address, and has no "
+            "ring secret: anyone who reaches the port could join the ring. Set "
+            "--ring-secret (or CHORD_RING_SECRET, or ring_secret_file) on every peer, "
+            "or mutual TLS (tls_cert/tls_key/tls_ca); or pass --insecure to run an "
+            "open ring anyway",
         )
-        if not authenticated:
-            # Protected mode, as in Redis: reachable from the network and unauthenticated
-            # means anyone who can reach the port can join the ring or call any peer RPC.
-            fail(
-                "ring_secret",
-                f"this peer binds {host}, which is not a loopback address, and has no "
-                "ring secret: anyone who reaches the port could join the ring. Set "
-                "--ring-secret (or CHORD_RING_SECRET, or ring_secret_file) on every peer, "
-                "or mutual TLS (tls_cert/tls_key/tls_ca); or pass --insecure to run an "
-                "open ring anyway",
-            )
 
-    normalized = dataclasses.replace(settings, host=host, advertise_host=advertise, log_level=level)
+
+def _check_api_port(settings: Settings, fail: Fail) -> None:
     try:
-        api_port = normalized.resolved_api_port
+        api_port = settings.resolved_api_port
     except ConfigError as err:
         fail("api_port", err.message)
     if api_port == settings.port != 0:
         fail("api_port", f"must differ from the gRPC port {settings.port}")
 
+
+def _checked_join(settings: Settings, src: Mapping[str, str], fail: Fail) -> str | None:
+    """The seed address, normalized; never this peer's own address."""
     join = settings.join
-    if join is not None:
-        join_host, join_port = split_address(join, "join", src.get("join"))
-        join = format_address(_normalize_host(join_host), join_port)
-        if join == normalized.address:
-            fail("join", f"{join} is this peer's own address; a peer cannot join itself")
-    return dataclasses.replace(normalized, join=join)
+    if join is None:
+        return None
+    join_host, join_port = split_address(join, "join", src.get("join"))
+    join = format_address(_normalize_host(join_host), join_port)
+    if join == settings.address:
+        fail("join", f"{join} is this peer's own address; a peer cannot join itself")
+    return join
 
 
 # ---------------------------------------------------------------------------
