@@ -4,6 +4,16 @@ peer = Peer(settings)   # binds both ports (fails fast if either is taken)
 peer.start()            # creates a ring or joins one (bounded by join_timeout)
 ...
 peer.stop()             # graceful leave, then both servers stop
+
+Threads, and who owns what: the owner of the Peer (run_node's main thread) builds,
+starts and stops it (``_stopped``, ``_resources``); gRPC threads run the node's
+handlers and the Files servicer; the REST server has its event loop and worker pools;
+the maintenance thread runs the protocol steps and owns ``_last_neighbours`` (news
+from other threads reaches it through ``maintenance.post``); each background step
+owns its own state (the merge step: the merger, ``_next_merge_check``, ``_merge_gap``,
+``_merge_changes``). The node guards its own state with a plain Lock (chord.node,
+"Threads"); every other shared object has a lock of its own, named where its fields
+are declared.
 """
 
 from __future__ import annotations
@@ -122,7 +132,7 @@ class Peer:
         self.settings = settings
         self.ring = Ring(settings.bits)
         self.me = NodeRef.for_address(self.ring, settings.address, settings.api_address)
-        self._stopped = False  # the thread that owns the Peer (run_node's main thread)
+        self._stopped = False  # the owner's thread (see the module doc)
         with ExitStack() as resources:
             self._connect(resources)
             self._build_node()

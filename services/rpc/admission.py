@@ -84,9 +84,9 @@ class AddressCheck:
         self.backoff = backoff
         self._clock = clock
         self._sleep = sleep
-        self._slots = threading.BoundedSemaphore(parallel)
+        self._slots = threading.BoundedSemaphore(parallel)  # probes running at once
         self._lock = threading.Lock()
-        self._verified: OrderedDict[str, float] = OrderedDict()  # address -> expiry
+        self._verified: OrderedDict[str, float] = OrderedDict()  # _lock; address -> expiry
 
     def __call__(self, node: NodeRef) -> None:
         address = node.address

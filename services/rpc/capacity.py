@@ -55,7 +55,7 @@ class ClassPool(futures.ThreadPoolExecutor):
         super().__init__(max_workers=call_class.threads, thread_name_prefix=call_class.name)
         self.call_class = call_class
         self._lock = threading.Lock()
-        self.admitted = 0
+        self.admitted = 0  # _lock (written by gRPC threads and the pool's own)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> futures.Future[Any]:
         with self._lock:
@@ -83,8 +83,8 @@ class OpenCalls:
     def __init__(self, call_class: CallClass) -> None:
         self.call_class = call_class
         self._lock = threading.Lock()
-        self.total = 0
-        self._by_caller: dict[str, int] = {}
+        self.total = 0  # _lock
+        self._by_caller: dict[str, int] = {}  # _lock
 
     def enter(self, context: grpc.ServicerContext) -> str | None:
         """None if the call may go on (and is counted until it ends), else why not."""

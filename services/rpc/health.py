@@ -44,12 +44,13 @@ class _Watcher:
 class HealthService(health_pb2_grpc.HealthServicer):
     def __init__(self, stuck_after: float = 5.0) -> None:
         self._lock = threading.Lock()
-        self._status: dict[str, Status] = {"": health_pb2.HealthCheckResponse.SERVING}
-        self._watchers: set[_Watcher] = set()
+        self._status: dict[str, Status] = {"": health_pb2.HealthCheckResponse.SERVING}  # _lock
+        self._watchers: set[_Watcher] = set()  # _lock
+        # Watchers with news, for the notifier thread (a queue: no lock needed).
         self._outbox: queue.SimpleQueue[_Watcher | None] = queue.SimpleQueue()
         self._stuck_after = stuck_after
-        self._notifier: threading.Thread | None = None
-        self._closed = False
+        self._notifier: threading.Thread | None = None  # _lock; started on first use
+        self._closed = False  # _lock
 
     # ------------------------------------------------------------------ RPCs
 

@@ -59,11 +59,11 @@ class StreamWatchdog:
     def __init__(self, idle_timeout: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.idle_timeout = idle_timeout
         self.clock = clock
-        self.cut = 0  # streams cancelled so far
+        self.cut = 0  # streams cancelled so far; written by the watchdog thread only
         self._lock = threading.Lock()
-        self._watches: set[_Watch] = set()
+        self._watches: set[_Watch] = set()  # _lock
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: threading.Thread | None = None  # _lock; started on first use
         self._logs = LogLimiter()
 
     def guard(self, behaviour: Behaviour, shape: Shape, request: Any,

@@ -63,6 +63,7 @@ class ChannelPool:
         self.security = security or RingSecurity()
         self._wrap = wrap
         self._lock = threading.Lock()
+        # _lock, both (any thread that calls a peer; retain() from the maintenance thread).
         self._stubs: dict[str, tuple[grpc.Channel, pb_grpc.ChordStub]] = {}
         self._used: dict[str, float] = {}  # last use, so cleanup spares channels in use
 
