@@ -93,7 +93,8 @@ class MaintenanceLoop:
 
     def kick(self) -> None:
         """Something changed around this peer: stabilize now, every step at full speed.
-        From any thread (the request goes through the inbox)."""
+        From any thread (the stabilize request goes through the inbox)."""
+        self.speed_up()
         self.post(self._stabilize_next)
 
     def post(self, event: Callable[[], object]) -> None:
@@ -104,7 +105,6 @@ class MaintenanceLoop:
 
     def _stabilize_next(self) -> None:
         self._stabilize_now = True
-        self.speed_up()
 
     def _drain_inbox(self) -> None:
         while True:
