@@ -2,6 +2,7 @@
 peer), the thin Chord servicer (``chord_servicer``), the server with its reserved
 capacity, health service and interceptors (``server``, ``capacity``, ``health``,
 ``interceptors``, ``stream_watchdog``), TLS/token security and admission of joiners
-(``security``, ``admission``), and proto <-> core conversions (``convert``).
+(``security``, ``admission``), refusal codes on the wire (``refusals``), and
+proto <-> core conversions (``convert``).
 May import chord/, config/, proto/ and services.common; nothing of REST, files or storage.
 """
