@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 from devtools.launcher import wait_for
@@ -65,9 +66,12 @@ def test_posted_events_run_on_the_loop_thread_in_order() -> None:
     )
     ran: list[tuple[str, int, str]] = []
 
+    def event(name: str, i: int) -> Callable[[], None]:
+        return lambda: ran.append((name, i, threading.current_thread().name))
+
     def poster(name: str) -> None:
         for i in range(50):
-            loop.post(lambda i=i: ran.append((name, i, threading.current_thread().name)))
+            loop.post(event(name, i))
 
     loop.start()
     try:
