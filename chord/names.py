@@ -49,6 +49,13 @@ def validate_name(name: object) -> str:
     """
     if not isinstance(name, str):
         raise InvalidName(f"a file name must be a string, got {type(name).__name__}")
+    _check_size(name)
+    _check_characters(name)
+    _check_segments(name)
+    return name
+
+
+def _check_size(name: str) -> None:
     if not name:
         raise InvalidName("a file name must not be empty")
     try:
@@ -57,6 +64,9 @@ def validate_name(name: object) -> str:
         raise InvalidName("a file name must be valid Unicode (UTF-8)") from None
     if size > MAX_NAME_BYTES:
         raise InvalidName(f"a file name is at most {MAX_NAME_BYTES} UTF-8 bytes, got {size}")
+
+
+def _check_characters(name: str) -> None:
     for char in name:
         why = _REFUSED_CATEGORIES.get(unicodedata.category(char))
         if why is not None:
@@ -66,6 +76,9 @@ def validate_name(name: object) -> str:
             "a file name must not contain '\\' (Windows reads it as a folder separator; "
             "use '/' between folders)"
         )
+
+
+def _check_segments(name: str) -> None:
     if name.startswith(SEPARATOR):
         raise InvalidName("a file name must not start with '/' (names are relative)")
     for segment in name.split(SEPARATOR):
@@ -76,7 +89,6 @@ def validate_name(name: object) -> str:
                 f"a file name must not have a segment made only of dots and spaces "
                 f"({segment!r}): such folders escape, hide or vanish on most systems"
             )
-    return name
 
 
 def name_problem(name: object) -> str | None:

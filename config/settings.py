@@ -492,33 +492,50 @@ def coerce(name: str, raw: object, source: str | None = None) -> object:
     if isinstance(raw, (list, dict)):
         raise ConfigError(name, f"must be a single value, got {raw!r}", source)
     text = raw.strip() if isinstance(raw, str) else None
+    convert = _CONVERTERS.get(kind, _to_str)
+    return convert(name, raw, text, source)
 
-    if kind is bool:
-        if isinstance(raw, bool):
-            return raw
-        word = text.lower() if text is not None else str(raw)
-        if word in _TRUE or word in _FALSE:
-            return word in _TRUE
-        raise ConfigError(name, f"must be true/false (or yes/no, on/off, 1/0), got {raw!r}", source)
-    if kind is int:
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            return raw
-        if text is not None and re.fullmatch(r"[+-]?[0-9]+", text):
-            return int(text)
-        raise ConfigError(name, f"must be {_int_description(name)}, got {raw!r}", source)
-    if kind is float:
-        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-            return float(raw)
-        if text is not None:
-            try:
-                return float(text)
-            except ValueError:
-                pass
-        raise ConfigError(name, f"must be a number, got {raw!r}", source)
-    # str: YAML may hand us numbers (e.g. `data_dir: 123`); a bool is surely a mistake.
+
+def _to_bool(name: str, raw: object, text: str | None, source: str | None) -> object:
+    if isinstance(raw, bool):
+        return raw
+    word = text.lower() if text is not None else str(raw)
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise ConfigError(name, f"must be true/false (or yes/no, on/off, 1/0), got {raw!r}", source)
+
+
+def _to_int(name: str, raw: object, text: str | None, source: str | None) -> object:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if text is not None and re.fullmatch(r"[+-]?[0-9]+", text):
+        return int(text)
+    raise ConfigError(name, f"must be {_int_description(name)}, got {raw!r}", source)
+
+
+def _to_float(name: str, raw: object, text: str | None, source: str | None) -> object:
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        return float(raw)
+    if text is not None:
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    raise ConfigError(name, f"must be a number, got {raw!r}", source)
+
+
+def _to_str(name: str, raw: object, text: str | None, source: str | None) -> object:
+    # YAML may hand us numbers (e.g. `data_dir: 123`); a bool is surely a mistake.
     if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
         raise ConfigError(name, f"must be a string, got {raw!r}", source)
     return text if text is not None else str(raw)
+
+
+_CONVERTERS: dict[type, Callable[[str, object, str | None, str | None], object]] = {
+    bool: _to_bool,
+    int: _to_int,
+    float: _to_float,
+}
 
 
 # ---------------------------------------------------------------------------
@@ -531,7 +548,13 @@ _ANCESTOR_KEYS = ("ip", "ip_seed", "port_seed")
 
 def _read_file(path: str) -> dict[str, tuple[object, str]]:
     """Read a YAML config file into {setting: (raw value, source)}."""
-    source = path
+    values = _setting_values(_load_yaml(path), path)
+    _translate_ancestor_keys(values, path)
+    return {name: (value, path) for name, value in values.items()}
+
+
+def _load_yaml(path: str) -> dict[object, object]:
+    """The file's top-level mapping ({} for an empty file), or ConfigError saying why not."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -547,10 +570,14 @@ def _read_file(path: str) -> dict[str, tuple[object, str]]:
         problem = getattr(err, "problem", None) or "syntax error"
         raise ConfigError("config", f"{path!r} is not valid YAML{where}: {problem}") from None
     if data is None:  # empty file / only comments
-        data = {}
+        return {}
     if not isinstance(data, dict):
         raise ConfigError("config", f"{path!r} must be a mapping of setting names to values")
+    return data
 
+
+def _setting_values(data: dict[object, object], source: str) -> dict[str, object]:
+    """Keys normalised (dashes to underscores), each a known setting or an ancestor key."""
     values: dict[str, object] = {}
     for key, value in data.items():
         name = str(key).strip().replace("-", "_")
@@ -561,23 +588,26 @@ def _read_file(path: str) -> dict[str, tuple[object, str]]:
         if name in values:
             raise ConfigError(name, "given twice (as dash and underscore spellings)", source)
         values[name] = value
+    return values
 
-    # Ancestor keys: `ip` is the bind and advertised host; ip_seed + port_seed name the seed.
+
+def _translate_ancestor_keys(values: dict[str, object], source: str) -> None:
+    """Ancestor keys: `ip` is the bind and advertised host; ip_seed + port_seed name the seed."""
     if "ip" in values:
         if "host" in values:
             raise ConfigError("ip", "give either 'ip' or 'host', not both", source)
         values["host"] = values.pop("ip")
-    if "ip_seed" in values or "port_seed" in values:
-        if "ip_seed" not in values or "port_seed" not in values:
-            missing = "port_seed" if "ip_seed" in values else "ip_seed"
-            raise ConfigError(missing, "ip_seed and port_seed must be given together", source)
-        if "join" in values:
-            raise ConfigError("join", "give either 'join' or ip_seed/port_seed, not both", source)
-        seed_host, seed_port = values.pop("ip_seed"), values.pop("port_seed")
-        if seed_host is None or seed_port is None:
-            raise ConfigError("ip_seed", "ip_seed and port_seed must have values", source)
-        values["join"] = format_address(str(seed_host), str(seed_port))
-    return {name: (value, source) for name, value in values.items()}
+    if "ip_seed" not in values and "port_seed" not in values:
+        return
+    if "ip_seed" not in values or "port_seed" not in values:
+        missing = "port_seed" if "ip_seed" in values else "ip_seed"
+        raise ConfigError(missing, "ip_seed and port_seed must be given together", source)
+    if "join" in values:
+        raise ConfigError("join", "give either 'join' or ip_seed/port_seed, not both", source)
+    seed_host, seed_port = values.pop("ip_seed"), values.pop("port_seed")
+    if seed_host is None or seed_port is None:
+        raise ConfigError("ip_seed", "ip_seed and port_seed must have values", source)
+    values["join"] = format_address(str(seed_host), str(seed_port))
 
 
 NODE_MODE_ENV = "NODE_MODE"
