@@ -47,7 +47,6 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -65,17 +64,6 @@ NO_DEADLINE_WAIT = 30.0  # how long a blackhole holds a call that has no deadlin
 def caller_address(context_peer: str) -> str:
     """gRPC's 'ipv4:127.0.0.1:5555' / 'ipv6:[::1]:5555' -> '127.0.0.1:5555' / '[::1]:5555'."""
     return context_peer.split(":", 1)[1] if ":" in context_peer else context_peer
-
-
-@dataclass(frozen=True)
-class Fault:
-    """What to do to one call."""
-
-    rule: FaultRule
-
-    @property
-    def action(self) -> str:
-        return self.rule.action
 
 
 class InjectedError(grpc.RpcError, grpc.Call):
@@ -172,7 +160,8 @@ class FaultInjector:
                 ", ".join(f"{r.action} {r.method}" for r in here) or "none",
             )  # fmt: skip
 
-    def decide(self, method: str, peer: str, direction: str) -> Fault | None:
+    def decide(self, method: str, peer: str, direction: str) -> FaultRule | None:
+        """The rule that hits this call, if any (what to do to it)."""
         for rule in self.rules():
             if not rule.matches(method, peer, direction, self.me):
                 continue
@@ -183,16 +172,15 @@ class FaultInjector:
                     continue
             with self._lock:
                 self.injected[rule.action] = self.injected.get(rule.action, 0) + 1
-            return Fault(rule)
+            return rule
         return None
 
     # ---------------------------------------------------------------- outgoing
     def apply_outgoing(
-        self, fault: Fault, method: str, peer: str, timeout: float | None
+        self, rule: FaultRule, method: str, peer: str, timeout: float | None
     ) -> float | None:
-        """Carry out ``fault`` on an outgoing call: sleep and/or raise InjectedError.
+        """Carry out ``rule`` on an outgoing call: sleep and/or raise InjectedError.
         Returns the deadline left for the real call (delay only)."""
-        rule = fault.rule
         what = f"injected fault: {rule.action} {method} to {peer}"
         if rule.action == "drop":
             raise InjectedError(grpc.StatusCode.UNAVAILABLE, what)
@@ -247,9 +235,9 @@ class _ClientInterceptor(
 
     def _intercept(self, continuation: Any, details: grpc.ClientCallDetails, request: Any) -> Any:
         method = short_method(details.method)
-        fault = self.injector.decide(method, self.address, "out")
-        if fault is not None:
-            left = self.injector.apply_outgoing(fault, method, self.address, details.timeout)
+        rule = self.injector.decide(method, self.address, "out")
+        if rule is not None:
+            left = self.injector.apply_outgoing(rule, method, self.address, details.timeout)
             details = _with_timeout(details, left)
         return continuation(details, request)
 
@@ -277,10 +265,9 @@ class _ServerInterceptor(HandlerInterceptor):
         injector = self.injector
 
         def before(context: grpc.ServicerContext) -> None:
-            fault = injector.decide(method, caller_address(context.peer()), "in")
-            if fault is None:
+            rule = injector.decide(method, caller_address(context.peer()), "in")
+            if rule is None:
                 return
-            rule = fault.rule
             what = f"injected fault: {rule.action} {method} from {context.peer()}"
             if rule.action == "delay":
                 injector._sleep(rule.ms / 1000)

@@ -83,10 +83,6 @@ class Tree:
             return replace(entry, created=known.created)
         return entry
 
-    def invalidate(self) -> None:
-        with self.lock:
-            self.fetched = -float("inf")
-
     def rebuild(self) -> None:
         children: dict[str, set[str]] = {ROOT: set()}
         for path in [*self.files, *self.made]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from chord.ids import Ring
 from chord.invariants import ideal_violations
+from chord.node import ChordNode
 from chord.sim.network import SimNetwork
+from services.rest.context import ApiContext
 
 
 def ideal_sim_ring(count: int, bits: int = 16, successors: int = 3) -> SimNetwork:
@@ -29,3 +31,8 @@ def ideal_sim_ring(count: int, bits: int = 16, successors: int = 3) -> SimNetwor
     for node in net.members():
         node.fix_all_fingers()
     return net
+
+
+def ring_context(node: ChordNode) -> ApiContext:
+    """What the REST app needs for the ring routes alone (no files: a simulated node)."""
+    return ApiContext(node, node.lookup)

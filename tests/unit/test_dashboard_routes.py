@@ -11,12 +11,12 @@ from flask.testing import FlaskClient
 
 from services.rest import create_app
 from services.rest.dashboard import UI
-from tests.unit.sim_ring import ideal_sim_ring
+from tests.unit.sim_ring import ideal_sim_ring, ring_context
 
 
 @pytest.fixture
 def client() -> FlaskClient:
-    return create_app(ideal_sim_ring(3).members()[0]).test_client()
+    return create_app(ring_context(ideal_sim_ring(3).members()[0])).test_client()
 
 
 def test_root_serves_the_page_with_a_strict_csp(client: FlaskClient) -> None:
