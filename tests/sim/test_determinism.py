@@ -1,4 +1,4 @@
-"""``python -m chord.sim`` in a subprocess: the same seed and parameters give the
+"""``python -m devtools.sim`` in a subprocess: the same seed and parameters give the
 same bytes, whatever the worker count and the string-hash seed of the process; a
 different seed gives different output; the output formats; bad input is refused.
 
@@ -60,11 +60,11 @@ class Outcome:
 
 
 def run_cli(args: Sequence[str], hash_seed: int = 0) -> Outcome:
-    """One ``python -m chord.sim`` run from the repository root. ``PYTHONHASHSEED``
+    """One ``python -m devtools.sim`` run from the repository root. ``PYTHONHASHSEED``
     is set explicitly so that two runs can be made to differ in string hashing."""
     env = {**os.environ, "PYTHONHASHSEED": str(hash_seed)}
     done = subprocess.run(
-        [sys.executable, "-m", "chord.sim", *args],
+        [sys.executable, "-m", "devtools.sim", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -170,10 +170,10 @@ def test_cli_plot_writes_png(tmp_path: Path) -> None:
 @pytest.mark.filterwarnings("ignore:This figure includes Axes that are not compatible")
 @pytest.mark.parametrize("experiment", list(SMALL))
 def test_plot_draws_every_experiment(tmp_path: Path, experiment: str) -> None:
-    """Every branch of chord.sim.plot, in process on small results (the CLI test above
+    """Every branch of devtools.sim.plot, in process on small results (the CLI test above
     covers the --plot wiring)."""
     pytest.importorskip("matplotlib")
-    from chord.sim.plot import plot
+    from devtools.sim.plot import plot
 
     result = {
         "path-length": lambda: ex.path_length(sizes=[8, 16], lookups_per_node=5),
