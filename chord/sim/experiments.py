@@ -33,6 +33,8 @@ Row = dict[str, float | int]
 Progress = Callable[[str], None]
 T = TypeVar("T")
 R = TypeVar("R")
+
+
 # How independent tasks are run: the built-in map, or a process pool's (the CLI's
 # --workers). Tasks are fixed and each seeds its own stream: output is the same.
 class MapTasks(Protocol):
