@@ -26,7 +26,7 @@ from kademlia.storage import ForgetfulStorage  # type: ignore[import-untyped]
 from devtools.launcher import ROOT, free_port
 
 
-class KeepNothing(ForgetfulStorage):
+class KeepNothing(ForgetfulStorage):  # type: ignore[misc]  # kademlia ships no types
     """Storage of the reader node: it never holds a value."""
 
     def __setitem__(self, key: bytes, value: object) -> None:

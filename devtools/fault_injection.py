@@ -203,7 +203,7 @@ class FaultInjector:
         """``channel`` (to ``address``) with outgoing faults applied."""
         return grpc.intercept_channel(channel, _ClientInterceptor(self, address))
 
-    def server_interceptor(self) -> grpc.ServerInterceptor:
+    def server_interceptor(self) -> grpc.ServerInterceptor[Any, Any]:
         return _ServerInterceptor(self)
 
 
@@ -224,10 +224,10 @@ def _with_timeout(details: grpc.ClientCallDetails, timeout: float | None) -> Any
 
 
 class _ClientInterceptor(
-    grpc.UnaryUnaryClientInterceptor,
-    grpc.UnaryStreamClientInterceptor,
-    grpc.StreamUnaryClientInterceptor,
-    grpc.StreamStreamClientInterceptor,
+    grpc.UnaryUnaryClientInterceptor[Any, Any],
+    grpc.UnaryStreamClientInterceptor[Any, Any],
+    grpc.StreamUnaryClientInterceptor[Any, Any],
+    grpc.StreamStreamClientInterceptor[Any, Any],
 ):
     def __init__(self, injector: FaultInjector, address: str) -> None:
         self.injector = injector
@@ -261,7 +261,9 @@ class _ServerInterceptor(HandlerInterceptor):
     def __init__(self, injector: FaultInjector) -> None:
         self.injector = injector
 
-    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    def wrap(
+        self, handler: grpc.RpcMethodHandler[Any, Any], method: str
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         injector = self.injector
 
         def before(context: grpc.ServicerContext) -> None:

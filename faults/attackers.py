@@ -57,7 +57,9 @@ def _close_all(socks: Sequence[socket.socket]) -> None:
 
 
 @contextlib.contextmanager
-def idle_connections(target: tuple[str, int], srcs: Sequence[str], count: int) -> Iterator[dict]:
+def idle_connections(
+    target: tuple[str, int], srcs: Sequence[str], count: int
+) -> Iterator[dict[str, Any]]:
     """``count`` TCP connections that never send a byte."""
     socks: list[socket.socket] = []
     report: dict[str, Any] = {"opened": 0, "refused": 0}
@@ -113,7 +115,7 @@ class _Trickler:
 
 @contextlib.contextmanager
 def slow_uploads(target: tuple[str, int], srcs: Sequence[str], count: int,
-                 every: float = 1.0) -> Iterator[dict]:  # fmt: skip
+                 every: float = 1.0) -> Iterator[dict[str, Any]]:  # fmt: skip
     """``count`` uploads announcing 1 MiB that send their body one byte per ``every``
     seconds (slowloris on the body)."""
     head = (
@@ -148,7 +150,7 @@ def slow_uploads(target: tuple[str, int], srcs: Sequence[str], count: int,
 
 @contextlib.contextmanager
 def stalled_downloads(target: tuple[str, int], srcs: Sequence[str], count: int,
-                      name: str) -> Iterator[dict]:  # fmt: skip
+                      name: str) -> Iterator[dict[str, Any]]:  # fmt: skip
     """``count`` downloads of ``name`` that read the first bytes and then stop reading
     (a 4 KiB receive buffer, so the sender's side fills at once)."""
     request = (
@@ -241,7 +243,9 @@ def _close_streams(calls: Sequence[Any], channels: Sequence[grpc.Channel],
 
 
 @contextlib.contextmanager
-def watch_streams(target: tuple[str, int], srcs: Sequence[str], count: int) -> Iterator[dict]:
+def watch_streams(
+    target: tuple[str, int], srcs: Sequence[str], count: int
+) -> Iterator[dict[str, Any]]:
     """``count`` open grpc.health.v1.Health/Watch streams (each reads the first answer;
     Watch then sends nothing until the status changes)."""
     forwarders = [Forwarder(target, s) for s in itertools.islice(itertools.cycle(srcs), count)]
@@ -267,7 +271,7 @@ def watch_streams(target: tuple[str, int], srcs: Sequence[str], count: int) -> I
 
 @contextlib.contextmanager
 def stalled_fetches(target: tuple[str, int], srcs: Sequence[str], count: int,
-                    name: str) -> Iterator[dict]:  # fmt: skip
+                    name: str) -> Iterator[dict[str, Any]]:  # fmt: skip
     """``count`` Files/Fetch streams of ``name`` whose reader stops after the first
     message (its relay stops reading, so the victim's sends back up)."""
     forwarders = [Forwarder(target, s) for s in itertools.islice(itertools.cycle(srcs), count)]
@@ -291,7 +295,9 @@ def stalled_fetches(target: tuple[str, int], srcs: Sequence[str], count: int,
 
 
 @contextlib.contextmanager
-def step_flood(target: tuple[str, int], srcs: Sequence[str], in_flight: int) -> Iterator[dict]:
+def step_flood(
+    target: tuple[str, int], srcs: Sequence[str], in_flight: int
+) -> Iterator[dict[str, Any]]:
     """FindSuccessorStep for random keys as fast as the victim answers, ``in_flight``
     calls outstanding at all times (grpc.aio, one connection per source address)."""
     forwarders = [Forwarder(target, s) for s in srcs]

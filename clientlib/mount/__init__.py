@@ -51,7 +51,7 @@ def fuse_class() -> type[Any]:
     them): RENAME_NOREPLACE must not replace a file (``mv`` relies on it)."""
     from mfusepy import FUSE
 
-    class RingFuse(FUSE):
+    class RingFuse(FUSE):  # type: ignore[misc]  # mfusepy ships no types
         def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
             decode = self.encoding, self.errors
             return int(self.operations.rename(old.decode(*decode), new.decode(*decode), flags))

@@ -35,11 +35,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from chord.names import parent_folder as parent
 from clientlib.download import NotFound, Remote, find
 from clientlib.mount.blocks import BLOCK, BlockCache, BlockReader, RingStream
 from clientlib.mount.errors import FsError, as_errno, check_name, patiently, refuse
 from clientlib.mount.openfile import OpenFile
-from clientlib.mount.tree import Entry, Tree, parent
+from clientlib.mount.tree import Entry, Tree
 from clientlib.peer import HttpError, PeerApi
 from clientlib.ranges import MIB
 from clientlib.upload import Source, upload_stream

@@ -46,7 +46,7 @@ def is_macos_metadata(name: str) -> bool:
     return base in MACOS_METADATA or base.startswith("._")
 
 
-class RingDav(DAVProvider):
+class RingDav(DAVProvider):  # type: ignore[misc]  # wsgidav ships no types
     """Resolves paths below the share to RingFolder / RingFile resources."""
 
     def __init__(
@@ -157,7 +157,7 @@ def _dead_properties_follow(resource: _DAVResource, dest_path: str, is_move: boo
         props.copy_properties(resource.get_ref_url(), dest, environ=resource.environ)
 
 
-class RingFile(DAVNonCollection):
+class RingFile(DAVNonCollection):  # type: ignore[misc]  # wsgidav ships no types
     def __init__(
         self,
         path: str,
@@ -248,7 +248,7 @@ class _BodyWriter:
         pass
 
 
-class RingFolder(DAVCollection):
+class RingFolder(DAVCollection):  # type: ignore[misc]  # wsgidav ships no types
     def __init__(self, path: str, environ: dict[str, Any], dav: RingDav) -> None:
         super().__init__(path, environ)
         self.dav = dav

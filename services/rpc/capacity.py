@@ -116,7 +116,7 @@ def _reject(context: grpc.ServicerContext, why: str) -> None:
     context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"this peer is busy: {why}; retry later")
 
 
-class CapacityGate(grpc.ServerInterceptor):
+class CapacityGate(grpc.ServerInterceptor[Any, Any]):
     """Puts every call on its class's pool, or answers RESOURCE_EXHAUSTED."""
 
     def __init__(
@@ -144,9 +144,9 @@ class CapacityGate(grpc.ServerInterceptor):
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = continuation(details)
         if handler is None:
             return None
@@ -186,7 +186,9 @@ class CapacityGate(grpc.ServerInterceptor):
 
         return wrap
 
-    def _rejecting(self, handler: grpc.RpcMethodHandler, why: str) -> grpc.RpcMethodHandler:
+    def _rejecting(
+        self, handler: grpc.RpcMethodHandler[Any, Any], why: str
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         """A handler answering RESOURCE_EXHAUSTED. It is a request-streaming one whatever
         the method is: grpc then calls it at once, without first waiting for a request
         message that a hostile client may never send."""
