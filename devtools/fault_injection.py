@@ -53,6 +53,12 @@ from typing import Any, NamedTuple
 import grpc
 
 from devtools.fault_rules import FaultRule, FaultRuleError, RuleSet, parse_rules
+from services.rpc.grpc_types import (
+    StreamStreamClientInterceptor,
+    StreamUnaryClientInterceptor,
+    UnaryStreamClientInterceptor,
+    UnaryUnaryClientInterceptor,
+)
 from services.rpc.interceptors import HandlerInterceptor, rewrap, run_first, short_method
 
 log = logging.getLogger("chord.faults")
@@ -224,10 +230,10 @@ def _with_timeout(details: grpc.ClientCallDetails, timeout: float | None) -> Any
 
 
 class _ClientInterceptor(
-    grpc.UnaryUnaryClientInterceptor[Any, Any],
-    grpc.UnaryStreamClientInterceptor[Any, Any],
-    grpc.StreamUnaryClientInterceptor[Any, Any],
-    grpc.StreamStreamClientInterceptor[Any, Any],
+    UnaryUnaryClientInterceptor,
+    UnaryStreamClientInterceptor,
+    StreamUnaryClientInterceptor,
+    StreamStreamClientInterceptor,
 ):
     def __init__(self, injector: FaultInjector, address: str) -> None:
         self.injector = injector

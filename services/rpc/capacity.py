@@ -31,6 +31,7 @@ from typing import Any
 import grpc
 
 from services.common.log_limits import caller_ip
+from services.rpc.grpc_types import ServerInterceptor
 from services.rpc.interceptors import Behaviour, Shape, behaviour_of, make_handler, rewrap
 from services.rpc.stream_watchdog import StreamWatchdog
 
@@ -116,7 +117,7 @@ def _reject(context: grpc.ServicerContext, why: str) -> None:
     context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"this peer is busy: {why}; retry later")
 
 
-class CapacityGate(grpc.ServerInterceptor[Any, Any]):
+class CapacityGate(ServerInterceptor):
     """Puts every call on its class's pool, or answers RESOURCE_EXHAUSTED."""
 
     def __init__(

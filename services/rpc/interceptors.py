@@ -19,6 +19,8 @@ from typing import Any
 
 import grpc
 
+from services.rpc.grpc_types import ServerInterceptor
+
 Behaviour = Callable[..., Any]  # (request, context) or, non-blocking, (request, context, send)
 CARRIED = ("experimental_non_blocking", "experimental_thread_pool")
 
@@ -44,7 +46,7 @@ def short_method(full: str | bytes) -> str:
     return text.rsplit(".", 1)[-1]
 
 
-class HandlerInterceptor(grpc.ServerInterceptor[Any, Any]):
+class HandlerInterceptor(ServerInterceptor):
     """A server interceptor that replaces each call's handler: subclasses say how in
     :meth:`wrap` (usually with :func:`rewrap`)."""
 

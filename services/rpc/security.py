@@ -28,6 +28,13 @@ import grpc
 
 from config.settings import RING_SECRET, RING_SECRET_RULE, ConfigError, Settings
 from services.common.log_limits import LogLimiter, caller_ip
+from services.rpc.grpc_types import (
+    ServerInterceptor,
+    StreamStreamClientInterceptor,
+    StreamUnaryClientInterceptor,
+    UnaryStreamClientInterceptor,
+    UnaryUnaryClientInterceptor,
+)
 from services.rpc.interceptors import rewrap, run_first
 
 log = logging.getLogger("chord.security")
@@ -140,10 +147,10 @@ class _CallDetails(grpc.ClientCallDetails):
 
 
 class SecretSender(
-    grpc.UnaryUnaryClientInterceptor[Any, Any],
-    grpc.UnaryStreamClientInterceptor[Any, Any],
-    grpc.StreamUnaryClientInterceptor[Any, Any],
-    grpc.StreamStreamClientInterceptor[Any, Any],
+    UnaryUnaryClientInterceptor,
+    UnaryStreamClientInterceptor,
+    StreamUnaryClientInterceptor,
+    StreamStreamClientInterceptor,
 ):
     """Adds the ring secret to the metadata of every call on the channel."""
 
@@ -179,7 +186,7 @@ WRONG = f"the ring secret in '{SECRET_METADATA_KEY}' is not this ring's"
 _LOG_EVERY = 60.0  # seconds between warnings about one caller
 
 
-class SecretChecker(grpc.ServerInterceptor[Any, Any]):
+class SecretChecker(ServerInterceptor):
     """Answers UNAUTHENTICATED, before any handler runs, to a call to anything but the
     open services that lacks the ring secret. Constant-time comparison on bytes."""
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from containertest import (
+
+from tests.containers.containertest import (
     ROOT,
     Run,
     curl_download,

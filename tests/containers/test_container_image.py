@@ -8,7 +8,16 @@ import os
 import time
 
 import pytest
-from containertest import CACHE_TAG, ROOT, Run, address_of, podman, status_of, wait_for
+
+from tests.containers.containertest import (
+    CACHE_TAG,
+    ROOT,
+    Run,
+    address_of,
+    podman,
+    status_of,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(900)
 

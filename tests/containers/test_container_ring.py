@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from containertest import (
+
+from tests.containers.containertest import (
     Run,
     address_of,
     curl_download,

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from containertest import (
+
+from tests.containers.containertest import (
     ENV,
     NETNS_DIR,
     ROOT,

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rest_http import Api
 
 from devtools.launcher import ROOT, LocalRing, PeerProcess
+from tests.integration.rest_http import Api
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed: run `make install`"

@@ -48,7 +48,7 @@ class Collector:
     """Stands in for a grpc.Server to collect the handlers services register."""
 
     def __init__(self) -> None:
-        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+        self.handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
         for name, handler in handlers.items():
@@ -66,12 +66,15 @@ class Details:
     invocation_metadata: tuple[tuple[str, str], ...] = ((SECRET_METADATA_KEY, SECRET),)
 
 
-def through(interceptors: list[grpc.ServerInterceptor], handler: grpc.RpcMethodHandler,
-            method: str) -> grpc.RpcMethodHandler:  # fmt: skip
+def through(
+    interceptors: list[grpc.ServerInterceptor[Any, Any]],
+    handler: grpc.RpcMethodHandler[Any, Any],
+    method: str,
+) -> grpc.RpcMethodHandler[Any, Any]:
     """What the server runs for ``method``: the interceptors applied as grpc does (the
     first one outermost)."""
 
-    def step(index: int, details: Any) -> grpc.RpcMethodHandler | None:
+    def step(index: int, details: Any) -> grpc.RpcMethodHandler[Any, Any] | None:
         if index == len(interceptors):
             return handler
         return interceptors[index].intercept_service(lambda d: step(index + 1, d), details)

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rest_http import Api
 
 from devtools.launcher import LocalRing, PeerProcess
 from faults.attackers import connect
+from tests.integration.rest_http import Api
 
 pytestmark = pytest.mark.integration
 TOKEN = "hostile-test-token"

@@ -17,11 +17,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mounttest import MIB, TOKEN, api, eventually, peer_api, rest_download, run, sha, start_mount
 
 from clientlib.mount import fuse_problem
 from clientlib.upload import upload
 from devtools.launcher import LocalRing
+from tests.integration.mounttest import (
+    MIB,
+    TOKEN,
+    api,
+    eventually,
+    peer_api,
+    rest_download,
+    run,
+    sha,
+    start_mount,
+)
 
 pytestmark = [
     pytest.mark.integration,

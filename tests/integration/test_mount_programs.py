@@ -14,12 +14,15 @@ import errno
 import os
 import random
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from mounttest import (
+
+from clientlib.mount import fuse_problem
+from devtools.launcher import LocalRing, PeerProcess
+from tests.integration.mounttest import (
     MIB,
     TOKEN,
     Mount,
@@ -30,9 +33,6 @@ from mounttest import (
     run,
     start_mount,
 )
-
-from clientlib.mount import fuse_problem
-from devtools.launcher import LocalRing, PeerProcess
 
 pytestmark = [
     pytest.mark.integration,
@@ -313,11 +313,12 @@ def test_git_init_add_commit(setup: Setup, tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------- errors
 def test_an_invalid_name_is_einval_and_logged(setup: Setup) -> None:
-    for attempt in (
+    attempts: tuple[Callable[[], object], ...] = (
         lambda: open(setup.mnt / "evil\u202egnp.exe", "wb").close(),
         lambda: (setup.mnt / "zero\u200bwidth").mkdir(),
         lambda: (setup.mnt / "...").mkdir(),
-    ):
+    )
+    for attempt in attempts:
         with pytest.raises(OSError) as raised:
             attempt()
         assert raised.value.errno == errno.EINVAL

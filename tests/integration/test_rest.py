@@ -22,9 +22,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from rest_http import Api, Part, Reply, multipart
 
 from devtools.launcher import LocalRing, PeerProcess, wait_for
+from tests.integration.rest_http import Api, Part, Reply, multipart
 
 pytestmark = pytest.mark.integration
 
@@ -93,7 +93,8 @@ def assert_error(reply: Reply, status: int, code: str) -> dict[str, str]:
     body = reply.json
     assert set(body) == {"error", "detail"} and body["error"] == code, body
     assert isinstance(body["detail"], str) and body["detail"]
-    return body
+    error: dict[str, str] = body
+    return error
 
 
 def sha1_hex(text: str) -> str:
@@ -262,6 +263,7 @@ def test_ranges_and_validators(rest: RestRing) -> None:
             assert_error(reply, 416, "range-not-satisfiable")
             assert reply.header("Content-Range") == "bytes */10240"
             continue
+        assert end is not None
         assert reply.status == 206 and reply.body == data[start:end], spec
         assert reply.header("Content-Range") == f"bytes {start}-{end - 1}/10240"
         assert reply.header("Content-Length") == str(end - start)

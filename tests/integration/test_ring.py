@@ -16,7 +16,11 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from chordtest import (
+
+from chord.ids import Ring, to_hex
+from config.settings import API_PORT_OFFSET
+from devtools.launcher import ROOT, LocalRing, PeerProcess, wait_for
+from tests.integration.chordtest import (
     build_ring,
     check_lookups,
     describe,
@@ -27,10 +31,6 @@ from chordtest import (
     true_owner,
     wait_ideal,
 )
-
-from chord.ids import Ring, to_hex
-from config.settings import API_PORT_OFFSET
-from devtools.launcher import ROOT, LocalRing, PeerProcess, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import grpc
 import pytest
-from chordtest import Finished, random_host
 
 from config.settings import API_PORT_OFFSET
 from devtools.launcher import ROOT, LocalRing, PeerProcess, free_port, wait_for
 from proto import chord_pb2 as pb
 from proto import chord_pb2_grpc as pb_grpc
 from services.rpc.security import SECRET_METADATA_KEY, RingSecurity
+from tests.integration.chordtest import Finished, random_host
 
 pytestmark = pytest.mark.integration
 
@@ -197,7 +197,8 @@ def test_a_secret_or_insecure_lets_it_start(
         with contextlib.suppress(OSError):
             url = f"http://127.0.0.1:{port + API_PORT_OFFSET}/health"
             with urllib.request.urlopen(url, timeout=1) as response:
-                return response.status == 200
+                status: int = response.status
+                return status == 200
         return False
 
     assert wait_for(healthy, 20), (tmp_path / "log").read_text()

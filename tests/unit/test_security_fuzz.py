@@ -132,6 +132,7 @@ def test_replicas_parse_or_answer_400(text: str, most: int) -> None:
     except ApiError as exc:
         assert exc.status == 400
         return
+    assert value is not None and most is not None
     assert 1 <= value <= most and text.strip().isascii()
 
 
