@@ -171,21 +171,27 @@ class Connection(asyncio.Protocol):
             if event is h11.PAUSED:  # a pipelined request: after this response
                 self._pause_reading()
                 return
-            if isinstance(event, h11.Request):
-                self._on_request(event)
-            elif isinstance(event, h11.Data):
-                self._on_body(bytes(event.data))
-            elif isinstance(event, h11.EndOfMessage):
-                if self.body is not None:
-                    self.body.finish()
-                if not self.dispatched and not self._answer_inline():
-                    self._dispatch()
-            elif isinstance(event, h11.ConnectionClosed):
-                if self.body is not None:
-                    self.body.fail("the client closed the connection")
-                if self.state in ("idle", "head", "preload"):
-                    self._close()
+            if not self._on_event(event):
                 return
+
+    def _on_event(self, event: object) -> bool:
+        """One event of the request in progress; False once the client has closed."""
+        if isinstance(event, h11.Request):
+            self._on_request(event)
+        elif isinstance(event, h11.Data):
+            self._on_body(bytes(event.data))
+        elif isinstance(event, h11.EndOfMessage):
+            if self.body is not None:
+                self.body.finish()
+            if not self.dispatched and not self._answer_inline():
+                self._dispatch()
+        elif isinstance(event, h11.ConnectionClosed):
+            if self.body is not None:
+                self.body.fail("the client closed the connection")
+            if self.state in ("idle", "head", "preload"):
+                self._close()
+            return False
+        return True
 
     def _pause_reading(self) -> None:
         if not self.reading_paused and self.transport is not None:

@@ -244,6 +244,25 @@ def invalid_by_the_contract(case: Case[Any]) -> list[str]:
     """Why a case schemathesis generated as schema-valid is still invalid by the contract,
     in ways the document states in words only (or schemathesis mislabelled), so that a 400
     for it is right. positive_data_acceptance is skipped for such a case, nothing else."""
+    headers = {k.lower(): v for k, v in (case.headers or {}).items()}
+    reasons = _name_reasons(case) + _header_reasons(case, headers)
+    body = case.body
+    if (
+        isinstance(body, dict)
+        and case.operation.path != "/upload_file"
+        and {"filename", "name"} <= body.keys()
+        and body["filename"] != body["name"]
+    ):
+        reasons.append('"filename" and "name" disagree')  # 400 by the document's words
+    match = RANGE.fullmatch(headers.get("range") or "")
+    if match and int(match[2]) < int(match[1]):
+        reasons.append("Range ends before it starts")  # 400 by the document's words
+    return reasons
+
+
+def _name_reasons(case: Case[Any]) -> list[str]:
+    """A file name schema-valid but too long in bytes, or with a format character that
+    the document's pattern cannot name."""
     reasons = []
     names = []
     if case.operation.path != "/lookup":  # a lookup name is any string
@@ -261,7 +280,12 @@ def invalid_by_the_contract(case: Case[Any]) -> list[str]:
             ord(c) > 0xFFFF and unicodedata.category(c) == "Cf" for c in name
         ):
             reasons.append("a format character beyond the BMP in the name")
-    headers = {k.lower(): v for k, v in (case.headers or {}).items()}
+    return reasons
+
+
+def _header_reasons(case: Case[Any], headers: dict[str, Any]) -> list[str]:
+    """Headers schemathesis labelled positive that do not match their schema."""
+    reasons = []
     validators = HEADER_VALIDATORS.get((case.operation.path, case.operation.method.upper()), {})
     for name, validator in validators.items():
         value = headers.get(name)
@@ -269,17 +293,6 @@ def invalid_by_the_contract(case: Case[Any]) -> list[str]:
             # schemathesis 4.32's coverage phase labels e.g. `Range: 0` positive although
             # it does not match the header's pattern.
             reasons.append(f"{name}: {value!r} does not match its schema")
-    body = case.body
-    if (
-        isinstance(body, dict)
-        and case.operation.path != "/upload_file"
-        and {"filename", "name"} <= body.keys()
-        and body["filename"] != body["name"]
-    ):
-        reasons.append('"filename" and "name" disagree')  # 400 by the document's words
-    match = RANGE.fullmatch(headers.get("range") or "")
-    if match and int(match[2]) < int(match[1]):
-        reasons.append("Range ends before it starts")  # 400 by the document's words
     return reasons
 
 
