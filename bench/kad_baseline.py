@@ -85,8 +85,15 @@ async def _reader(run: KademliaRun) -> Any:
     return reader
 
 
-async def _measure(run: KademliaRun, gets: int, small: int, uploads: int, size: int,
-                   clients: int, rnd: random.Random) -> dict[str, Any]:  # fmt: skip
+async def _measure(
+    run: KademliaRun,
+    gets: int,
+    small: int,
+    uploads: int,
+    size: int,
+    clients: int,
+    rnd: random.Random,
+) -> dict[str, Any]:
     reader = await _reader(run)
     try:
         values = {f"small-{i}": rnd.randbytes(small) for i in range(200)}
@@ -119,8 +126,9 @@ async def _measure(run: KademliaRun, gets: int, small: int, uploads: int, size: 
         reader.stop()
 
 
-def measure(nodes: int, gets: int, small: int, uploads: int, size: int, clients: int,
-            seed: int) -> dict[str, Any]:  # fmt: skip
+def measure(
+    nodes: int, gets: int, small: int, uploads: int, size: int, clients: int, seed: int
+) -> dict[str, Any]:
     """Get latencies (seconds) of ``small``-byte values and sets per second of
     ``size``-byte values from ``clients`` concurrent tasks, on ``nodes`` processes."""
     logging.getLogger("kademlia").setLevel(logging.CRITICAL)

@@ -153,8 +153,11 @@ class FaultInjector:
                 text = self.rules_file.read_text(encoding="utf-8") if stamp is not None else ""
                 loaded = parse_rules(text)
             except (OSError, FaultRuleError) as exc:
-                log.warning("fault rules file %s ignored (keeping the rules before): %s",
-                            self.rules_file, exc)  # fmt: skip
+                log.warning(
+                    "fault rules file %s ignored (keeping the rules before): %s",
+                    self.rules_file,
+                    exc,
+                )
                 return
             if loaded.seed is not None and loaded.seed != self.static.seed:
                 self._rng = random.Random(f"{loaded.seed}|{self.me}")
@@ -162,9 +165,11 @@ class FaultInjector:
             here = [r for r in loaded.rules if any(fnmatch.fnmatchcase(self.me, a) for a in r.at)]
             log.info(
                 "fault rules from %s: %d rule(s), %d apply here (%s)",
-                self.rules_file, len(loaded.rules), len(here),
+                self.rules_file,
+                len(loaded.rules),
+                len(here),
                 ", ".join(f"{r.action} {r.method}" for r in here) or "none",
-            )  # fmt: skip
+            )
 
     def decide(self, method: str, peer: str, direction: str) -> FaultRule | None:
         """The rule that hits this call, if any (what to do to it)."""
@@ -224,9 +229,13 @@ class _Details(NamedTuple):
 
 def _with_timeout(details: grpc.ClientCallDetails, timeout: float | None) -> Any:
     return _Details(
-        details.method, timeout, details.metadata, details.credentials,
-        getattr(details, "wait_for_ready", None), getattr(details, "compression", None),
-    )  # fmt: skip
+        details.method,
+        timeout,
+        details.metadata,
+        details.credentials,
+        getattr(details, "wait_for_ready", None),
+        getattr(details, "compression", None),
+    )
 
 
 class _ClientInterceptor(
@@ -297,6 +306,9 @@ def injector_for(me: str, rules: str | None, rules_file: str | None) -> FaultInj
     if not parsed.rules and not rules_file:
         return None
     injector = FaultInjector(me, parsed, rules_file)
-    log.warning("FAULT INJECTION ON: %d static rule(s)%s", len(parsed.rules),
-                f", rules file {rules_file}" if rules_file else "")  # fmt: skip
+    log.warning(
+        "FAULT INJECTION ON: %d static rule(s)%s",
+        len(parsed.rules),
+        f", rules file {rules_file}" if rules_file else "",
+    )
     return injector

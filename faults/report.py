@@ -12,10 +12,21 @@ from typing import Any
 from faults import abuse
 
 COLUMNS = (
-    "scenario", "peers", "replicas", "files_acked", "ok", "lost", "corrupt",
-    "under_replicated", "rings_seen", "converge_s", "op_ok_rate", "p50_ms", "p99_ms",
+    "scenario",
+    "peers",
+    "replicas",
+    "files_acked",
+    "ok",
+    "lost",
+    "corrupt",
+    "under_replicated",
+    "rings_seen",
+    "converge_s",
+    "op_ok_rate",
+    "p50_ms",
+    "p99_ms",
     "max_op_ms",
-)  # fmt: skip
+)
 
 
 def problems(result: dict[str, Any]) -> list[str]:

@@ -150,6 +150,7 @@ class Tree:
 
     def rename_dir(self, old: str, new: str) -> None:
         with self.lock:
-            self.made = {new + m[len(old) :] if m == old or m.startswith(old + "/") else m
-                         for m in self.made}  # fmt: skip
+            self.made = {
+                new + m[len(old) :] if m == old or m.startswith(old + "/") else m for m in self.made
+            }
             self.rebuild()

@@ -39,10 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("experiment", choices=EXPERIMENTS)
     parser.add_argument(
-        "--nodes", type=int, nargs="+", metavar="N",
+        "--nodes",
+        type=int,
+        nargs="+",
+        metavar="N",
         help="peers (path-length: a list of sizes; default 2^3..2^14; failures and churn: "
         "1000; load-balance: 10000)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--successors",
         type=int,
@@ -101,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--virtual", type=int, nargs="+", help="load-balance: virtual peers per real peer"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    return parser  # fmt: skip
+    return parser
 
 
 def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:

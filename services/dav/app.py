@@ -96,8 +96,13 @@ def _json(
     extra: list[tuple[str, str]] | None = None,
 ) -> list[bytes]:
     body = json.dumps({"error": error.code, "detail": error.detail}).encode()
-    reason = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-              413: "Content Too Large", 429: "Too Many Requests"}.get(status, "Error")  # fmt: skip
+    reason = {
+        400: "Bad Request",
+        401: "Unauthorized",
+        403: "Forbidden",
+        413: "Content Too Large",
+        429: "Too Many Requests",
+    }.get(status, "Error")
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     headers += list(error.headers.items()) + (extra or [])
     start_response(f"{status} {reason}", headers)
@@ -223,6 +228,10 @@ def build(node: ChordNode, peer: PeerServices, options: DavOptions) -> WsgiApp:
         return [row.info for row in overview.ring_files(overview.ring_walk(node, peer.files))]
 
     listing = RingListing(walk, options.listing_ttl, time.monotonic)
-    provider = RingDav(peer.files, listing, max_upload_bytes=peer.max_upload_bytes,
-                       store_macos_metadata=options.store_macos_metadata)  # fmt: skip
+    provider = RingDav(
+        peer.files,
+        listing,
+        max_upload_bytes=peer.max_upload_bytes,
+        store_macos_metadata=options.store_macos_metadata,
+    )
     return gate(dav_app(provider, options.properties), peer.tokens, peer.limits)

@@ -151,8 +151,9 @@ def _dead_properties_follow(resource: _DAVResource, dest_path: str, is_move: boo
     path = dest_path if not resource.is_collection else dest_path.rstrip("/") + "/"
     dest = quote(resource.provider.share_path + path)
     if is_move:
-        props.move_properties(resource.get_ref_url(), dest, with_children=False,
-                              environ=resource.environ)  # fmt: skip
+        props.move_properties(
+            resource.get_ref_url(), dest, with_children=False, environ=resource.environ
+        )
     else:
         props.copy_properties(resource.get_ref_url(), dest, environ=resource.environ)
 

@@ -34,9 +34,15 @@ from services.web.wsgi import Producer, RequestBody, build_environ
 if TYPE_CHECKING:
     from services.web.server import Core
 
-REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large",
-           429: "Too Many Requests", 431: "Request Header Fields Too Large",
-           500: "Internal Server Error", 503: "Service Unavailable"}  # fmt: skip
+REASONS = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 def error_body(status: int, detail: str) -> bytes:
@@ -221,8 +227,10 @@ class Connection(asyncio.Protocol):
             self._fail(400, f"malformed request: {exc}")
             return
         if length is not None and length > self.core.limits.max_body:
-            self._fail(413, f"the body is larger than this peer's limit of "
-                            f"{self.core.limits.max_body} bytes")  # fmt: skip
+            self._fail(
+                413,
+                f"the body is larger than this peer's limit of {self.core.limits.max_body} bytes",
+            )
             return
         if length == 0:
             return  # h11's EndOfMessage follows at once: the request goes on from there
@@ -266,8 +274,11 @@ class Connection(asyncio.Protocol):
                 self.abort("no thread for the rest of this response")
 
         if not pool.submit(lambda: producer.step(resume)):
-            self._fail(503, f"every {pool.name} thread is busy and {pool.queue} requests wait; "
-                       "retry in a second")  # fmt: skip
+            self._fail(
+                503,
+                f"every {pool.name} thread is busy and {pool.queue} requests wait; "
+                "retry in a second",
+            )
 
     # ------------------------------------------------------------ writing (loop)
     def _send(self, event: Any) -> None:
@@ -287,11 +298,17 @@ class Connection(asyncio.Protocol):
             return
         if self.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE) and not self.head_sent:
             body = error_body(status, detail)
-            headers = [(b"content-type", b"application/json"), (b"connection", b"close"),
-                       (b"content-length", str(len(body)).encode())]  # fmt: skip
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"connection", b"close"),
+                (b"content-length", str(len(body)).encode()),
+            ]
             try:
-                events = (h11.Response(status_code=status, headers=headers),
-                          h11.Data(data=body), h11.EndOfMessage())  # fmt: skip
+                events = (
+                    h11.Response(status_code=status, headers=headers),
+                    h11.Data(data=body),
+                    h11.EndOfMessage(),
+                )
                 self.transport.write(b"".join(self.h11.send(e) or b"" for e in events))
             except h11.LocalProtocolError:  # h11 saw no whole request head: answer raw
                 self.transport.write(refusal(status, detail))
@@ -301,12 +318,12 @@ class Connection(asyncio.Protocol):
         self.head_sent = True
         self._send(h11.Response(status_code=status, headers=headers, reason=reason))
 
-    def _write_whole(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]],
-                     body: bytes) -> None:  # fmt: skip
+    def _write_whole(
+        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> None:
         """Head, body and end in one write (one send(2) for a small answer)."""
         self.head_sent = True
-        events: list[h11.Event] = [h11.Response(status_code=status, headers=headers,
-                                                reason=reason)]  # fmt: skip
+        events: list[h11.Event] = [h11.Response(status_code=status, headers=headers, reason=reason)]
         if body and not self.head_only:
             events.append(h11.Data(data=body))
         events.append(h11.EndOfMessage())
@@ -385,8 +402,9 @@ class Connection(asyncio.Protocol):
     def end(self) -> None:
         self._later(self._write_end)
 
-    def whole(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]],
-              body: bytes) -> None:  # fmt: skip
+    def whole(
+        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> None:
         self._later(self._write_whole, status, reason, headers, body)
 
     def abort(self, why: str) -> None:

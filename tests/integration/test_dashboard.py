@@ -41,9 +41,15 @@ TOKEN = "dashboard-test-token"
 ARGS = (*LocalRing.extra_args, "--repair-interval", "0.3", "--replicas", "3")
 # Chromium in a container, offline: no sandbox (root), no GPU, no background traffic.
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 WAIT_MS = 30_000
 ARTIFACTS = Path(os.environ.get("CHORD_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 # A valid file name that is also markup: it must show up as text and run nothing.

@@ -46,9 +46,15 @@ WRONG_ADMIN_TOKEN = "not-the-admin-token"  # /shutdown must answer 401 to it
 # Schemathesis sends hundreds of writes a minute from one address: the per-client limits
 # (429, tested in test_security) would answer them before the auth check it verifies.
 TOKEN_ARGS = (
-    "--api-token", API_TOKEN, "--admin-token", ADMIN_TOKEN,
-    "--rate-limit-per-minute", "1000000", "--max-transfers-per-client", "1000",
-)  # fmt: skip
+    "--api-token",
+    API_TOKEN,
+    "--admin-token",
+    ADMIN_TOKEN,
+    "--rate-limit-per-minute",
+    "1000000",
+    "--max-transfers-per-client",
+    "1000",
+)
 SEED_FILE = ("hello.txt", b"hello, chord\n")  # the document's example name: found by examples
 # Derandomized and seeded: every run sends the same cases. Explore with other seeds or
 # more examples through these variables (the defaults keep the run well under a minute

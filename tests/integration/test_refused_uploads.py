@@ -27,10 +27,24 @@ CURL = "curl"
 def curl_upload(peer: PeerProcess, path: Path, name: str) -> tuple[int, dict[str, Any]]:
     """``curl -F file=@PATH -F name=NAME``: the file part first, as people type it."""
     done = subprocess.run(
-        [CURL, "-sS", "-o", "-", "-w", "\n%{http_code}", "-F", f"file=@{path}",
-         "-F", f"name={name}", f"{peer.api_url}/upload_file"],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+        [
+            CURL,
+            "-sS",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "-F",
+            f"file=@{path}",
+            "-F",
+            f"name={name}",
+            f"{peer.api_url}/upload_file",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     body, _, code = done.stdout.rpartition("\n")
     return int(code), json.loads(body)
 

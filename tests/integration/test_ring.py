@@ -224,10 +224,18 @@ def test_ancestor_positional_form(
         data_dir = ring.workdir / f"{host}_{port}"
         data_dir.mkdir(parents=True)
         command = [
-            sys.executable, str(ROOT / "run_node.py"), host, str(port), *seed_words,
-            "--stabilize-interval", "0.2", "--fix-fingers-interval", "0.2",
-            "--data-dir", str(data_dir),
-        ]  # fmt: skip
+            sys.executable,
+            str(ROOT / "run_node.py"),
+            host,
+            str(port),
+            *seed_words,
+            "--stabilize-interval",
+            "0.2",
+            "--fix-fingers-interval",
+            "0.2",
+            "--data-dir",
+            str(data_dir),
+        ]
         with open(data_dir / "peer.log", "wb") as log:
             process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT

@@ -28,26 +28,52 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SMALL: dict[str, list[str]] = {
     "path-length": ["path-length", "--nodes", "8", "32", "--lookups", "5"],
     "failures": [
-        "failures", "--nodes", "50", "--successors", "5",
-        "--fractions", "0", "0.2", "0.4", "--lookups", "100",
+        "failures",
+        "--nodes",
+        "50",
+        "--successors",
+        "5",
+        "--fractions",
+        "0",
+        "0.2",
+        "0.4",
+        "--lookups",
+        "100",
     ],
     # The CLI has no option for the key count of the virtual-node rows (1,000,000 in
     # the API's default), so one --virtual value costs about 2 s: keep it to one.
     "load-balance": ["load-balance", "--nodes", "50", "--keys", "500", "1000", "--virtual", "1"],
     "churn": [
-        "churn", "--nodes", "30", "--successors", "8", "--rates", "0.1", "0.3",
-        "--lookups", "50", "--check-every", "10",
+        "churn",
+        "--nodes",
+        "30",
+        "--successors",
+        "8",
+        "--rates",
+        "0.1",
+        "0.3",
+        "--lookups",
+        "50",
+        "--check-every",
+        "10",
     ],
-}  # fmt: skip
+}
 ROW_KEYS = {
     "path-length": ["nodes", "mean", "p1", "p99"],
     "failures": [
-        "fail_fraction", "mean_path", "path_p1", "path_p99", "mean_timeouts",
-        "timeouts_p1", "timeouts_p99", "failed", "lookups",
+        "fail_fraction",
+        "mean_path",
+        "path_p1",
+        "path_p99",
+        "mean_timeouts",
+        "timeouts_p1",
+        "timeouts_p99",
+        "failed",
+        "lookups",
     ],
     "load-balance": ["keys", "virtual_nodes", "mean", "p1", "p99", "max"],
     "churn": ["rate", "mean_path", "path_p1", "path_p99", "mean_timeouts", "failed", "lookups"],
-}  # fmt: skip
+}
 POOLED = ("path-length", "failures")  # the experiments that spread tasks over --workers
 TABLES = ("path-length", "failures", "churn")
 

@@ -34,8 +34,11 @@ def test_json_and_compact_forms_parse_to_the_same_rules() -> None:
     delay, drop = as_json.rules
     assert (delay.action, delay.ms, delay.probability, delay.peer) == ("delay", 200, 0.3, ("*",))
     assert (drop.action, drop.method, drop.peer, drop.direction) == (
-        "drop", "*", ("127.0.0.1:7003",), "out",
-    )  # fmt: skip
+        "drop",
+        "*",
+        ("127.0.0.1:7003",),
+        "out",
+    )
 
 
 def test_object_form_carries_a_seed() -> None:

@@ -257,9 +257,16 @@ def test_search_result_nulls_follow_found(document: dict[str, Any]) -> None:
     )
     ref = {"id": "0" * 40, "address": "127.0.0.1:7000", "api": "127.0.0.1:17000"}
     absent = {
-        "name": "x", "key": "1" * 40, "found": False, "owner": ref, "replicas": [],
-        "hops": 0, "size": None, "sha256": None, "version": None,
-    }  # fmt: skip
+        "name": "x",
+        "key": "1" * 40,
+        "found": False,
+        "owner": ref,
+        "replicas": [],
+        "hops": 0,
+        "size": None,
+        "sha256": None,
+        "version": None,
+    }
     present = {**absent, "found": True, "size": 3, "sha256": "a" * 64, "version": 1}
     assert validator.is_valid(absent)
     assert validator.is_valid(present)

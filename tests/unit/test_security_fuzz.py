@@ -99,8 +99,11 @@ def test_range_headers_give_a_range_in_the_file_or_a_documented_error(
 
 
 @FAST
-@given(st.integers(1, 10**12).flatmap(lambda size: st.tuples(
-    st.just(size), st.integers(0, size - 1), st.integers(0, size - 1))))  # fmt: skip
+@given(
+    st.integers(1, 10**12).flatmap(
+        lambda size: st.tuples(st.just(size), st.integers(0, size - 1), st.integers(0, size - 1))
+    )
+)
 def test_valid_ranges_round_trip(case: tuple[int, int, int]) -> None:
     size, a, b = case
     start, last = min(a, b), max(a, b)

@@ -48,10 +48,15 @@ class FakeFiles:
     early_conflicts: bool = False  # refuse a taken name after the first piece, unread rest
 
     def put(
-        self, name: str, data: Iterable[bytes], *, size: int | None = None,
-        replicas: int | None = None, overwrite: bool = False,
+        self,
+        name: str,
+        data: Iterable[bytes],
+        *,
+        size: int | None = None,
+        replicas: int | None = None,
+        overwrite: bool = False,
         settle: Callable[[], tuple[int | None, bool]] | None = None,
-    ) -> PutResult:  # fmt: skip
+    ) -> PutResult:
         call = Call(name, replicas, overwrite)
         self.calls.append(call)
         received = bytearray()
