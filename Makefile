@@ -23,13 +23,14 @@ export MALLOC_MMAP_THRESHOLD_ := 67108864
 export MALLOC_TRIM_THRESHOLD_ := 16777216
 export MALLOC_ARENA_MAX := 1
 
-.PHONY: help install system-packages installed run lint check test test-containers faults \
-	bench clean
+.PHONY: help install system-packages installed run lint mypy check test test-containers \
+	faults bench clean
 
 help:
 	@echo "make install  .venv + deps, protobuf code, npm ci (newman), chromium, fuse3, rsync, litmus, rclone (apt)"
 	@echo "make run      install, then start a local ring of 4 peers"
 	@echo "make lint     ruff, ruff format --check, mypy (the code and the tests)"
+	@echo "make mypy     mypy alone (strict; the pre-commit hook)"
 	@echo "make check    lint, then the fast tests: unit, sim, property, storage (about 2 minutes)"
 	@echo "make test     lint, then the whole pytest suite (extra args: PYTEST_ARGS='-k foo')"
 	@echo "              Only make install installs anything; on a fresh clone: make install test"
@@ -130,6 +131,11 @@ TYPED := chord services config clientlib devtools faults bench tests server.py r
 lint: installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy --config-file pyproject.toml $(TYPED)
+
+# mypy alone (the pre-commit hook runs this: strict types are checked across modules, so
+# always over everything, not over the files a commit touches).
+mypy: installed
 	$(PY) -m mypy --config-file pyproject.toml $(TYPED)
 
 # The fast layers: no peer processes, no network. -x: stop at the first failure.
