@@ -22,7 +22,6 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import jsonschema_rs
 import pytest
@@ -36,6 +35,7 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 from schemathesis.transport.serialization import Binary
 
 from devtools.launcher import ROOT, LocalRing
+from tests.unit.sim_ring import full_peer_app
 
 pytestmark = pytest.mark.integration
 
@@ -84,35 +84,11 @@ def document_operations(document: dict[str, Any]) -> set[tuple[str, str]]:
 
 
 def app_operations(tmp_path: Path) -> set[tuple[str, str]]:
-    """Every (path, method) a full peer's REST app routes. Built as server.py builds it,
-    over a simulated node: routing depends on neither a live ring nor the file client,
-    so those parts are stand-ins here (real storage, tokens and metrics)."""
-    from services.files.client import FileClient
-    from services.files.replication import Replicator
-    from services.rest import ApiContext, PeerServices, create_app
-    from services.rest.auth import Tokens
-    from services.rpc.transport import GrpcTransport
-    from services.storage import StorageEngine
-    from tests.unit.sim_ring import ideal_sim_ring
-
-    node = ideal_sim_ring(3).members()[0]
-    storage = StorageEngine(tmp_path / "files", None)
-    try:
-        services = PeerServices(
-            files=mock.create_autospec(FileClient, instance=True),
-            storage=storage,
-            replicator=mock.create_autospec(Replicator, instance=True),
-            transport=mock.create_autospec(GrpcTransport, instance=True),
-            tokens=Tokens(api=API_TOKEN, admin=ADMIN_TOKEN),
-            request_shutdown=lambda: None,
-            replicas=3,
-            successors=8,
-        )
-        app = create_app(ApiContext(node, node.lookup, peer=services))
-    finally:
-        storage.close()
+    """Every (path, method) a full peer's REST app routes."""
+    with full_peer_app(tmp_path, API_TOKEN, ADMIN_TOKEN) as app:
+        rules = list(app.url_map.iter_rules())
     found = set()
-    for rule in app.url_map.iter_rules():
+    for rule in rules:
         if rule.endpoint == "static":
             continue
         for method in rule.methods or ():
