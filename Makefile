@@ -138,10 +138,11 @@ lint: installed
 mypy: installed
 	$(PY) -m mypy --config-file pyproject.toml $(TYPED)
 
-# The fast layers: no peer processes, no network. -x: stop at the first failure.
+# The fast layers: no peer processes, no network, no test marked slow (the simulator's
+# CLI in subprocesses). -x: stop at the first failure.
 FAST_TESTS := tests/unit tests/sim tests/property tests/storage
 check: lint
-	$(PY) -m pytest -q -x $(PYTEST_ARGS) $(FAST_TESTS)
+	$(PY) -m pytest -q -x -m "not slow" $(PYTEST_ARGS) $(FAST_TESTS)
 
 test: lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -21,6 +21,10 @@ import pytest
 
 from chord.sim import experiments as ex
 
+# Runs python -m devtools.sim in subprocesses (about half a minute): make test runs it,
+# make check (the fast layers) leaves it out.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 120  # seconds per run; each takes well under 5 s
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -46,3 +46,4 @@ def test_check_runs_lint_and_the_fast_layers_only() -> None:
     assert "ruff check" in commands and "ruff format --check" in commands
     pytest_line = next(line for line in commands.splitlines() if "-m pytest" in line)
     assert pytest_line.split()[-len(FAST_LAYERS) :] == FAST_LAYERS
+    assert '-m "not slow"' in pytest_line
