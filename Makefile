@@ -23,13 +23,17 @@ export MALLOC_MMAP_THRESHOLD_ := 67108864
 export MALLOC_TRIM_THRESHOLD_ := 16777216
 export MALLOC_ARENA_MAX := 1
 
-.PHONY: help install system-packages run lint test test-containers faults bench clean
+.PHONY: help install system-packages installed run lint mypy check test test-containers \
+	faults bench clean
 
 help:
 	@echo "make install  .venv + deps, protobuf code, npm ci (newman), chromium, fuse3, rsync, litmus, rclone (apt)"
-	@echo "make run      start a local ring of 4 peers"
-	@echo "make lint     ruff + mypy"
-	@echo "make test     lint, then pytest (extra args: PYTEST_ARGS='-k foo')"
+	@echo "make run      install, then start a local ring of 4 peers"
+	@echo "make lint     ruff, ruff format --check, mypy (the code and the tests)"
+	@echo "make mypy     mypy alone (strict; the pre-commit hook)"
+	@echo "make check    lint, then the fast tests: unit, sim, property, storage (about 2 minutes)"
+	@echo "make test     lint, then the whole pytest suite (extra args: PYTEST_ARGS='-k foo')"
+	@echo "              Only make install installs anything; on a fresh clone: make install test"
 	@echo "make test-containers  build the image, run it, compose.yaml and docs/deploy-ec2.md (podman, root)"
 	@echo "make faults   the full fault matrix (16 peers, k=3, 500 files): docs/reliability.md"
 	@echo "make bench    lookup benchmark with 16, 32 and 64 peers"
@@ -71,13 +75,15 @@ $(PY):
 	python3 -m venv $(VENV)
 
 # Reinstall only when the dependency lists change. The lists are read from pyproject.toml
-# (tomllib) so nothing gets built or packaged.
+# (tomllib) so nothing gets built or packaged; `installed` compares them with the copy kept
+# here.
+REQUIREMENTS := $(VENV)/requirements.txt
+LIST_DEPS := import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+	print("\n".join(p["dependencies"] + p["optional-dependencies"]["dev"]))
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
-	    print("\n".join(p["dependencies"] + p["optional-dependencies"]["dev"]))' \
-	    > $(VENV)/requirements.txt
-	$(PY) -m pip install --quiet -r $(VENV)/requirements.txt
+	$(PY) -c '$(LIST_DEPS)' > $(REQUIREMENTS)
+	$(PY) -m pip install --quiet -r $(REQUIREMENTS)
 	touch $@
 
 # newman (dev tool only) from package-lock.json. Without npm the install goes on and says
@@ -100,14 +106,45 @@ proto/%_pb2.py proto/%_pb2.pyi proto/%_pb2_grpc.py: proto/%.proto $(STAMP)
 	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. $<
 	@touch proto/$*_pb2.py proto/$*_pb2.pyi proto/$*_pb2_grpc.py
 
+# Every target but install and run only checks that the install is there and current, so
+# that running the tests never installs anything (no apt, npm or pip behind your back).
+installed:
+	@stale=""; \
+	[ -f $(STAMP) ] && $(PY) -c '$(LIST_DEPS)' | cmp -s - $(REQUIREMENTS) \
+	    || stale="$$stale .venv"; \
+	for proto in $(PROTOS); do \
+	    [ "$${proto%.proto}_pb2.py" -nt "$$proto" ] || stale="$$stale $$proto"; \
+	done; \
+	if [ -n "$$stale" ]; then \
+	    echo "missing or out of date:$$stale; run make install first (make install test" \
+	         "on a fresh clone)" >&2; \
+	    exit 1; \
+	fi
+
 run: install
 	$(PY) run_node.py --local-ring 4
 
-lint: install
-	$(PY) -m ruff check .
-	$(PY) -m mypy --config-file pyproject.toml $(wildcard chord services config) devtools faults server.py run_node.py client.py bench
+# Everything Python in the repository; mypy reads pyproject.toml for what is strict.
+TYPED := chord services config clientlib devtools faults bench tests server.py run_node.py \
+	client.py
 
-test: install lint
+lint: installed
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy --config-file pyproject.toml $(TYPED)
+
+# mypy alone (the pre-commit hook runs this: strict types are checked across modules, so
+# always over everything, not over the files a commit touches).
+mypy: installed
+	$(PY) -m mypy --config-file pyproject.toml $(TYPED)
+
+# The fast layers: no peer processes, no network, no test marked slow (the simulator's
+# CLI in subprocesses). -x: stop at the first failure.
+FAST_TESTS := tests/unit tests/sim tests/property tests/storage
+check: lint
+	$(PY) -m pytest -q -x -m "not slow" $(PYTEST_ARGS) $(FAST_TESTS)
+
+test: lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The container tests alone, with the deployment files' static checks: podman builds the
@@ -117,17 +154,17 @@ test: install lint
 # ../shared/tools/container-engine.sh where that script sits beside the repository (these
 # test machines, which reach no container registry); otherwise they are skipped with one
 # line saying why. make test runs them too.
-test-containers: install
+test-containers: installed
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests/containers tests/unit/test_deploy_files.py
 
 # The whole fault matrix at the issue's scale, one scenario after another on fresh rings
 # (about 9 minutes on 2 cores); writes the figures to docs/reliability.md.
 # make test runs a small subset of it (tests/faults).
 FAULTS_ARGS ?= all --peers 16 --replicas 3 --files 500 --seed 1
-faults: install
+faults: installed
 	$(PY) -m faults $(FAULTS_ARGS) --report docs/reliability.md
 
-bench: install
+bench: installed
 	$(PY) -m bench.lookup --peers 16
 	$(PY) -m bench.lookup --peers 32
 	$(PY) -m bench.lookup --peers 64

@@ -139,15 +139,23 @@ def cmd_status(args: argparse.Namespace) -> int:
         s = d["status"]
         storage, files = s.get("storage") or {}, s.get("files") or {}
         quota = storage.get("quota_bytes")
-        summary = pairs([
-            ("node", " ".join(ref_cells(s.get("node")))), ("joined", s.get("joined")),
-            ("uptime", f"{s.get('uptime_s', 0):.0f} s"),
-            ("storage", f"{human_size(storage.get('used_bytes'))} of "
-                        f"{human_size(quota) if quota is not None else 'unlimited'}"),
-            ("files", f"{files.get('primary', 0)} primary, {files.get('replica', 0)} replica"),
-            ("degraded", s.get("degraded")), ("active transfers", s.get("active_transfers")),
-            ("replicas (k)", s.get("replicas")), ("version", s.get("version")),
-        ])  # fmt: skip
+        summary = pairs(
+            [
+                ("node", " ".join(ref_cells(s.get("node")))),
+                ("joined", s.get("joined")),
+                ("uptime", f"{s.get('uptime_s', 0):.0f} s"),
+                (
+                    "storage",
+                    f"{human_size(storage.get('used_bytes'))} of "
+                    f"{human_size(quota) if quota is not None else 'unlimited'}",
+                ),
+                ("files", f"{files.get('primary', 0)} primary, {files.get('replica', 0)} replica"),
+                ("degraded", s.get("degraded")),
+                ("active transfers", s.get("active_transfers")),
+                ("replicas (k)", s.get("replicas")),
+                ("version", s.get("version")),
+            ]
+        )
         rows = [["predecessor", *ref_cells(d["predecessor"])]]
         rows += [[f"successor {i}", *ref_cells(r)] for i, r in enumerate(d["successors"], 1)]
         return summary + "\n\n" + tabulate(rows, headers=["", "id", "gRPC address", "REST"])
@@ -159,10 +167,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_ring(args: argparse.Namespace) -> int:
     def table(d: dict[str, Any]) -> str:
         rows = [
-            [i, *ref_cells(p), (p.get("files") or {}).get("primary", "-"),
-             (p.get("files") or {}).get("replica", "-"), "yes" if p.get("reachable") else "NO"]
+            [
+                i,
+                *ref_cells(p),
+                (p.get("files") or {}).get("primary", "-"),
+                (p.get("files") or {}).get("replica", "-"),
+                "yes" if p.get("reachable") else "NO",
+            ]
             for i, p in enumerate(d["peers"], 1)
-        ]  # fmt: skip
+        ]
         headers = ["#", "id", "gRPC address", "REST", "primary", "replica", "reachable"]
         return tabulate(rows, headers=headers) + f"\n\n{count(d.get('count', len(rows)), 'peer')}"
 
@@ -192,23 +205,41 @@ def cmd_lookup(args: argparse.Namespace) -> int:
         raise UsageError("lookup: give a file name or --key (40 hex digits), not both")
     query = {"key": args.key} if args.key else {"name": args.name}
     found = api_of(args).call("GET", "/lookup", query)
-    emit(args, found, lambda f: pairs([
-        ("key", f["key"]), ("owner", " ".join(ref_cells(f["owner"])[:2])),
-        ("replicas", addresses(f["successors"][1:])), ("hops", f["hops"]),
-        ("timeouts", f["timeouts"]),
-    ]))  # fmt: skip
+    emit(
+        args,
+        found,
+        lambda f: pairs(
+            [
+                ("key", f["key"]),
+                ("owner", " ".join(ref_cells(f["owner"])[:2])),
+                ("replicas", addresses(f["successors"][1:])),
+                ("hops", f["hops"]),
+                ("timeouts", f["timeouts"]),
+            ]
+        ),
+    )
     return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     found = api_of(args).call("GET", "/search_file", {"name": ring_name(args.name)})
-    emit(args, found, lambda f: pairs([
-        ("name", f.get("name")), ("found", "yes" if f.get("found") else "no"),
-        ("key", f.get("key")), ("size", human_size(f.get("size"))),
-        ("sha256", f.get("sha256")), ("version", f.get("version")),
-        ("owner", " ".join(ref_cells(f.get("owner"))[:2])),
-        ("replicas", addresses(f.get("replicas"))), ("hops", f.get("hops")),
-    ]))  # fmt: skip
+    emit(
+        args,
+        found,
+        lambda f: pairs(
+            [
+                ("name", f.get("name")),
+                ("found", "yes" if f.get("found") else "no"),
+                ("key", f.get("key")),
+                ("size", human_size(f.get("size"))),
+                ("sha256", f.get("sha256")),
+                ("version", f.get("version")),
+                ("owner", " ".join(ref_cells(f.get("owner"))[:2])),
+                ("replicas", addresses(f.get("replicas"))),
+                ("hops", f.get("hops")),
+            ]
+        ),
+    )
     if not found.get("found"):
         print(f"client.py: {args.name!r} not found in the ring", file=sys.stderr)
         return 1
@@ -220,16 +251,33 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if args.every:
         data = api.call("GET", "/show_files", {"scope": "ring"})
         headers = ["name", "size", "version", "owner", "copies", "sha256"]
-        rows = [[f["name"], human_size(f.get("size")), f.get("version"),
-                 (f.get("owner") or {}).get("address", "-"), f.get("copies"),
-                 str(f.get("sha256") or "")[:12]] for f in data["files"]]  # fmt: skip
+        rows = [
+            [
+                f["name"],
+                human_size(f.get("size")),
+                f.get("version"),
+                (f.get("owner") or {}).get("address", "-"),
+                f.get("copies"),
+                str(f.get("sha256") or "")[:12],
+            ]
+            for f in data["files"]
+        ]
         footer = f"\n\n{count(len(rows), 'file')} on {count(data.get('peers', 0), 'peer')}"
     else:
         data = api.get("/show_files")
         headers = ["name", "size", "version", "role", "damaged", "sha256", "created"]
-        rows = [[f["name"], human_size(f.get("size")), f.get("version"), f.get("role"),
-                 "DAMAGED" if f.get("damaged") else "", str(f.get("sha256") or "")[:12],
-                 when(f.get("created"))] for f in data["files"]]  # fmt: skip
+        rows = [
+            [
+                f["name"],
+                human_size(f.get("size")),
+                f.get("version"),
+                f.get("role"),
+                "DAMAGED" if f.get("damaged") else "",
+                str(f.get("sha256") or "")[:12],
+                when(f.get("created")),
+            ]
+            for f in data["files"]
+        ]
         footer = f"\n\n{count(len(rows), 'file')} on {short_id(data.get('node'))}"
     emit(args, data, lambda _: tabulate(rows, headers=headers) + footer)
     return 0
@@ -259,13 +307,24 @@ def cmd_upload(args: argparse.Namespace) -> int:
         name = ring_name(args.name)
     else:
         name = ring_name(args.path.name, "file name (from the local file's; give --name)")
-    stored = upload(api_of(args), args.path, name, args.replicas, args.overwrite,
-                    progress.wanted(args.progress))  # fmt: skip
-    emit(args, stored, lambda s: pairs([
-        ("name", s.get("name")), ("key", s.get("key")), ("size", human_size(s.get("size"))),
-        ("sha256", s.get("sha256")), ("version", s.get("version")),
-        ("holders", addresses(s.get("holders"))), ("hops", s.get("hops")),
-    ]))  # fmt: skip
+    stored = upload(
+        api_of(args), args.path, name, args.replicas, args.overwrite, progress.wanted(args.progress)
+    )
+    emit(
+        args,
+        stored,
+        lambda s: pairs(
+            [
+                ("name", s.get("name")),
+                ("key", s.get("key")),
+                ("size", human_size(s.get("size"))),
+                ("sha256", s.get("sha256")),
+                ("version", s.get("version")),
+                ("holders", addresses(s.get("holders"))),
+                ("hops", s.get("hops")),
+            ]
+        ),
+    )
     return 0
 
 
@@ -286,12 +345,20 @@ def owner_api(api: PeerApi, name: str) -> PeerApi:
 
 def cmd_download(args: argparse.Namespace) -> int:
     name = ring_name(args.name)
-    result = download(owner_api(api_of(args), name), name, args.dest, args.parallel,
-                      args.force, progress.wanted(args.progress))  # fmt: skip
+    result = download(
+        owner_api(api_of(args), name),
+        name,
+        args.dest,
+        args.parallel,
+        args.force,
+        progress.wanted(args.progress),
+    )
     resumed = f", resumed at byte {result.resumed_from}" if result.resumed_from else ""
-    emit(args, vars(result), lambda r: (
-        f"saved {r['path']} ({human_size(r['size'])}, sha256 verified{resumed})"
-    ))  # fmt: skip
+    emit(
+        args,
+        vars(result),
+        lambda r: f"saved {r['path']} ({human_size(r['size'])}, sha256 verified{resumed})",
+    )
     return 0
 
 
@@ -338,9 +405,12 @@ def add_global_options(parser: argparse.ArgumentParser, in_command: bool) -> Non
     def default(value: Any) -> Any:
         return argparse.SUPPRESS if in_command else value
 
-    parser.add_argument("--node", type=node_address, default=default(DEFAULT_NODE),
-                        help="REST address HOST:PORT of any peer (env CHORD_NODE, "
-                             f"default {DEFAULT_NODE})")  # fmt: skip
+    parser.add_argument(
+        "--node",
+        type=node_address,
+        default=default(DEFAULT_NODE),
+        help=f"REST address HOST:PORT of any peer (env CHORD_NODE, default {DEFAULT_NODE})",
+    )
     parser.add_argument(
         "--token",
         default=default(os.environ.get("CHORD_TOKEN")),
@@ -414,24 +484,35 @@ def build_parser() -> argparse.ArgumentParser:
     add_command(commands, "ring", cmd_ring, "every peer in ring order with its file counts")
     rm = add_command(commands, "rm", cmd_rm, "delete a file from the ring")
     rm.add_argument("name")
-    fingers = add_command(commands, "finger-table", cmd_fingers, "the peer's finger table",
-                          aliases=["fingers"])  # fmt: skip
+    fingers = add_command(
+        commands, "finger-table", cmd_fingers, "the peer's finger table", aliases=["fingers"]
+    )
     fingers.add_argument("--all", dest="every", action="store_true", help="all m entries")
     add_command(commands, "health", cmd_health, "is the peer serving (exit 1 if not)")
     add_command(commands, "status", cmd_status, "storage, files, neighbours of the peer")
     add_command(commands, "degraded", cmd_degraded, "files with fewer copies than wanted")
     add_command(commands, "shutdown", cmd_shutdown, "make the peer leave (admin token)")
-    mnt = add_command(commands, "mount", cmd_mount,
-                      "the ring as a folder (FUSE) until Ctrl-C or fusermount3 -u")  # fmt: skip
+    mnt = add_command(
+        commands, "mount", cmd_mount, "the ring as a folder (FUSE) until Ctrl-C or fusermount3 -u"
+    )
     mnt.add_argument("mountpoint", type=Path, help="an existing directory to mount on")
     clobbering = mnt.add_mutually_exclusive_group()
-    clobbering.add_argument("--no-clobber", action="store_true",
-                            help="never replace an existing file: writing over one, or "
-                                 "renaming onto one, is EEXIST (default: replaced)")  # fmt: skip
-    clobbering.add_argument("--overwrite", action="store_true",
-                            help="the default, accepted so older command lines work")  # fmt: skip
-    mnt.add_argument("--cache-mib", type=positive_int, default=256, metavar="N",
-                     help="local cache of file blocks, in MiB (default 256)")  # fmt: skip
+    clobbering.add_argument(
+        "--no-clobber",
+        action="store_true",
+        help="never replace an existing file: writing over one, or "
+        "renaming onto one, is EEXIST (default: replaced)",
+    )
+    clobbering.add_argument(
+        "--overwrite", action="store_true", help="the default, accepted so older command lines work"
+    )
+    mnt.add_argument(
+        "--cache-mib",
+        type=positive_int,
+        default=256,
+        metavar="N",
+        help="local cache of file blocks, in MiB (default 256)",
+    )
     lookup = add_command(commands, "lookup", cmd_lookup, "which peer owns a name or key")
     lookup.add_argument("name", nargs="?")
     lookup.add_argument("--key", help="a 40-hex-digit key instead of a name")

@@ -79,9 +79,10 @@ def measure_dav(
 
     with tempfile.TemporaryDirectory(prefix="bench-dav-", dir=data_root) as workdir:
         ring = LocalRing(
-            Path(workdir), extra_args=("--replicas", str(copies), "--log-level", "warning"),
+            Path(workdir),
+            extra_args=("--replicas", str(copies), "--log-level", "warning"),
             env=env,
-        )  # fmt: skip
+        )
         try:
             first = ring.start_ring(peers)[0]
             host, port = first.host, first.api_port

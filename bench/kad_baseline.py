@@ -26,7 +26,7 @@ from kademlia.storage import ForgetfulStorage  # type: ignore[import-untyped]
 from devtools.launcher import ROOT, free_port
 
 
-class KeepNothing(ForgetfulStorage):
+class KeepNothing(ForgetfulStorage):  # type: ignore[misc]  # kademlia ships no types
     """Storage of the reader node: it never holds a value."""
 
     def __setitem__(self, key: bytes, value: object) -> None:
@@ -85,8 +85,15 @@ async def _reader(run: KademliaRun) -> Any:
     return reader
 
 
-async def _measure(run: KademliaRun, gets: int, small: int, uploads: int, size: int,
-                   clients: int, rnd: random.Random) -> dict[str, Any]:  # fmt: skip
+async def _measure(
+    run: KademliaRun,
+    gets: int,
+    small: int,
+    uploads: int,
+    size: int,
+    clients: int,
+    rnd: random.Random,
+) -> dict[str, Any]:
     reader = await _reader(run)
     try:
         values = {f"small-{i}": rnd.randbytes(small) for i in range(200)}
@@ -119,8 +126,9 @@ async def _measure(run: KademliaRun, gets: int, small: int, uploads: int, size: 
         reader.stop()
 
 
-def measure(nodes: int, gets: int, small: int, uploads: int, size: int, clients: int,
-            seed: int) -> dict[str, Any]:  # fmt: skip
+def measure(
+    nodes: int, gets: int, small: int, uploads: int, size: int, clients: int, seed: int
+) -> dict[str, Any]:
     """Get latencies (seconds) of ``small``-byte values and sets per second of
     ``size``-byte values from ``clients`` concurrent tasks, on ``nodes`` processes."""
     logging.getLogger("kademlia").setLevel(logging.CRITICAL)

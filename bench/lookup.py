@@ -87,9 +87,16 @@ def measure(peers: int, lookups: int, seed: int, one_hop: bool = True) -> dict[s
     with tempfile.TemporaryDirectory(prefix="bench-lookup-") as workdir:
         ring = LocalRing(
             Path(workdir),
-            extra_args=("--stabilize-interval", "0.5", "--fix-fingers-interval", "0.25",
-                        "--log-level", "warning", "--one-hop" if one_hop else "--no-one-hop"),
-        )  # fmt: skip
+            extra_args=(
+                "--stabilize-interval",
+                "0.5",
+                "--fix-fingers-interval",
+                "0.25",
+                "--log-level",
+                "warning",
+                "--one-hop" if one_hop else "--no-one-hop",
+            ),
+        )
         try:
             converge_s = start_ring(ring, peers)
             rss = [p.memory_mib() for p in ring.peers]
@@ -161,9 +168,20 @@ def main() -> None:
             print(json.dumps(result), flush=True)
         rows.append(result)
     if not args.json:
-        columns = ["peers", "hops_mean", "hops_p50", "hops_p99", "hops_target", "lookup_ms_mean",
-                   "lookup_ms_p99", "grpc_rtt_ms_mean", "latency_ratio", "converge_s",
-                   "rss_mib_max", "wrong_owner"]  # fmt: skip
+        columns = [
+            "peers",
+            "hops_mean",
+            "hops_p50",
+            "hops_p99",
+            "hops_target",
+            "lookup_ms_mean",
+            "lookup_ms_p99",
+            "grpc_rtt_ms_mean",
+            "latency_ratio",
+            "converge_s",
+            "rss_mib_max",
+            "wrong_owner",
+        ]
         print(tabulate([[r[c] for c in columns] for r in rows], headers=columns, floatfmt=".2f"))
 
 

@@ -71,10 +71,19 @@ class Mounted:
         where.mkdir(parents=True, exist_ok=True)
         self.where = where
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "client.py"), "mount", str(where), "--node", node,
-             "--cache-mib", str(cache_mib)],
-            stdin=subprocess.DEVNULL, cwd=ROOT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                str(ROOT / "client.py"),
+                "mount",
+                str(where),
+                "--node",
+                node,
+                "--cache-mib",
+                str(cache_mib),
+            ],
+            stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+        )
         if not wait_for(lambda: os.path.ismount(where) or self.process.poll() is not None, 20):
             self.close()
             raise SystemExit("the mount did not come up within 20 s")
@@ -119,8 +128,10 @@ def main() -> None:
                     warm.append(timed(partial(read_hashed, target), expect))
                 finally:
                     mount.close()
-    speed = {name: args.mib / min(times) for name, times in
-             (("REST download", rest), ("mount, cold", cold), ("mount, warm", warm))}  # fmt: skip
+    speed = {
+        name: args.mib / min(times)
+        for name, times in (("REST download", rest), ("mount, cold", cold), ("mount, warm", warm))
+    }
     base = speed["REST download"]
     rows = [[name, f"{mbs:.0f}", f"{mbs / base:.2f}"] for name, mbs in speed.items()]
     print(tabulate(rows, headers=["sequential read", "MiB/s", "ratio to REST"]))

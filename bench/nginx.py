@@ -56,8 +56,9 @@ def nginx_serving(root: Path) -> Iterator[int]:
         conf.write_text(CONFIG.format(prefix=prefix, port=port, root=root))
         server = subprocess.Popen(
             [binary, "-c", str(conf), "-p", prefix],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         try:
             deadline = time.monotonic() + 10
             while curl_status(f"http://127.0.0.1:{port}/") == 0:
@@ -74,8 +75,10 @@ def nginx_serving(root: Path) -> Iterator[int]:
 def curl_status(url: str) -> int:
     done = subprocess.run(
         ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     return int(done.stdout or 0)
 
 
@@ -85,8 +88,11 @@ def curl_download_mb_s(url: str, size: int, tries: int = 2) -> float:
     for _ in range(tries):
         done = subprocess.run(
             ["curl", "-sSf", "-o", "/dev/null", "-w", "%{size_download} %{time_total}", url],
-            capture_output=True, text=True, timeout=600, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
         got, seconds = done.stdout.split()
         if int(got) != size:
             raise RuntimeError(f"{url} gave {got} bytes, expected {size}")
@@ -97,9 +103,11 @@ def curl_download_mb_s(url: str, size: int, tries: int = 2) -> float:
 def curl_upload(url: str, path: Path, name: str) -> tuple[float, str]:
     """curl -F name=… -F file=@path (name first: streamed); (MB/s, the answer's body)."""
     done = subprocess.run(
-        ["curl", "-sSf", "-F", f"name={name}", "-F", f"file=@{path}",
-         "-w", "\n%{time_total}", url],
-        capture_output=True, text=True, timeout=600, check=True,
-    )  # fmt: skip
+        ["curl", "-sSf", "-F", f"name={name}", "-F", f"file=@{path}", "-w", "\n%{time_total}", url],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
     body, _, seconds = done.stdout.rpartition("\n")
     return path.stat().st_size / float(seconds) / 1e6, body

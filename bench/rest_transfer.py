@@ -188,8 +188,10 @@ def measure_rest(
             # during the run then weighs on both sides of each ratio alike.
             best = {"nginx": 0.0, "holder": 0.0, "other": 0.0}
             with nginx_serving(www) as nginx_port:
-                urls = {"nginx": f"http://127.0.0.1:{nginx_port}/big.bin",
-                        "holder": f"{holder.api_url}{query}"}  # fmt: skip
+                urls = {
+                    "nginx": f"http://127.0.0.1:{nginx_port}/big.bin",
+                    "holder": f"{holder.api_url}{query}",
+                }
                 if others:
                     urls["other"] = f"{others[0].api_url}{query}"
                 for _ in range(ROUNDS):

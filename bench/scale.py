@@ -132,9 +132,12 @@ def lookup_ratio(ring: LocalRing, lookups: int, rnd: random.Random) -> dict[str,
         key = rnd.randrange(ring.ring.size)
         began = time.perf_counter()
         found = iterative_lookup(
-            ring.ring, key, [rnd.choice(refs)], ring.transport.find_successor_step,
+            ring.ring,
+            key,
+            [rnd.choice(refs)],
+            ring.transport.find_successor_step,
             2 * ring.ring.bits,
-        )  # fmt: skip
+        )
         latencies.append(time.perf_counter() - began)
         hops.append(found.hops)
         if found.owner.id != ids[bisect.bisect_left(ids, key) % len(ids)]:
@@ -212,9 +215,21 @@ def main() -> None:
         row = one_run(args, run)
         rows.append(row)
         print(json.dumps(row) if args.json else f"run {run}: {row}", flush=True)
-    columns = ["run", "failed_refused", "failed_bind", "failed_other", "converge_s",
-               "idle_cpu_pct_mean", "idle_cpu_pct_max", "rss_mib_max", "pss_mib_mean",
-               "crash_detect_s", "hops_mean", "grpc_rtt_ms", "latency_ratio"]  # fmt: skip
+    columns = [
+        "run",
+        "failed_refused",
+        "failed_bind",
+        "failed_other",
+        "converge_s",
+        "idle_cpu_pct_mean",
+        "idle_cpu_pct_max",
+        "rss_mib_max",
+        "pss_mib_mean",
+        "crash_detect_s",
+        "hops_mean",
+        "grpc_rtt_ms",
+        "latency_ratio",
+    ]
     if not args.json:
         print(tabulate([[r[c] for c in columns] for r in rows], headers=columns, floatfmt=".2f"))
 

@@ -67,9 +67,13 @@ class Http:
         self._conns: dict[str, http.client.HTTPConnection] = {}
 
     def request(
-        self, api: str, method: str, path: str, body: bytes | None = None,
+        self,
+        api: str,
+        method: str,
+        path: str,
+        body: bytes | None = None,
         headers: dict[str, str] | None = None,
-    ) -> tuple[int, bytes]:  # fmt: skip
+    ) -> tuple[int, bytes]:
         conn = self._conns.get(api)
         if conn is not None:
             try:
@@ -84,9 +88,14 @@ class Http:
         return self._exchange(api, conn, method, path, body, headers)
 
     def _exchange(
-        self, api: str, conn: http.client.HTTPConnection, method: str, path: str,
-        body: bytes | None, headers: dict[str, str] | None,
-    ) -> tuple[int, bytes]:  # fmt: skip
+        self,
+        api: str,
+        conn: http.client.HTTPConnection,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: dict[str, str] | None,
+    ) -> tuple[int, bytes]:
         conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
         data = response.read()
@@ -141,9 +150,15 @@ def grpc_rtts(peers: Sequence[PeerProcess], samples: int, rnd: random.Random) ->
 def start_ring(workdir: Path, peers: int) -> LocalRing:
     ring = LocalRing(
         workdir,
-        extra_args=("--stabilize-interval", "0.5", "--fix-fingers-interval", "0.25",
-                    "--log-level", "warning"),
-    )  # fmt: skip
+        extra_args=(
+            "--stabilize-interval",
+            "0.5",
+            "--fix-fingers-interval",
+            "0.25",
+            "--log-level",
+            "warning",
+        ),
+    )
     ring.start_ring(peers, timeout=180)
     return ring
 
@@ -194,11 +209,16 @@ def measure_ring(peers: int, gets: int, uploads: int, rnd: random.Random) -> dic
             client.close()
             ring.close()
     return {
-        "random_peer_s": random_peer, "knows_ring_s": direct, "lookup_s": lookups,
-        "lookup_hops": statistics.mean(hops), "search_s": searches, "health_s": health,
+        "random_peer_s": random_peer,
+        "knows_ring_s": direct,
+        "lookup_s": lookups,
+        "lookup_hops": statistics.mean(hops),
+        "search_s": searches,
+        "health_s": health,
         "flask_s": flask,
-        "grpc_rtt_s": rtts, "files_per_s": files_per_s,
-    }  # fmt: skip
+        "grpc_rtt_s": rtts,
+        "files_per_s": files_per_s,
+    }
 
 
 def settle(client: Http, apis: Sequence[str], timeout: float = 120.0) -> None:

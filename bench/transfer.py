@@ -85,9 +85,11 @@ def grpc_stream_mb_s(size: int) -> tuple[float, float]:
     """A bare gRPC server stream of 1 MiB raw-bytes messages (no protobuf, no disk):
     (plain, with SHA-256 of every message at the receiver). Best of two runs each."""
     sender = subprocess.Popen(
-        [sys.executable, "-c", GRPC_SENDER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        [sys.executable, "-c", GRPC_SENDER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
         text=True,
-    )  # fmt: skip
+    )
     try:
         assert sender.stdout is not None
         port = int(sender.stdout.readline())
@@ -194,11 +196,20 @@ def measure(size: int, peers: int, copies: int, data_root: str | None) -> dict[s
         disk = disk_mb_s(Path(workdir), min(size, 256 * MIB), copies)
         ring = LocalRing(
             Path(workdir),
-            extra_args=("--stabilize-interval", "0.2", "--check-predecessor-interval", "0.2",
-                        "--repair-interval", "0.2", "--replicas", str(copies),
-                        "--log-level", "warning"),
+            extra_args=(
+                "--stabilize-interval",
+                "0.2",
+                "--check-predecessor-interval",
+                "0.2",
+                "--repair-interval",
+                "0.2",
+                "--replicas",
+                str(copies),
+                "--log-level",
+                "warning",
+            ),
             env=MALLOC,
-        )  # fmt: skip
+        )
         try:
             first = ring.start_ring(peers)[0]
             client = remote_client(ring.ring, ring.transport, first.ref, replicas=copies)
@@ -260,32 +271,89 @@ def figures(size: int, peers: int, copies: int, data_root: str, disk: bool) -> l
     rest = measure_rest(size, peers, copies, data_root, raw, MALLOC)
     upload = rest["rest_upload_mb_s"]
     rows: list[Row] = [
-        ("REST download, peer holds a copy", rest["rest_download_holder_mb_s"], "MB/s",
-         "nginx -> curl", rest["nginx_curl_mb_s"], 0.5, ">="),
-        ("REST download, peer holds no copy", rest["rest_download_other_mb_s"], "MB/s",
-         "nginx -> curl", rest["nginx_curl_mb_s"], 0.35, ">="),
-    ]  # fmt: skip
+        (
+            "REST download, peer holds a copy",
+            rest["rest_download_holder_mb_s"],
+            "MB/s",
+            "nginx -> curl",
+            rest["nginx_curl_mb_s"],
+            0.5,
+            ">=",
+        ),
+        (
+            "REST download, peer holds no copy",
+            rest["rest_download_other_mb_s"],
+            "MB/s",
+            "nginx -> curl",
+            rest["nginx_curl_mb_s"],
+            0.35,
+            ">=",
+        ),
+    ]
     if disk:
-        rows.append((f"REST upload, k = {copies}, data on disk", upload, "MB/s",
-                     f"{copies} fsynced copies on that disk",
-                     grpc_part["disk_k_copies_mb_s"], 0.8, ">="))  # fmt: skip
+        rows.append(
+            (
+                f"REST upload, k = {copies}, data on disk",
+                upload,
+                "MB/s",
+                f"{copies} fsynced copies on that disk",
+                grpc_part["disk_k_copies_mb_s"],
+                0.8,
+                ">=",
+            )
+        )
     else:
-        rows.append((f"REST upload, k = {copies}, data in RAM", upload, "MB/s",
-                     "raw loopback TCP", raw, 0.12, ">="))  # fmt: skip
+        rows.append(
+            (
+                f"REST upload, k = {copies}, data in RAM",
+                upload,
+                "MB/s",
+                "raw loopback TCP",
+                raw,
+                0.12,
+                ">=",
+            )
+        )
     rows += [
-        (f"gRPC-client download ({copies} holders)", grpc_part["download_mb_s"], "MB/s",
-         "verified gRPC stream", grpc_part["verified_grpc_stream_mb_s"], 0.7, ">="),
-        ("gRPC-client upload", grpc_part["upload_mb_s"], "MB/s", "raw loopback TCP", raw,
-         None, ""),
-        (f"peak RSS per peer ({size // MIB} MiB up and down)",
-         max(grpc_part["peak_rss_mib_max"], rest["peak_rss_mib_max"]), "MiB", "", 150, 1.0,
-         "<="),
-        ("repair after kill -9 (after detection)", grpc_part["repair_mb_s"], "MB/s",
-         "raw loopback TCP", raw, 0.2, ">="),
+        (
+            f"gRPC-client download ({copies} holders)",
+            grpc_part["download_mb_s"],
+            "MB/s",
+            "verified gRPC stream",
+            grpc_part["verified_grpc_stream_mb_s"],
+            0.7,
+            ">=",
+        ),
+        ("gRPC-client upload", grpc_part["upload_mb_s"], "MB/s", "raw loopback TCP", raw, None, ""),
+        (
+            f"peak RSS per peer ({size // MIB} MiB up and down)",
+            max(grpc_part["peak_rss_mib_max"], rest["peak_rss_mib_max"]),
+            "MiB",
+            "",
+            150,
+            1.0,
+            "<=",
+        ),
+        (
+            "repair after kill -9 (after detection)",
+            grpc_part["repair_mb_s"],
+            "MB/s",
+            "raw loopback TCP",
+            raw,
+            0.2,
+            ">=",
+        ),
         ("  detection of the killed holder", grpc_part["repair_detect_s"], "s", "", 0, None, ""),
-        ("GET /health, 16 clients", rest["health_req_s"], "req/s", "bare waitress",
-         rest["hello_waitress_req_s"], None, ""),
-    ]  # fmt: skip
+        (
+            "GET /health, 16 clients",
+            rest["health_req_s"],
+            "req/s",
+            "bare waitress",
+            rest["hello_waitress_req_s"],
+            None,
+            "",
+        ),
+    ]
     return rows
 
 
@@ -299,20 +367,29 @@ def table(rows: list[Row]) -> str:
         ratio = value / base if base else None
         goal = f"{sense} {target} x" if target is not None else ""
         met = "" if target is None or ratio is None else ("met" if ratio >= target else "MISSED")
-        lines.append([
-            figure, f"{value:.2f} {unit}" if unit == "s" else f"{value:.0f} {unit}",
-            f"{base_name} {base:.0f}" if base_name else "",
-            f"{ratio:.2f} x" if ratio is not None else "", goal, met,
-        ])  # fmt: skip
-    return tabulate(lines, headers=["figure", "measured", "baseline (same run)", "ratio",
-                                    "target", ""])  # fmt: skip
+        lines.append(
+            [
+                figure,
+                f"{value:.2f} {unit}" if unit == "s" else f"{value:.0f} {unit}",
+                f"{base_name} {base:.0f}" if base_name else "",
+                f"{ratio:.2f} x" if ratio is not None else "",
+                goal,
+                met,
+            ]
+        )
+    return tabulate(
+        lines, headers=["figure", "measured", "baseline (same run)", "ratio", "target", ""]
+    )
 
 
 def main() -> None:
     if any(os.environ.get(k) != v for k, v in MALLOC.items()):
         # glibc reads these at start-up only: re-run with them (they double gRPC throughput).
-        os.execve(sys.executable, [sys.executable, "-m", "bench.transfer", *sys.argv[1:]],
-                  {**os.environ, **MALLOC})  # fmt: skip
+        os.execve(
+            sys.executable,
+            [sys.executable, "-m", "bench.transfer", *sys.argv[1:]],
+            {**os.environ, **MALLOC},
+        )
     parser = argparse.ArgumentParser(
         prog="python -m bench.transfer",
         description=__doc__,
@@ -327,14 +404,17 @@ def main() -> None:
         "without the shared disk; --disk: the system temp dir)",
     )
     parser.add_argument(
-        "--disk", action="store_true",
+        "--disk",
+        action="store_true",
         help="data on the disk: the upload is judged against k fsynced copies on it",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--via", choices=("all", "grpc", "rest", "dav"), default="all",
+        "--via",
+        choices=("all", "grpc", "rest", "dav"),
+        default="all",
         help="all: every figure with its target (default); grpc: a client beside the ring; "
         "rest: through one peer's REST API; dav: WebDAV PUT and GET against REST",
-    )  # fmt: skip
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     size = args.size_mib * MIB
@@ -374,8 +454,10 @@ def main() -> None:
     elif args.via == "rest":
         raw = max(raw_tcp_mb_s(min(size, 256 * MIB)) for _ in range(2))
         result = measure_rest(size, args.peers, args.replicas, root, raw, MALLOC)
-        targets = ("rest_download_holder_vs_nginx >= 0.5, rest_download_other_vs_nginx >= 0.35, "
-                   "rest_upload_ratio >= 0.12, health_ratio >= 0.6")  # fmt: skip
+        targets = (
+            "rest_download_holder_vs_nginx >= 0.5, rest_download_other_vs_nginx >= 0.35, "
+            "rest_upload_ratio >= 0.12, health_ratio >= 0.6"
+        )
     else:
         result = measure(size, args.peers, args.replicas, root)
         targets = (

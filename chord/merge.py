@@ -17,7 +17,7 @@ ever asks successors, has no reason to look across. Here each peer
    the two, and it notifies its successor in the other ring, whose predecessor then
    adopts it at the next stabilize.
 
-Why that is safe and converges (chord-correctness.md's rules):
+Why that is safe and converges (Zave's invariants, chord/invariants.py):
 
 - Only pointers to peers that just answered are adopted (the admitting predecessor, and
   the list it sent); the merged successor list is built by ``successor_list`` from a

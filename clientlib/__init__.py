@@ -3,7 +3,7 @@
 Kept apart from ``services/`` (the peer's own runtime) and ``chord/`` (the pure protocol
 core), except ``chord.names``, the one file-name validator (pure standard library), so
 the client refuses exactly what a peer refuses; it runs with the standard library plus
-tabulate and tqdm.
+tqdm (progress bars) and mfusepy (the mount).
 
 * ``peer``      -- addresses, one-line errors, JSON requests with ``http.client``
 * ``multipart`` -- a ``multipart/form-data`` frame whose length is known up front

@@ -362,8 +362,9 @@ def download(
         part = PartialFile(path, remote)
     except OSError as exc:
         raise ClientError(f"cannot write {path}: {exc.strerror or exc}") from None
-    result = DownloadResult(name, str(path), remote.size, remote.sha256, remote.version,
-                            part.resumed_from)  # fmt: skip
+    result = DownloadResult(
+        name, str(path), remote.size, remote.sha256, remote.version, part.resumed_from
+    )
     try:
         with progress.bar(remote.size, name, show_progress, initial=part.offset) as meter:
             transfer(api, remote, part, parallel, meter, result)
@@ -376,9 +377,13 @@ def download(
 
 
 def transfer(
-    api: PeerApi, remote: Remote, part: PartialFile, parallel: int, meter: Any,
+    api: PeerApi,
+    remote: Remote,
+    part: PartialFile,
+    parallel: int,
+    meter: Any,
     result: DownloadResult,
-) -> None:  # fmt: skip
+) -> None:
     if part.offset >= remote.size:
         return
     if parallel <= 1:

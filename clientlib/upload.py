@@ -81,9 +81,16 @@ def upload(
     source, size = open_local(path)
     with source:
         return upload_stream(
-            api, source, size, name if name is not None else path.name, path.name,
-            replicas, overwrite, show_progress, str(path),
-        )  # fmt: skip
+            api,
+            source,
+            size,
+            name if name is not None else path.name,
+            path.name,
+            replicas,
+            overwrite,
+            show_progress,
+            str(path),
+        )
 
 
 def upload_stream(

@@ -1,4 +1,7 @@
-"""Peer settings: defaults < YAML file < CHORD_* environment < command-line flags."""
+"""Peer settings: defaults < YAML file < CHORD_* environment < command-line flags.
+
+Imports nothing of services/: only PyYAML and devtools.fault_rules (to validate a
+fault rule set)."""
 
 from config.cli import CliOptions, build_parser, parse_args
 from config.settings import (

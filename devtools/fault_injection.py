@@ -47,13 +47,18 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import grpc
 
 from devtools.fault_rules import FaultRule, FaultRuleError, RuleSet, parse_rules
+from services.rpc.grpc_types import (
+    StreamStreamClientInterceptor,
+    StreamUnaryClientInterceptor,
+    UnaryStreamClientInterceptor,
+    UnaryUnaryClientInterceptor,
+)
 from services.rpc.interceptors import HandlerInterceptor, rewrap, run_first, short_method
 
 log = logging.getLogger("chord.faults")
@@ -65,17 +70,6 @@ NO_DEADLINE_WAIT = 30.0  # how long a blackhole holds a call that has no deadlin
 def caller_address(context_peer: str) -> str:
     """gRPC's 'ipv4:127.0.0.1:5555' / 'ipv6:[::1]:5555' -> '127.0.0.1:5555' / '[::1]:5555'."""
     return context_peer.split(":", 1)[1] if ":" in context_peer else context_peer
-
-
-@dataclass(frozen=True)
-class Fault:
-    """What to do to one call."""
-
-    rule: FaultRule
-
-    @property
-    def action(self) -> str:
-        return self.rule.action
 
 
 class InjectedError(grpc.RpcError, grpc.Call):
@@ -159,8 +153,11 @@ class FaultInjector:
                 text = self.rules_file.read_text(encoding="utf-8") if stamp is not None else ""
                 loaded = parse_rules(text)
             except (OSError, FaultRuleError) as exc:
-                log.warning("fault rules file %s ignored (keeping the rules before): %s",
-                            self.rules_file, exc)  # fmt: skip
+                log.warning(
+                    "fault rules file %s ignored (keeping the rules before): %s",
+                    self.rules_file,
+                    exc,
+                )
                 return
             if loaded.seed is not None and loaded.seed != self.static.seed:
                 self._rng = random.Random(f"{loaded.seed}|{self.me}")
@@ -168,11 +165,14 @@ class FaultInjector:
             here = [r for r in loaded.rules if any(fnmatch.fnmatchcase(self.me, a) for a in r.at)]
             log.info(
                 "fault rules from %s: %d rule(s), %d apply here (%s)",
-                self.rules_file, len(loaded.rules), len(here),
+                self.rules_file,
+                len(loaded.rules),
+                len(here),
                 ", ".join(f"{r.action} {r.method}" for r in here) or "none",
-            )  # fmt: skip
+            )
 
-    def decide(self, method: str, peer: str, direction: str) -> Fault | None:
+    def decide(self, method: str, peer: str, direction: str) -> FaultRule | None:
+        """The rule that hits this call, if any (what to do to it)."""
         for rule in self.rules():
             if not rule.matches(method, peer, direction, self.me):
                 continue
@@ -183,16 +183,15 @@ class FaultInjector:
                     continue
             with self._lock:
                 self.injected[rule.action] = self.injected.get(rule.action, 0) + 1
-            return Fault(rule)
+            return rule
         return None
 
     # ---------------------------------------------------------------- outgoing
     def apply_outgoing(
-        self, fault: Fault, method: str, peer: str, timeout: float | None
+        self, rule: FaultRule, method: str, peer: str, timeout: float | None
     ) -> float | None:
-        """Carry out ``fault`` on an outgoing call: sleep and/or raise InjectedError.
+        """Carry out ``rule`` on an outgoing call: sleep and/or raise InjectedError.
         Returns the deadline left for the real call (delay only)."""
-        rule = fault.rule
         what = f"injected fault: {rule.action} {method} to {peer}"
         if rule.action == "drop":
             raise InjectedError(grpc.StatusCode.UNAVAILABLE, what)
@@ -215,7 +214,7 @@ class FaultInjector:
         """``channel`` (to ``address``) with outgoing faults applied."""
         return grpc.intercept_channel(channel, _ClientInterceptor(self, address))
 
-    def server_interceptor(self) -> grpc.ServerInterceptor:
+    def server_interceptor(self) -> grpc.ServerInterceptor[Any, Any]:
         return _ServerInterceptor(self)
 
 
@@ -230,16 +229,20 @@ class _Details(NamedTuple):
 
 def _with_timeout(details: grpc.ClientCallDetails, timeout: float | None) -> Any:
     return _Details(
-        details.method, timeout, details.metadata, details.credentials,
-        getattr(details, "wait_for_ready", None), getattr(details, "compression", None),
-    )  # fmt: skip
+        details.method,
+        timeout,
+        details.metadata,
+        details.credentials,
+        getattr(details, "wait_for_ready", None),
+        getattr(details, "compression", None),
+    )
 
 
 class _ClientInterceptor(
-    grpc.UnaryUnaryClientInterceptor,
-    grpc.UnaryStreamClientInterceptor,
-    grpc.StreamUnaryClientInterceptor,
-    grpc.StreamStreamClientInterceptor,
+    UnaryUnaryClientInterceptor,
+    UnaryStreamClientInterceptor,
+    StreamUnaryClientInterceptor,
+    StreamStreamClientInterceptor,
 ):
     def __init__(self, injector: FaultInjector, address: str) -> None:
         self.injector = injector
@@ -247,9 +250,9 @@ class _ClientInterceptor(
 
     def _intercept(self, continuation: Any, details: grpc.ClientCallDetails, request: Any) -> Any:
         method = short_method(details.method)
-        fault = self.injector.decide(method, self.address, "out")
-        if fault is not None:
-            left = self.injector.apply_outgoing(fault, method, self.address, details.timeout)
+        rule = self.injector.decide(method, self.address, "out")
+        if rule is not None:
+            left = self.injector.apply_outgoing(rule, method, self.address, details.timeout)
             details = _with_timeout(details, left)
         return continuation(details, request)
 
@@ -273,14 +276,15 @@ class _ServerInterceptor(HandlerInterceptor):
     def __init__(self, injector: FaultInjector) -> None:
         self.injector = injector
 
-    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    def wrap(
+        self, handler: grpc.RpcMethodHandler[Any, Any], method: str
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         injector = self.injector
 
         def before(context: grpc.ServicerContext) -> None:
-            fault = injector.decide(method, caller_address(context.peer()), "in")
-            if fault is None:
+            rule = injector.decide(method, caller_address(context.peer()), "in")
+            if rule is None:
                 return
-            rule = fault.rule
             what = f"injected fault: {rule.action} {method} from {context.peer()}"
             if rule.action == "delay":
                 injector._sleep(rule.ms / 1000)
@@ -302,6 +306,9 @@ def injector_for(me: str, rules: str | None, rules_file: str | None) -> FaultInj
     if not parsed.rules and not rules_file:
         return None
     injector = FaultInjector(me, parsed, rules_file)
-    log.warning("FAULT INJECTION ON: %d static rule(s)%s", len(parsed.rules),
-                f", rules file {rules_file}" if rules_file else "")  # fmt: skip
+    log.warning(
+        "FAULT INJECTION ON: %d static rule(s)%s",
+        len(parsed.rules),
+        f", rules file {rules_file}" if rules_file else "",
+    )
     return injector

@@ -238,12 +238,23 @@ class LocalRing:
         port_file.unlink(missing_ok=True)
         log_path = data_dir / "peer.log"
         command = [
-            sys.executable, str(ROOT / "run_node.py"),
-            "--host", host, *ports, "--port-file", str(port_file),
-            "--data-dir", str(data_dir), "--no-menu",
-            "--bits", str(self.bits), "--successors", str(self.successors),
-            *self.extra_args, *args,
-        ]  # fmt: skip
+            sys.executable,
+            str(ROOT / "run_node.py"),
+            "--host",
+            host,
+            *ports,
+            "--port-file",
+            str(port_file),
+            "--data-dir",
+            str(data_dir),
+            "--no-menu",
+            "--bits",
+            str(self.bits),
+            "--successors",
+            str(self.successors),
+            *self.extra_args,
+            *args,
+        ]
         if join is not None:
             command += ["--join", join]
         with open(log_path, "ab") as log:

@@ -57,14 +57,22 @@ def main(argv: list[str]) -> int:
     status = 0
     for name in names:
         options = Options(
-            peers=args.peers, replicas=args.replicas, files=args.files, seed=args.seed,
-            clients=args.clients, stop_seconds=args.stop_seconds,
-            churn_seconds=args.churn_seconds, churn_clients=args.churn_clients,
-            partition_seconds=args.partition_seconds, abuse_seconds=args.abuse_seconds,
+            peers=args.peers,
+            replicas=args.replicas,
+            files=args.files,
+            seed=args.seed,
+            clients=args.clients,
+            stop_seconds=args.stop_seconds,
+            churn_seconds=args.churn_seconds,
+            churn_clients=args.churn_clients,
+            partition_seconds=args.partition_seconds,
+            abuse_seconds=args.abuse_seconds,
             converge_timeout=args.converge_timeout,
-            repair_interval=args.repair_interval, fault_rules=args.fault_rules,
-            workdir=args.workdir / name if args.workdir else None, keep=args.workdir is not None,
-        )  # fmt: skip
+            repair_interval=args.repair_interval,
+            fault_rules=args.fault_rules,
+            workdir=args.workdir / name if args.workdir else None,
+            keep=args.workdir is not None,
+        )
         print(f"running {name} ...", file=sys.stderr, flush=True)
         try:
             result = run(name, options)

@@ -173,21 +173,28 @@ def problems(figures: dict[str, Any], limit_ms: float = LIMIT_MS) -> list[str]:
     /health p99 and the small downloads."""
     wrong = []
     if figures["health_p99_ms"] >= limit_ms or figures["health_failed"]:
-        wrong.append(f"/health p99 {figures['health_p99_ms']} ms, "
-                     f"{figures['health_failed']} failed")  # fmt: skip
+        wrong.append(
+            f"/health p99 {figures['health_p99_ms']} ms, {figures['health_failed']} failed"
+        )
     if figures["download_max_ms"] >= limit_ms or figures["download_failed"]:
-        wrong.append(f"small download max {figures['download_max_ms']} ms, "
-                     f"{figures['download_failed']} failed")  # fmt: skip
+        wrong.append(
+            f"small download max {figures['download_max_ms']} ms, "
+            f"{figures['download_failed']} failed"
+        )
     if figures["victim_left_lists"]:
-        wrong.append(f"victim missing from its predecessor's list in "
-                     f"{figures['victim_left_lists']}/{figures['ring_polls']} polls")  # fmt: skip
+        wrong.append(
+            f"victim missing from its predecessor's list in "
+            f"{figures['victim_left_lists']}/{figures['ring_polls']} polls"
+        )
     growth = figures["rss_peak_mib"] - figures["rss_before_mib"]
     if growth > RSS_GROWTH_MIB:
         wrong.append(f"victim RSS grew by {growth:.0f} MiB")
     attack = figures.get("attack", {})
     if attack.get("planted") or attack.get("target_deleted"):
-        wrong.append(f"cross-site writes took effect: planted {attack.get('planted')}, "
-                     f"target deleted {attack.get('target_deleted')}")  # fmt: skip
+        wrong.append(
+            f"cross-site writes took effect: planted {attack.get('planted')}, "
+            f"target deleted {attack.get('target_deleted')}"
+        )
     if "victim_running" in attack and not attack["victim_running"]:
         wrong.append("the victim stopped")
     return wrong

@@ -38,8 +38,9 @@ def sources(first: int, count: int) -> list[str]:
     return [f"127.0.0.{first + i}" for i in range(count)]
 
 
-def connect(target: tuple[str, int], source: str, timeout: float = 5.0,
-            rcvbuf: int | None = None) -> socket.socket:  # fmt: skip
+def connect(
+    target: tuple[str, int], source: str, timeout: float = 5.0, rcvbuf: int | None = None
+) -> socket.socket:
     """A TCP connection to ``target`` from ``source`` (port chosen by the kernel)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf is not None:  # before connect, so the window stays small
@@ -57,7 +58,9 @@ def _close_all(socks: Sequence[socket.socket]) -> None:
 
 
 @contextlib.contextmanager
-def idle_connections(target: tuple[str, int], srcs: Sequence[str], count: int) -> Iterator[dict]:
+def idle_connections(
+    target: tuple[str, int], srcs: Sequence[str], count: int
+) -> Iterator[dict[str, Any]]:
     """``count`` TCP connections that never send a byte."""
     socks: list[socket.socket] = []
     report: dict[str, Any] = {"opened": 0, "refused": 0}
@@ -112,8 +115,9 @@ class _Trickler:
 
 
 @contextlib.contextmanager
-def slow_uploads(target: tuple[str, int], srcs: Sequence[str], count: int,
-                 every: float = 1.0) -> Iterator[dict]:  # fmt: skip
+def slow_uploads(
+    target: tuple[str, int], srcs: Sequence[str], count: int, every: float = 1.0
+) -> Iterator[dict[str, Any]]:
     """``count`` uploads announcing 1 MiB that send their body one byte per ``every``
     seconds (slowloris on the body)."""
     head = (
@@ -147,8 +151,9 @@ def slow_uploads(target: tuple[str, int], srcs: Sequence[str], count: int,
 
 
 @contextlib.contextmanager
-def stalled_downloads(target: tuple[str, int], srcs: Sequence[str], count: int,
-                      name: str) -> Iterator[dict]:  # fmt: skip
+def stalled_downloads(
+    target: tuple[str, int], srcs: Sequence[str], count: int, name: str
+) -> Iterator[dict[str, Any]]:
     """``count`` downloads of ``name`` that read the first bytes and then stop reading
     (a 4 KiB receive buffer, so the sender's side fills at once)."""
     request = (
@@ -230,8 +235,9 @@ def _channel(forwarder: Forwarder) -> grpc.Channel:
     return grpc.insecure_channel(forwarder.address, options=[("grpc.use_local_subchannel_pool", 1)])
 
 
-def _close_streams(calls: Sequence[Any], channels: Sequence[grpc.Channel],
-                   forwarders: Sequence[Forwarder]) -> None:  # fmt: skip
+def _close_streams(
+    calls: Sequence[Any], channels: Sequence[grpc.Channel], forwarders: Sequence[Forwarder]
+) -> None:
     for call in calls:
         call.cancel()
     for channel in channels:
@@ -241,7 +247,9 @@ def _close_streams(calls: Sequence[Any], channels: Sequence[grpc.Channel],
 
 
 @contextlib.contextmanager
-def watch_streams(target: tuple[str, int], srcs: Sequence[str], count: int) -> Iterator[dict]:
+def watch_streams(
+    target: tuple[str, int], srcs: Sequence[str], count: int
+) -> Iterator[dict[str, Any]]:
     """``count`` open grpc.health.v1.Health/Watch streams (each reads the first answer;
     Watch then sends nothing until the status changes)."""
     forwarders = [Forwarder(target, s) for s in itertools.islice(itertools.cycle(srcs), count)]
@@ -266,8 +274,9 @@ def watch_streams(target: tuple[str, int], srcs: Sequence[str], count: int) -> I
 
 
 @contextlib.contextmanager
-def stalled_fetches(target: tuple[str, int], srcs: Sequence[str], count: int,
-                    name: str) -> Iterator[dict]:  # fmt: skip
+def stalled_fetches(
+    target: tuple[str, int], srcs: Sequence[str], count: int, name: str
+) -> Iterator[dict[str, Any]]:
     """``count`` Files/Fetch streams of ``name`` whose reader stops after the first
     message (its relay stops reading, so the victim's sends back up)."""
     forwarders = [Forwarder(target, s) for s in itertools.islice(itertools.cycle(srcs), count)]
@@ -291,7 +300,9 @@ def stalled_fetches(target: tuple[str, int], srcs: Sequence[str], count: int,
 
 
 @contextlib.contextmanager
-def step_flood(target: tuple[str, int], srcs: Sequence[str], in_flight: int) -> Iterator[dict]:
+def step_flood(
+    target: tuple[str, int], srcs: Sequence[str], in_flight: int
+) -> Iterator[dict[str, Any]]:
     """FindSuccessorStep for random keys as fast as the victim answers, ``in_flight``
     calls outstanding at all times (grpc.aio, one connection per source address)."""
     forwarders = [Forwarder(target, s) for s in srcs]

@@ -21,9 +21,15 @@ from urllib.parse import quote
 
 CHROMIUM = os.environ.get("CHORD_CHROMIUM", "/usr/bin/chromium")
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ORIGIN_HOST = "127.0.0.3"
 
 PAGE = """<!doctype html><html><body>
@@ -99,10 +105,14 @@ def attack(victim_url: str, target: str, planted: str) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     page_html = PAGE.format(
-        victim=html.escape(victim_url), planted=html.escape(planted),
-        target_q=quote(target, safe=""), victim_js=_js(victim_url), planted_js=_js(planted),
-        target_js=_js(quote(target, safe="")), target_raw=_js(target),
-    )  # fmt: skip
+        victim=html.escape(victim_url),
+        planted=html.escape(planted),
+        target_q=quote(target, safe=""),
+        victim_js=_js(victim_url),
+        planted_js=_js(planted),
+        target_js=_js(quote(target, safe="")),
+        target_raw=_js(target),
+    )
     with _page_server(page_html.encode()) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:

@@ -113,10 +113,13 @@ class Harness:
         self.rules_file = self.workdir / "fault-rules.json"
         args = [
             *LocalRing.extra_args,
-            "--repair-interval", str(options.repair_interval),
-            "--replicas", str(options.replicas),
-            "--fault-rules-file", str(self.rules_file),
-        ]  # fmt: skip
+            "--repair-interval",
+            str(options.repair_interval),
+            "--replicas",
+            str(options.replicas),
+            "--fault-rules-file",
+            str(self.rules_file),
+        ]
         if options.fault_rules:
             args += ["--fault-rules", options.fault_rules]
         self.ring = LocalRing(self.workdir / "ring", extra_args=tuple(args))
@@ -233,10 +236,13 @@ class Harness:
 
     def client(self, entry: PeerProcess) -> FileClient:
         return remote_client(
-            self.ring.ring, self.transport, entry.ref,
-            replicas=self.options.replicas, rpc_timeout=self.options.rpc_timeout,
+            self.ring.ring,
+            self.transport,
+            entry.ref,
+            replicas=self.options.replicas,
+            rpc_timeout=self.options.rpc_timeout,
             transfer_timeout=self.options.transfer_timeout,
-        )  # fmt: skip
+        )
 
     def _attempt(self, kind: str, name: str, rng: random.Random) -> Op:
         """One operation with client retries, each attempt through a random running
@@ -257,8 +263,9 @@ class Harness:
                     got = b"".join(stream)
                     if hashlib.sha256(got).hexdigest() != self.acked[name]:
                         error = "wrong bytes"
-                        return self._log(Op(kind, name, False, time.monotonic() - started,
-                                            attempt, error))  # fmt: skip
+                        return self._log(
+                            Op(kind, name, False, time.monotonic() - started, attempt, error)
+                        )
                 return self._log(Op(kind, name, True, time.monotonic() - started, attempt))
             except (FileError, grpc.RpcError, PeerUnreachable, Exception) as exc:
                 error = f"{type(exc).__name__}: {exc}"[:300]

@@ -12,21 +12,36 @@ from typing import Any
 from faults import abuse
 
 COLUMNS = (
-    "scenario", "peers", "replicas", "files_acked", "ok", "lost", "corrupt",
-    "under_replicated", "rings_seen", "converge_s", "op_ok_rate", "p50_ms", "p99_ms",
+    "scenario",
+    "peers",
+    "replicas",
+    "files_acked",
+    "ok",
+    "lost",
+    "corrupt",
+    "under_replicated",
+    "rings_seen",
+    "converge_s",
+    "op_ok_rate",
+    "p50_ms",
+    "p99_ms",
     "max_op_ms",
-)  # fmt: skip
+)
 
 
 def problems(result: dict[str, Any]) -> list[str]:
     """The promises this result breaks (empty: all kept)."""
     if "error" in result:
         return [f"error: {result['error']}"]
-    name = result["scenario"]
+    return _data_problems(result) + _operation_problems(result) + _scenario_problems(result)
+
+
+def _data_problems(result: dict[str, Any]) -> list[str]:
+    """Acknowledged files lost or corrupt, the ring split or under-replicated at the end."""
     wrong = []
     if result["corrupt"]:
         wrong.append(f"{result['corrupt']} acknowledged files corrupt")
-    if name == "kill3-adjacent":
+    if result["scenario"] == "kill3-adjacent":
         if not result.get("lost_as_predicted"):
             wrong.append(f"lost {result['lost']}, placement predicts {result['predicted_lost']}")
     elif result["lost"]:
@@ -37,6 +52,13 @@ def problems(result: dict[str, Any]) -> list[str]:
         wrong.append(f"{result['under_replicated']} files under-replicated at the end")
     if result["converge_s"] is None:
         wrong.append("did not converge")
+    return wrong
+
+
+def _operation_problems(result: dict[str, Any]) -> list[str]:
+    """Client operations too slow, hung or failing more than the scenario allows."""
+    name = result["scenario"]
+    wrong = []
     if result["max_op_ms"] > result["op_budget_ms"]:
         wrong.append(f"an operation took {result['max_op_ms']} ms > {result['op_budget_ms']} ms")
     if result.get("hung_threads"):
@@ -45,9 +67,18 @@ def problems(result: dict[str, Any]) -> list[str]:
         wrong.append(f"only {result['op_ok_rate']:.2%} of operations succeeded")
     if name != "churn" and name != "sigstop" and result["op_ok_rate"] < 1.0:
         wrong.append(f"{result['op_ok_rate']:.2%} of operations succeeded, not all")
+    return wrong
+
+
+def _scenario_problems(result: dict[str, Any]) -> list[str]:
+    """The promises particular to one scenario."""
+    name = result["scenario"]
+    wrong = []
     if name == "corrupt" and (result.get("served_damaged") or not result.get("repaired")):
-        wrong.append(f"damaged bytes served {result.get('served_damaged')} times, "
-                     f"repaired: {result.get('repaired')}")  # fmt: skip
+        wrong.append(
+            f"damaged bytes served {result.get('served_damaged')} times, "
+            f"repaired: {result.get('repaired')}"
+        )
     if name == "restart" and not (result.get("same_id") and result.get("rejoined")):
         wrong.append(f"same id {result.get('same_id')}, rejoined {result.get('rejoined')}")
     if name == "partition" and result.get("rings_during") != 2:

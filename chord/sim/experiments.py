@@ -17,7 +17,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from heapq import heappop, heappush
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from chord.ids import MAX_BITS, Ring
 from chord.invariants import violations
@@ -33,9 +33,12 @@ Row = dict[str, float | int]
 Progress = Callable[[str], None]
 T = TypeVar("T")
 R = TypeVar("R")
+
+
 # How independent tasks are run: the built-in map, or a process pool's (the CLI's
 # --workers). Tasks are fixed and each seeds its own stream: output is the same.
-MapTasks = Callable[[Callable[[T], R], Sequence[T]], Iterable[R]]
+class MapTasks(Protocol):
+    def __call__(self, function: Callable[[T], R], tasks: Sequence[T], /) -> Iterable[R]: ...
 
 
 def _serial_map(function: Callable[[T], R], tasks: Sequence[T]) -> Iterable[R]:

@@ -1,6 +1,6 @@
 """What upkeep costs: maintenance messages per peer per second, fixed vs adaptive pacing.
 
-``python -m chord.sim upkeep`` runs N peers from the Ideal state for ``warmup`` and then
+``python -m devtools.sim upkeep`` runs N peers from the Ideal state for ``warmup`` and then
 ``duration`` simulated seconds (only the second part is counted: a steady state), each
 peer running stabilize, check_predecessor and fix_fingers on the pacing of chord.pacing
 (the policy services/peer/maintenance.py applies on the wall clock), with the real peers'

@@ -22,8 +22,10 @@ from clientlib.ranges import MIB
 def fuse_problem() -> str | None:
     """Why FUSE cannot be used here, or None if it can."""
     if not os.path.exists("/dev/fuse"):
-        return ("/dev/fuse is missing (load the 'fuse' kernel module; a container needs "
-                "--device /dev/fuse --cap-add SYS_ADMIN)")  # fmt: skip
+        return (
+            "/dev/fuse is missing (load the 'fuse' kernel module; a container needs "
+            "--device /dev/fuse --cap-add SYS_ADMIN)"
+        )
     if shutil.which("fusermount3") is None:
         return "fusermount3 is missing: install the Debian package fuse3 (apt-get install fuse3)"
     try:
@@ -51,7 +53,7 @@ def fuse_class() -> type[Any]:
     them): RENAME_NOREPLACE must not replace a file (``mv`` relies on it)."""
     from mfusepy import FUSE
 
-    class RingFuse(FUSE):
+    class RingFuse(FUSE):  # type: ignore[misc]  # mfusepy ships no types
         def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
             decode = self.encoding, self.errors
             return int(self.operations.rename(old.decode(*decode), new.decode(*decode), flags))
@@ -80,8 +82,16 @@ def mount(api: PeerApi, mountpoint: Path, clobber: bool = True, cache_mib: int =
             f"Ctrl-C or 'fusermount3 -u {mountpoint}' unmounts"
         )
         try:
-            fuse(fs, str(mountpoint), raw_fi=True, foreground=True, fsname="chord",
-                 subtype="chord", default_permissions=True, max_threads=16)  # fmt: skip
+            fuse(
+                fs,
+                str(mountpoint),
+                raw_fi=True,
+                foreground=True,
+                fsname="chord",
+                subtype="chord",
+                default_permissions=True,
+                max_threads=16,
+            )
         except RuntimeError as exc:
             # libfuse reports an unmount by signal (Ctrl-C, SIGTERM) as a failed loop.
             if not fs.mounted or os.path.ismount(mountpoint):

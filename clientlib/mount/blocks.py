@@ -90,9 +90,13 @@ class BlockReader:
     reads are sequential."""
 
     def __init__(
-        self, remote: Remote, asked: PeerApi, cache: BlockCache,
-        block: int = BLOCK, ahead: int = AHEAD,
-    ) -> None:  # fmt: skip
+        self,
+        remote: Remote,
+        asked: PeerApi,
+        cache: BlockCache,
+        block: int = BLOCK,
+        ahead: int = AHEAD,
+    ) -> None:
         self.remote, self.cache, self.block, self.ahead = remote, cache, block, ahead
         self.fetcher = RangeFetcher(remote, list(remote.holders), asked)
         # A block may have to be tried on every holder, each within the socket timeout.
@@ -120,8 +124,9 @@ class BlockReader:
             try:
                 data = future.result(timeout=self.wait)
             except FutureTimeout:
-                raise ClientError(f"block {index} of {self.remote.name!r} did not arrive "
-                                  f"within {self.wait:g} s") from None  # fmt: skip
+                raise ClientError(
+                    f"block {index} of {self.remote.name!r} did not arrive within {self.wait:g} s"
+                ) from None
             lo = max(offset - index * self.block, 0)
             hi = min(offset + size - index * self.block, len(data))
             parts.append(data[lo:hi])

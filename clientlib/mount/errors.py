@@ -28,8 +28,15 @@ THROTTLE_PAUSE = 1.0
 THROTTLE_PATIENCE = 60.0  # then the operation fails (EIO) rather than block for ever
 _throttled: list[bool] = []
 
-ERRNO = {400: errno.EINVAL, 401: errno.EACCES, 403: errno.EACCES, 404: errno.ENOENT,
-         409: errno.EEXIST, 413: errno.EFBIG, 507: errno.ENOSPC}  # fmt: skip
+ERRNO = {
+    400: errno.EINVAL,
+    401: errno.EACCES,
+    403: errno.EACCES,
+    404: errno.ENOENT,
+    409: errno.EEXIST,
+    413: errno.EFBIG,
+    507: errno.ENOSPC,
+}
 
 
 class FsError(OSError):

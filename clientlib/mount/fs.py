@@ -35,11 +35,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from chord.names import parent_folder as parent
 from clientlib.download import NotFound, Remote, find
 from clientlib.mount.blocks import BLOCK, BlockCache, BlockReader, RingStream
 from clientlib.mount.errors import FsError, as_errno, check_name, patiently, refuse
 from clientlib.mount.openfile import OpenFile
-from clientlib.mount.tree import Entry, Tree, parent
+from clientlib.mount.tree import Entry, Tree
 from clientlib.peer import HttpError, PeerApi
 from clientlib.ranges import MIB
 from clientlib.upload import Source, upload_stream
@@ -80,9 +81,13 @@ class RingFs:
     use_ns = True  # times in nanoseconds (mfusepy's modern convention)
 
     def __init__(
-        self, api: PeerApi, clobber: bool = True, cache_bytes: int = 256 * MIB,
-        ttl: float = 2.0, spool: str | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        api: PeerApi,
+        clobber: bool = True,
+        cache_bytes: int = 256 * MIB,
+        ttl: float = 2.0,
+        spool: str | None = None,
+    ) -> None:
         self.api, self.clobber, self.spool = api, clobber, spool
         self.tree = Tree(api, ttl)
         self.cache = BlockCache(cache_bytes)
@@ -121,10 +126,17 @@ class RingFs:
 
     def attrs(self, mode: int, size: int, stamp_ns: int) -> dict[str, Any]:
         return {
-            "st_mode": mode, "st_nlink": 2 if stat.S_ISDIR(mode) else 1, "st_size": size,
-            "st_uid": self.uid, "st_gid": self.gid, "st_blocks": -(-size // 512),
-            "st_blksize": MIB, "st_mtime": stamp_ns, "st_ctime": stamp_ns, "st_atime": stamp_ns,
-        }  # fmt: skip
+            "st_mode": mode,
+            "st_nlink": 2 if stat.S_ISDIR(mode) else 1,
+            "st_size": size,
+            "st_uid": self.uid,
+            "st_gid": self.gid,
+            "st_blocks": -(-size // 512),
+            "st_blksize": MIB,
+            "st_mtime": stamp_ns,
+            "st_ctime": stamp_ns,
+            "st_atime": stamp_ns,
+        }
 
     def file_attrs(self, open_file: OpenFile) -> dict[str, Any]:
         return self.attrs(FILE_MODE, open_file.size, int(open_file.modified * 1e9))
@@ -197,8 +209,14 @@ class RingFs:
     def statfs(self, path: str) -> dict[str, int]:
         # The ring's free space is not known here; report plenty so programs don't refuse.
         blocks = (1 << 50) // MIB  # 1 PiB
-        return {"f_bsize": MIB, "f_frsize": MIB, "f_blocks": blocks, "f_bfree": blocks,
-                "f_bavail": blocks, "f_namemax": 255}  # fmt: skip
+        return {
+            "f_bsize": MIB,
+            "f_frsize": MIB,
+            "f_blocks": blocks,
+            "f_bfree": blocks,
+            "f_bavail": blocks,
+            "f_namemax": 255,
+        }
 
     def exists(self, path: str | None) -> int:
         """0 if ``path`` is a file or folder (or None: an open file), else ENOENT."""
@@ -341,8 +359,14 @@ class RingFs:
             except NotFound:
                 raise FsError(errno.ENOENT) from None
         known = self.tree.file(name)  # unchanged, it keeps the time stat showed for it
-        fresh = OpenFile(name, self.spool, remote, self.reader, owned=self.clobber,
-                         modified=known.created if known is not None else None)  # fmt: skip
+        fresh = OpenFile(
+            name,
+            self.spool,
+            remote,
+            self.reader,
+            owned=self.clobber,
+            modified=known.created if known is not None else None,
+        )
         return self.adopt(fresh)
 
     # ------------------------------------------------------------- storing, closing
@@ -403,8 +427,14 @@ class RingFs:
         with as_errno(f"{what} {open_file.name}: not stored"):
             open_file.load()
         try:
-            entry = self.upload(lambda: rewound(open_file), open_file.size, open_file.name,
-                                open_file.owned, what, open_file.modified)  # fmt: skip
+            entry = self.upload(
+                lambda: rewound(open_file),
+                open_file.size,
+                open_file.name,
+                open_file.owned,
+                what,
+                open_file.modified,
+            )
         except FsError:
             open_file.failed = True
             raise
@@ -412,16 +442,23 @@ class RingFs:
         self.remember(open_file, entry)
 
     def upload(
-        self, source: Callable[[], Source], size: int, name: str, overwrite: bool, what: str,
+        self,
+        source: Callable[[], Source],
+        size: int,
+        name: str,
+        overwrite: bool,
+        what: str,
         modified: float,
-    ) -> Entry:  # fmt: skip
+    ) -> Entry:
         """Store ``size`` bytes read from ``source()`` (called again for a retry) as
         ``name``; the listing shows it at once, as modified at ``modified``."""
         with as_errno(f"{what} {name}: not stored"):
-            stored = patiently(lambda: upload_stream(self.api, source(), size, name,
-                                                     overwrite=overwrite))  # fmt: skip
-        entry = Entry(name, int(stored["size"]), str(stored["sha256"]), stored.get("version"),
-                      modified)  # fmt: skip
+            stored = patiently(
+                lambda: upload_stream(self.api, source(), size, name, overwrite=overwrite)
+            )
+        entry = Entry(
+            name, int(stored["size"]), str(stored["sha256"]), stored.get("version"), modified
+        )
         self.tree.stored(entry)
         return entry
 
@@ -504,8 +541,14 @@ class RingFs:
         source = open_file.name
         with as_errno(f"mv {source} {target}"):
             open_file.load()
-        entry = self.upload(lambda: rewound(open_file), open_file.size, target, self.clobber,
-                            f"mv {source}", open_file.modified)  # fmt: skip
+        entry = self.upload(
+            lambda: rewound(open_file),
+            open_file.size,
+            target,
+            self.clobber,
+            f"mv {source}",
+            open_file.modified,
+        )
         if open_file.in_ring:
             self.delete(source, missing_ok=True)
         self.tree.removed(source)
@@ -531,8 +574,14 @@ class RingFs:
         modified = known.created if known is not None else time.time()
         reader = self.reader(remote)
         try:
-            self.upload(lambda: RingStream(reader), remote.size, target, self.clobber,
-                        f"mv {source}", modified)  # fmt: skip
+            self.upload(
+                lambda: RingStream(reader),
+                remote.size,
+                target,
+                self.clobber,
+                f"mv {source}",
+                modified,
+            )
         finally:
             reader.close()
         self.forget(target)  # a descriptor still open on the old target writes nowhere now

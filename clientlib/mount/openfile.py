@@ -38,9 +38,15 @@ class OpenFile:
     """The spool and state of one name open for writing (callers hold ``lock``)."""
 
     def __init__(
-        self, name: str, spool: str | None, base: Remote | None, opener: Opener, *,
-        owned: bool, modified: float | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        name: str,
+        spool: str | None,
+        base: Remote | None,
+        opener: Opener,
+        *,
+        owned: bool,
+        modified: float | None = None,
+    ) -> None:
         self.name = name
         # What stat shows as mtime: the stored version's time until the bytes change, then
         # the time of the last change (and the stored entry keeps it). It must not move
@@ -99,8 +105,11 @@ class OpenFile:
     # --------------------------------------------------------------------- changing
     def check_modifiable(self) -> None:
         if self.in_ring and not self.owned:
-            raise refuse(errno.EEXIST, f"write {self.name}",
-                         "the file exists and the mount was started with --no-clobber")  # fmt: skip
+            raise refuse(
+                errno.EEXIST,
+                f"write {self.name}",
+                "the file exists and the mount was started with --no-clobber",
+            )
 
     def write(self, data: bytes, offset: int) -> int:
         self.check_modifiable()

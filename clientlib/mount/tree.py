@@ -83,10 +83,6 @@ class Tree:
             return replace(entry, created=known.created)
         return entry
 
-    def invalidate(self) -> None:
-        with self.lock:
-            self.fetched = -float("inf")
-
     def rebuild(self) -> None:
         children: dict[str, set[str]] = {ROOT: set()}
         for path in [*self.files, *self.made]:
@@ -154,6 +150,7 @@ class Tree:
 
     def rename_dir(self, old: str, new: str) -> None:
         with self.lock:
-            self.made = {new + m[len(old) :] if m == old or m.startswith(old + "/") else m
-                         for m in self.made}  # fmt: skip
+            self.made = {
+                new + m[len(old) :] if m == old or m.startswith(old + "/") else m for m in self.made
+            }
             self.rebuild()

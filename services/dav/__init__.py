@@ -5,5 +5,6 @@ are ring files), the kept ring listing PROPFIND answers from (``listing``), the 
 streams in and out (``stream``) and the gate in front of wsgidav (``app``: cross-site
 writes, tokens, per-client transfer slots). It works only through FileClient and the
 overview, as the REST routes do; it may import chord/, services.files.client,
-services.peer.overview and services.rest's auth, limits and origin rules, nothing of gRPC.
+services.peer.overview, services.rest's auth, context, errors, limits and origin rules,
+wsgidav and werkzeug; nothing of gRPC.
 """

@@ -21,6 +21,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +96,13 @@ def _json(
     extra: list[tuple[str, str]] | None = None,
 ) -> list[bytes]:
     body = json.dumps({"error": error.code, "detail": error.detail}).encode()
-    reason = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-              413: "Content Too Large", 429: "Too Many Requests"}.get(status, "Error")  # fmt: skip
+    reason = {
+        400: "Bad Request",
+        401: "Unauthorized",
+        403: "Forbidden",
+        413: "Content Too Large",
+        429: "Too Many Requests",
+    }.get(status, "Error")
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     headers += list(error.headers.items()) + (extra or [])
     start_response(f"{status} {reason}", headers)
@@ -133,34 +139,57 @@ def _held(slot: TransferSlot, body: Iterable[bytes]) -> Iterator[bytes]:
         slot.release()
 
 
+@dataclass(frozen=True)
+class _Refusal:
+    """A request the gate answers itself: status, JSON error, extra headers."""
+
+    status: int
+    error: ApiError
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _check_shape(environ: dict[str, Any], method: str) -> _Refusal | None:
+    """An oversized XML body or a cross-site write."""
+    if method != "PUT" and _declared_length(environ) > MAX_XML_BODY:
+        detail = f"a {method} body is at most {MAX_XML_BODY} bytes of XML"
+        return _Refusal(413, ApiError(413, detail))
+    if method in WRITE_METHODS:
+        why = cross_site(method, EnvironHeaders(environ).get, environ.get("HTTP_HOST"))
+        if why is not None:
+            return _Refusal(403, ApiError(403, refusal(method, why)))
+    return None
+
+
+def _user(
+    environ: dict[str, Any], method: str, tokens: Tokens, limits: ClientLimits, client: str
+) -> str | _Refusal:
+    """The user name a request acts as, or why it may not: a write needs the API (or
+    admin) token as its Basic password; a wrong one spends from the client's budget."""
+    given = credential(environ.get("HTTP_AUTHORIZATION"))
+    if method not in WRITE_METHODS or tokens.api is None:
+        return ""
+    if given is not None and (_same(given[1], tokens.api) or _same(given[1], tokens.admin)):
+        return given[0]
+    try:
+        limits.spend(client)
+    except ApiError as exc:
+        return _Refusal(429, exc)
+    detail = (
+        "this WebDAV write needs the API token as the password of HTTP Basic "
+        "authentication (any user name)"
+    )
+    return _Refusal(401, ApiError(401, detail), CHALLENGE)
+
+
 def gate(app: WsgiApp, tokens: Tokens, limits: ClientLimits) -> WsgiApp:
     """Cross-site check, token check for writes, transfer slots (see the module doc)."""
 
     def serve(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
         client = environ.get("REMOTE_ADDR", "?")
-        if method != "PUT" and _declared_length(environ) > MAX_XML_BODY:
-            detail = f"a {method} body is at most {MAX_XML_BODY} bytes of XML"
-            return _json(start_response, 413, ApiError(413, detail))
-        if method in WRITE_METHODS:
-            why = cross_site(method, EnvironHeaders(environ).get, environ.get("HTTP_HOST"))
-            if why is not None:
-                return _json(start_response, 403, ApiError(403, refusal(method, why)))
-        given = credential(environ.get("HTTP_AUTHORIZATION"))
-        user = ""
-        if method in WRITE_METHODS and tokens.api is not None:
-            valid = given is not None and (
-                _same(given[1], tokens.api) or _same(given[1], tokens.admin)
-            )
-            if not valid:
-                try:
-                    limits.spend(client)
-                except ApiError as exc:
-                    return _json(start_response, 429, exc)
-                detail = ("this WebDAV write needs the API token as the password of HTTP Basic "
-                          "authentication (any user name)")  # fmt: skip
-                return _json(start_response, 401, ApiError(401, detail), CHALLENGE)
-            user = given[0] if given else ""
+        user = _check_shape(environ, method) or _user(environ, method, tokens, limits, client)
+        if isinstance(user, _Refusal):
+            return _json(start_response, user.status, user.error, user.headers)
         environ["wsgidav.auth.user_name"] = user
         environ["wsgidav.auth.realm"] = REALM
         environ["wsgidav.auth.roles"] = None
@@ -199,6 +228,10 @@ def build(node: ChordNode, peer: PeerServices, options: DavOptions) -> WsgiApp:
         return [row.info for row in overview.ring_files(overview.ring_walk(node, peer.files))]
 
     listing = RingListing(walk, options.listing_ttl, time.monotonic)
-    provider = RingDav(peer.files, listing, max_upload_bytes=peer.max_upload_bytes,
-                       store_macos_metadata=options.store_macos_metadata)  # fmt: skip
+    provider = RingDav(
+        peer.files,
+        listing,
+        max_upload_bytes=peer.max_upload_bytes,
+        store_macos_metadata=options.store_macos_metadata,
+    )
     return gate(dav_app(provider, options.properties), peer.tokens, peer.limits)

@@ -46,7 +46,7 @@ def is_macos_metadata(name: str) -> bool:
     return base in MACOS_METADATA or base.startswith("._")
 
 
-class RingDav(DAVProvider):
+class RingDav(DAVProvider):  # type: ignore[misc]  # wsgidav ships no types
     """Resolves paths below the share to RingFolder / RingFile resources."""
 
     def __init__(
@@ -151,13 +151,14 @@ def _dead_properties_follow(resource: _DAVResource, dest_path: str, is_move: boo
     path = dest_path if not resource.is_collection else dest_path.rstrip("/") + "/"
     dest = quote(resource.provider.share_path + path)
     if is_move:
-        props.move_properties(resource.get_ref_url(), dest, with_children=False,
-                              environ=resource.environ)  # fmt: skip
+        props.move_properties(
+            resource.get_ref_url(), dest, with_children=False, environ=resource.environ
+        )
     else:
         props.copy_properties(resource.get_ref_url(), dest, environ=resource.environ)
 
 
-class RingFile(DAVNonCollection):
+class RingFile(DAVNonCollection):  # type: ignore[misc]  # wsgidav ships no types
     def __init__(
         self,
         path: str,
@@ -248,7 +249,7 @@ class _BodyWriter:
         pass
 
 
-class RingFolder(DAVCollection):
+class RingFolder(DAVCollection):  # type: ignore[misc]  # wsgidav ships no types
     def __init__(self, path: str, environ: dict[str, Any], dav: RingDav) -> None:
         super().__init__(path, environ)
         self.dav = dav

@@ -136,8 +136,10 @@ def download(files: FileClient, name: str, dest: Path, progress: ProgressFactory
             if close is not None:
                 close()  # stop the parallel fetches now, not when garbage collected
         if digest.hexdigest() != info.sha256:
-            raise ChecksumMismatch(f"{name!r} arrived with SHA-256 {digest.hexdigest()[:12]}…, "
-                                   f"expected {info.sha256[:12]}…")  # fmt: skip
+            raise ChecksumMismatch(
+                f"{name!r} arrived with SHA-256 {digest.hexdigest()[:12]}…, "
+                f"expected {info.sha256[:12]}…"
+            )
         if dest.exists():
             raise FileExistsError(f"{dest} appeared meanwhile; kept the download as {part}")
         os.replace(part, dest)

@@ -2,5 +2,5 @@
 maintenance loop around a ChordNode; ``maintenance`` is the only place that runs protocol
 steps on a timer; ``overview`` is the read model of the peer and ring the REST API, the
 dashboard and the menu show; ``ports`` claims the ports a peer will bind. May import
-every other services/ package, config/, chord/ and devtools.fault_injection.
+every other services/ package, config/, chord/, proto/, grpc and devtools.fault_injection.
 """

@@ -82,7 +82,6 @@ class MaintenanceLoop:
             for name, interval, step in background_steps
         ]
         self._seen = -1  # _lock; node.changes at the end of the last step
-        self.rounds = 0  # written by the loop's thread only
 
     def start(self) -> None:
         now = time.monotonic()
@@ -158,7 +157,6 @@ class MaintenanceLoop:
                     # fix_fingers runs in passes over the table: at full speed within a
                     # pass, with the growing pause only between passes.
                     self._ran(pace, worked=False, mid_pass=outcome is False)
-            self.rounds += 1
             if self.after_round is not None:
                 self._run_step("after_round", self.after_round)
             with self._lock:

@@ -4,6 +4,10 @@ docs/rest-api.md.
 Modules: app (factory, error handling), ring / files / peer (routes), upload and
 download (streaming bodies), params / names / ranges (input checks), auth, metrics,
 dashboard (the web UI at /; the ring walk itself is services.peer.overview).
+
+May import chord/, services.files, services.storage, services.common, services.dav (served
+under /dav/), services.peer.overview, services.rpc.transport, and Flask, werkzeug,
+prometheus_client, PyYAML (the OpenAPI document) and grpc (errors from FileClient).
 """
 
 from services.rest.app import create_app

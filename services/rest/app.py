@@ -8,7 +8,6 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from chord.node import ChordNode
 from services.common.log_limits import LogLimiter
 from services.dav import app as dav
 from services.rest import dashboard, files, peer, ring
@@ -24,9 +23,8 @@ log = logging.getLogger("chord.api")
 _warned, _crashed = LogLimiter(), LogLimiter()
 
 
-def create_app(target: ChordNode | ApiContext) -> Flask:
-    """The REST app of a peer; a bare ChordNode gets the ring routes only (unit tests)."""
-    ctx = target if isinstance(target, ApiContext) else ApiContext(target, target.lookup)
+def create_app(ctx: ApiContext) -> Flask:
+    """The REST app of a peer; a context without ``peer`` gets the ring routes only."""
     app = Flask("chord")
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # names stay readable

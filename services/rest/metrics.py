@@ -62,17 +62,23 @@ class PeerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.rpcs = Counter(
-            "chord_rpcs", "gRPC calls served, by method and status code",
-            ["method", "code"], registry=self.registry,
-        )  # fmt: skip
+            "chord_rpcs",
+            "gRPC calls served, by method and status code",
+            ["method", "code"],
+            registry=self.registry,
+        )
         self.lookups = Counter(
-            "chord_lookups", "Lookups started by this peer, by result", ["result"],
+            "chord_lookups",
+            "Lookups started by this peer, by result",
+            ["result"],
             registry=self.registry,
-        )  # fmt: skip
+        )
         self.hops = Histogram(
-            "chord_lookup_hops", "Remote steps per successful lookup", buckets=HOP_BUCKETS,
+            "chord_lookup_hops",
+            "Remote steps per successful lookup",
+            buckets=HOP_BUCKETS,
             registry=self.registry,
-        )  # fmt: skip
+        )
         self.bytes_in = Counter(
             "chord_bytes_in", "File bytes received in REST uploads", registry=self.registry
         )

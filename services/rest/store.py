@@ -128,9 +128,12 @@ def _streamed_put(
 
     assert early.name is not None
     return peer.files.put(
-        early.name, pieces(), replicas=early.replicas, overwrite=early.overwrite,
+        early.name,
+        pieces(),
+        replicas=early.replicas,
+        overwrite=early.overwrite,
         settle=None if final else settle,
-    )  # fmt: skip
+    )
 
 
 def _spooled(form: MultipartUpload, query: dict[str, str], peer: PeerServices) -> PutResult:

@@ -135,8 +135,11 @@ class MultipartUpload:
                 raise bad_request("malformed multipart body inside the file part")
             self.received += len(event.data)
             if self.received > self._limit:
-                raise ApiError(413, f"the file is larger than this peer's upload limit "
-                                    f"of {self._limit} bytes; nothing was stored")  # fmt: skip
+                raise ApiError(
+                    413,
+                    f"the file is larger than this peer's upload limit "
+                    f"of {self._limit} bytes; nothing was stored",
+                )
             self._metrics.bytes_in.inc(len(event.data))
             pending += event.data
             while len(pending) >= PIECE:

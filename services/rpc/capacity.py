@@ -31,6 +31,7 @@ from typing import Any
 import grpc
 
 from services.common.log_limits import caller_ip
+from services.rpc.grpc_types import ServerInterceptor
 from services.rpc.interceptors import Behaviour, Shape, behaviour_of, make_handler, rewrap
 from services.rpc.stream_watchdog import StreamWatchdog
 
@@ -116,7 +117,7 @@ def _reject(context: grpc.ServicerContext, why: str) -> None:
     context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"this peer is busy: {why}; retry later")
 
 
-class CapacityGate(grpc.ServerInterceptor):
+class CapacityGate(ServerInterceptor):
     """Puts every call on its class's pool, or answers RESOURCE_EXHAUSTED."""
 
     def __init__(
@@ -144,9 +145,9 @@ class CapacityGate(grpc.ServerInterceptor):
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = continuation(details)
         if handler is None:
             return None
@@ -186,7 +187,9 @@ class CapacityGate(grpc.ServerInterceptor):
 
         return wrap
 
-    def _rejecting(self, handler: grpc.RpcMethodHandler, why: str) -> grpc.RpcMethodHandler:
+    def _rejecting(
+        self, handler: grpc.RpcMethodHandler[Any, Any], why: str
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         """A handler answering RESOURCE_EXHAUSTED. It is a request-streaming one whatever
         the method is: grpc then calls it at once, without first waiting for a request
         message that a hostile client may never send."""

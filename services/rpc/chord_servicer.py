@@ -101,18 +101,6 @@ class ChordServicer(pb_grpc.ChordServicer):
 
         return self._guarded(context, state)
 
-    def GetPredecessor(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.NodeList:
-        def predecessor() -> pb.NodeList:
-            known = self.node.handle_state().predecessor
-            return pb.NodeList(nodes=refs_to_pb([known] if known is not None else []))
-
-        return self._guarded(context, predecessor)
-
-    def GetSuccessorList(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.NodeList:
-        return self._guarded(
-            context, lambda: pb.NodeList(nodes=refs_to_pb(self.node.handle_state().successors))
-        )
-
     def Join(self, request: pb.JoinRequest, context: grpc.ServicerContext) -> pb.NodeList:
         def join() -> pb.NodeList:
             joiner = ref_from_pb(self.ring, request.joiner)

@@ -41,7 +41,7 @@ class _Watcher:
     sent: Status | None = None  # the last status it was sent: only changes are sent
 
 
-class HealthService(health_pb2_grpc.HealthServicer):
+class HealthService(health_pb2_grpc.HealthServicer):  # type: ignore[misc]  # untyped generated base
     def __init__(self, stuck_after: float = 5.0) -> None:
         self._lock = threading.Lock()
         self._status: dict[str, Status] = {"": health_pb2.HealthCheckResponse.SERVING}  # _lock
@@ -109,7 +109,7 @@ class HealthService(health_pb2_grpc.HealthServicer):
             self._closed = True
             watchers = list(self._watchers)
         for watcher in watchers:
-            watcher.context.cancel()
+            watcher.context.cancel()  # type: ignore[no-untyped-call]  # unannotated in grpc-stubs
         self._outbox.put(None)
 
     # --------------------------------------------------------------- internals
@@ -152,7 +152,7 @@ class HealthService(health_pb2_grpc.HealthServicer):
 
     def _cancel_stuck(self, watcher: _Watcher) -> None:
         log.info("cancelled a health watcher that stopped reading")
-        watcher.context.cancel()
+        watcher.context.cancel()  # type: ignore[no-untyped-call]  # unannotated in grpc-stubs
 
 
 def status_unchanged(statuses: dict[str, Status], watcher: _Watcher) -> bool:

@@ -19,6 +19,8 @@ from typing import Any
 
 import grpc
 
+from services.rpc.grpc_types import ServerInterceptor
+
 Behaviour = Callable[..., Any]  # (request, context) or, non-blocking, (request, context, send)
 CARRIED = ("experimental_non_blocking", "experimental_thread_pool")
 
@@ -44,34 +46,36 @@ def short_method(full: str | bytes) -> str:
     return text.rsplit(".", 1)[-1]
 
 
-class HandlerInterceptor(grpc.ServerInterceptor):
+class HandlerInterceptor(ServerInterceptor):
     """A server interceptor that replaces each call's handler: subclasses say how in
     :meth:`wrap` (usually with :func:`rewrap`)."""
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = continuation(details)
         return None if handler is None else self.wrap(handler, short_method(details.method))
 
-    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    def wrap(
+        self, handler: grpc.RpcMethodHandler[Any, Any], method: str
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         raise NotImplementedError
 
 
-def kind_of(handler: grpc.RpcMethodHandler) -> str:
+def kind_of(handler: grpc.RpcMethodHandler[Any, Any]) -> str:
     """'unary_unary', 'unary_stream', 'stream_unary' or 'stream_stream'."""
     if handler.unary_unary or handler.stream_unary:
         return "unary_unary" if handler.unary_unary else "stream_unary"
     return "unary_stream" if handler.unary_stream else "stream_stream"
 
 
-def behaviour_of(handler: grpc.RpcMethodHandler) -> Behaviour:
+def behaviour_of(handler: grpc.RpcMethodHandler[Any, Any]) -> Behaviour:
     return getattr(handler, kind_of(handler))  # type: ignore[no-any-return]
 
 
-def shape_of(handler: grpc.RpcMethodHandler) -> Shape:
+def shape_of(handler: grpc.RpcMethodHandler[Any, Any]) -> Shape:
     behaviour = behaviour_of(handler)
     kind = kind_of(handler)
     return Shape(
@@ -82,8 +86,8 @@ def shape_of(handler: grpc.RpcMethodHandler) -> Shape:
 
 
 def make_handler(
-    kind: str, behaviour: Behaviour, like: grpc.RpcMethodHandler, **attributes: Any
-) -> grpc.RpcMethodHandler:
+    kind: str, behaviour: Behaviour, like: grpc.RpcMethodHandler[Any, Any], **attributes: Any
+) -> grpc.RpcMethodHandler[Any, Any]:
     """A handler of ``kind`` running ``behaviour``, with ``like``'s (de)serializers and
     the grpc attributes of ``like``'s behaviour, overridden by ``attributes``."""
     inner = behaviour_of(like)
@@ -105,7 +109,9 @@ def make_handler(
     )
 
 
-def rewrap(handler: grpc.RpcMethodHandler, wrap: Wrapper) -> grpc.RpcMethodHandler:
+def rewrap(
+    handler: grpc.RpcMethodHandler[Any, Any], wrap: Wrapper
+) -> grpc.RpcMethodHandler[Any, Any]:
     """``handler`` with its behaviour replaced by ``wrap(behaviour, shape)``; grpc's
     attributes of the behaviour (non-blocking, thread pool) are kept."""
     return make_handler(kind_of(handler), wrap(behaviour_of(handler), shape_of(handler)), handler)

@@ -29,6 +29,13 @@ import grpc
 from chord.refusals import Refusal
 from config.settings import RING_SECRET, RING_SECRET_RULE, ConfigError, Settings
 from services.common.log_limits import LogLimiter, caller_ip
+from services.rpc.grpc_types import (
+    ServerInterceptor,
+    StreamStreamClientInterceptor,
+    StreamUnaryClientInterceptor,
+    UnaryStreamClientInterceptor,
+    UnaryUnaryClientInterceptor,
+)
 from services.rpc.interceptors import rewrap, run_first
 from services.rpc.refusals import abort_refused
 
@@ -125,7 +132,7 @@ class RingSecurity:
             return server.add_secure_port(bind_address, self.tls.server_credentials())
         return server.add_insecure_port(bind_address)
 
-    def interceptors(self) -> list[grpc.ServerInterceptor]:
+    def interceptors(self) -> list[grpc.ServerInterceptor[Any, Any]]:
         return [SecretChecker(self.secret)] if self.secret is not None else []
 
 
@@ -142,10 +149,10 @@ class _CallDetails(grpc.ClientCallDetails):
 
 
 class SecretSender(
-    grpc.UnaryUnaryClientInterceptor,
-    grpc.UnaryStreamClientInterceptor,
-    grpc.StreamUnaryClientInterceptor,
-    grpc.StreamStreamClientInterceptor,
+    UnaryUnaryClientInterceptor,
+    UnaryStreamClientInterceptor,
+    StreamUnaryClientInterceptor,
+    StreamStreamClientInterceptor,
 ):
     """Adds the ring secret to the metadata of every call on the channel."""
 
@@ -181,7 +188,7 @@ WRONG = f"the ring secret in '{SECRET_METADATA_KEY}' is not this ring's"
 _LOG_EVERY = 60.0  # seconds between warnings about one caller
 
 
-class SecretChecker(grpc.ServerInterceptor):
+class SecretChecker(ServerInterceptor):
     """Answers UNAUTHENTICATED, before any handler runs, to a call to anything but the
     open services that lacks the ring secret. Constant-time comparison on bytes."""
 
@@ -205,9 +212,9 @@ class SecretChecker(grpc.ServerInterceptor):
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         if details.method.startswith(OPEN_SERVICES):
             return continuation(details)
         problem = self.problem(details.invocation_metadata)
@@ -222,11 +229,11 @@ class SecretChecker(grpc.ServerInterceptor):
 
 
 def _refusing(
-    handler: grpc.RpcMethodHandler,
+    handler: grpc.RpcMethodHandler[Any, Any],
     method: str,
     problem: str,
     warn: Callable[[str, str, str], None],
-) -> grpc.RpcMethodHandler:
+) -> grpc.RpcMethodHandler[Any, Any]:
     """``handler`` aborting UNAUTHENTICATED before its behaviour could run."""
 
     def refuse(context: grpc.ServicerContext) -> None:

@@ -63,7 +63,7 @@ class GrpcServer:
         max_workers: int,
         max_concurrent_rpcs: int,
         services: Sequence[tuple[str, Callable[[grpc.Server], None]]] = (),
-        interceptors: Sequence[grpc.ServerInterceptor] = (),
+        interceptors: Sequence[grpc.ServerInterceptor[Any, Any]] = (),
         security: RingSecurity | None = None,
         admission: Admission | None = None,
         transfer_workers: int = 48,
@@ -83,7 +83,7 @@ class GrpcServer:
             watchdog=self.watchdog,
         )
         # Ours, innermost: the ones given wrap them (and so count refused calls too).
-        self.interceptors: list[grpc.ServerInterceptor] = [
+        self.interceptors: list[grpc.ServerInterceptor[Any, Any]] = [
             self.capacity,
             *security.interceptors(),
         ]
@@ -166,7 +166,9 @@ class CallCounter(HandlerInterceptor):
         self._transfer = transfer
         self._transfers = transfers
 
-    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    def wrap(
+        self, handler: grpc.RpcMethodHandler[Any, Any], method: str
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         scope = self._transfer if method in self._transfers else contextlib.nullcontext
         return rewrap(
             handler, lambda behaviour, shape: self._counted(behaviour, shape, method, scope)

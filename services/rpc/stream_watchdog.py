@@ -105,7 +105,7 @@ class StreamWatchdog:
         for watch in idle:
             if not watch.context.is_active():
                 continue
-            watch.context.cancel()
+            watch.context.cancel()  # type: ignore[no-untyped-call]  # unannotated in grpc-stubs
             self.cut += 1
             if self._logs.allow(watch.caller):
                 log.warning("cut a stream from %s: no message moved for %.0f s",

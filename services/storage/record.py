@@ -39,10 +39,6 @@ class FileRecord:
     def key_hex(self) -> str:
         return to_hex(self.key)
 
-    @property
-    def chunk_count(self) -> int:
-        return len(self.chunk_hashes)
-
     def chunk_span(self, index: int) -> tuple[int, int]:
         """``(offset, length)`` of chunk ``index`` inside the content."""
         start = index * self.chunk_size

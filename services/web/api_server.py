@@ -55,8 +55,9 @@ class ApiServer:
             ) from None
         bound = self._sockets[0].getsockname()
         self.port = int(bound[1])
-        self.core = Core(app.wsgi_app, fit_to_descriptors(limits or HttpLimits()),
-                         (host, self.port), inline)  # fmt: skip
+        self.core = Core(
+            app.wsgi_app, fit_to_descriptors(limits or HttpLimits()), (host, self.port), inline
+        )
         self._servers: list[asyncio.Server] = []
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="rest", daemon=True)

@@ -34,9 +34,15 @@ from services.web.wsgi import Producer, RequestBody, build_environ
 if TYPE_CHECKING:
     from services.web.server import Core
 
-REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large",
-           429: "Too Many Requests", 431: "Request Header Fields Too Large",
-           500: "Internal Server Error", 503: "Service Unavailable"}  # fmt: skip
+REASONS = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 def error_body(status: int, detail: str) -> bytes:
@@ -171,21 +177,27 @@ class Connection(asyncio.Protocol):
             if event is h11.PAUSED:  # a pipelined request: after this response
                 self._pause_reading()
                 return
-            if isinstance(event, h11.Request):
-                self._on_request(event)
-            elif isinstance(event, h11.Data):
-                self._on_body(bytes(event.data))
-            elif isinstance(event, h11.EndOfMessage):
-                if self.body is not None:
-                    self.body.finish()
-                if not self.dispatched and not self._answer_inline():
-                    self._dispatch()
-            elif isinstance(event, h11.ConnectionClosed):
-                if self.body is not None:
-                    self.body.fail("the client closed the connection")
-                if self.state in ("idle", "head", "preload"):
-                    self._close()
+            if not self._on_event(event):
                 return
+
+    def _on_event(self, event: object) -> bool:
+        """One event of the request in progress; False once the client has closed."""
+        if isinstance(event, h11.Request):
+            self._on_request(event)
+        elif isinstance(event, h11.Data):
+            self._on_body(bytes(event.data))
+        elif isinstance(event, h11.EndOfMessage):
+            if self.body is not None:
+                self.body.finish()
+            if not self.dispatched and not self._answer_inline():
+                self._dispatch()
+        elif isinstance(event, h11.ConnectionClosed):
+            if self.body is not None:
+                self.body.fail("the client closed the connection")
+            if self.state in ("idle", "head", "preload"):
+                self._close()
+            return False
+        return True
 
     def _pause_reading(self) -> None:
         if not self.reading_paused and self.transport is not None:
@@ -215,8 +227,10 @@ class Connection(asyncio.Protocol):
             self._fail(400, f"malformed request: {exc}")
             return
         if length is not None and length > self.core.limits.max_body:
-            self._fail(413, f"the body is larger than this peer's limit of "
-                            f"{self.core.limits.max_body} bytes")  # fmt: skip
+            self._fail(
+                413,
+                f"the body is larger than this peer's limit of {self.core.limits.max_body} bytes",
+            )
             return
         if length == 0:
             return  # h11's EndOfMessage follows at once: the request goes on from there
@@ -260,8 +274,11 @@ class Connection(asyncio.Protocol):
                 self.abort("no thread for the rest of this response")
 
         if not pool.submit(lambda: producer.step(resume)):
-            self._fail(503, f"every {pool.name} thread is busy and {pool.queue} requests wait; "
-                       "retry in a second")  # fmt: skip
+            self._fail(
+                503,
+                f"every {pool.name} thread is busy and {pool.queue} requests wait; "
+                "retry in a second",
+            )
 
     # ------------------------------------------------------------ writing (loop)
     def _send(self, event: Any) -> None:
@@ -281,11 +298,17 @@ class Connection(asyncio.Protocol):
             return
         if self.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE) and not self.head_sent:
             body = error_body(status, detail)
-            headers = [(b"content-type", b"application/json"), (b"connection", b"close"),
-                       (b"content-length", str(len(body)).encode())]  # fmt: skip
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"connection", b"close"),
+                (b"content-length", str(len(body)).encode()),
+            ]
             try:
-                events = (h11.Response(status_code=status, headers=headers),
-                          h11.Data(data=body), h11.EndOfMessage())  # fmt: skip
+                events = (
+                    h11.Response(status_code=status, headers=headers),
+                    h11.Data(data=body),
+                    h11.EndOfMessage(),
+                )
                 self.transport.write(b"".join(self.h11.send(e) or b"" for e in events))
             except h11.LocalProtocolError:  # h11 saw no whole request head: answer raw
                 self.transport.write(refusal(status, detail))
@@ -295,12 +318,12 @@ class Connection(asyncio.Protocol):
         self.head_sent = True
         self._send(h11.Response(status_code=status, headers=headers, reason=reason))
 
-    def _write_whole(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]],
-                     body: bytes) -> None:  # fmt: skip
+    def _write_whole(
+        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> None:
         """Head, body and end in one write (one send(2) for a small answer)."""
         self.head_sent = True
-        events: list[h11.Event] = [h11.Response(status_code=status, headers=headers,
-                                                reason=reason)]  # fmt: skip
+        events: list[h11.Event] = [h11.Response(status_code=status, headers=headers, reason=reason)]
         if body and not self.head_only:
             events.append(h11.Data(data=body))
         events.append(h11.EndOfMessage())
@@ -379,8 +402,9 @@ class Connection(asyncio.Protocol):
     def end(self) -> None:
         self._later(self._write_end)
 
-    def whole(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]],
-              body: bytes) -> None:  # fmt: skip
+    def whole(
+        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> None:
         self._later(self._write_whole, status, reason, headers, body)
 
     def abort(self, why: str) -> None:

@@ -117,8 +117,12 @@ def fit_to_descriptors(limits: HttpLimits) -> HttpLimits:
             pass
     if soft < wanted:
         fitted = max(8, soft - DESCRIPTOR_RESERVE)
-        log.warning("only %d open files allowed: at most %d REST connections, not %d",
-                    soft, fitted, limits.connections)  # fmt: skip
+        log.warning(
+            "only %d open files allowed: at most %d REST connections, not %d",
+            soft,
+            fitted,
+            limits.connections,
+        )
         return replace(limits, connections=fitted, per_ip=min(limits.per_ip, fitted))
     return limits
 

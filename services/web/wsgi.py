@@ -176,8 +176,9 @@ class Responder(Protocol):
 
     def end(self) -> None: ...
 
-    def whole(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]],
-              body: bytes) -> None: ...  # fmt: skip  # a small response in one hand-over
+    def whole(
+        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> None: ...  # a small response in one hand-over
 
     def abort(self, why: str) -> None: ...
 
@@ -188,8 +189,9 @@ class Producer:
     """Runs the app for one request, then pulls its response iterable chunk by chunk
     into the connection, a step at a time on some worker thread (``step``)."""
 
-    def __init__(self, app: WsgiApp, environ: Environ, responder: Responder,
-                 head_only: bool) -> None:  # fmt: skip
+    def __init__(
+        self, app: WsgiApp, environ: Environ, responder: Responder, head_only: bool
+    ) -> None:
         self.app = app
         self.environ = environ
         self.responder = responder
@@ -200,8 +202,9 @@ class Producer:
         self._started = False
         self._pending: tuple[int, bytes, list[tuple[bytes, bytes]]] | None = None
 
-    def _start_response(self, status: str, headers: list[tuple[str, str]],
-                        exc_info: Any = None) -> Callable[[bytes], None]:  # fmt: skip
+    def _start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], None]:
         if exc_info is not None and self._started:
             raise exc_info[1].with_traceback(exc_info[2])
         code, _, reason = status.partition(" ")

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from containertest import Run, build_image, engine_unavailable, sweep_killed_runs
+
+from tests.containers.containertest import Run, build_image, engine_unavailable, sweep_killed_runs
 
 HERE = Path(__file__).resolve().parent
 _not_run: list[str] = []  # the reason, once the container tests were deselected

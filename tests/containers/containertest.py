@@ -136,9 +136,11 @@ def remove_prefixed(match: Callable[[str], bool]) -> list[str]:
         with contextlib.suppress(Exception):
             doomed = [name for name in listed(kind) if match(name)]
             if doomed:
-                command = {"ps": ["rm", "--force", "--volumes", "--time", "0"],
-                           "volume": ["volume", "rm", "--force"],
-                           "network": ["network", "rm", "--force"]}[kind]  # fmt: skip
+                command = {
+                    "ps": ["rm", "--force", "--volumes", "--time", "0"],
+                    "volume": ["volume", "rm", "--force"],
+                    "network": ["network", "rm", "--force"],
+                }[kind]
                 podman(*command, *doomed, check=False, timeout=180)
                 removed += doomed
     with contextlib.suppress(Exception):
@@ -163,9 +165,11 @@ def remove_prefixed(match: Callable[[str], bool]) -> list[str]:
 def listed(kind: str) -> list[str]:
     if kind == "netns":
         return sorted(p.name for p in NETNS_DIR.glob(f"{PREFIX}-*")) if NETNS_DIR.exists() else []
-    args = {"ps": ["ps", "--all", "--format", "{{.Names}}"],
-            "volume": ["volume", "ls", "--format", "{{.Name}}"],
-            "network": ["network", "ls", "--format", "{{.Name}}"]}[kind]  # fmt: skip
+    args = {
+        "ps": ["ps", "--all", "--format", "{{.Names}}"],
+        "volume": ["volume", "ls", "--format", "{{.Name}}"],
+        "network": ["network", "ls", "--format", "{{.Name}}"],
+    }[kind]
     return podman(*args).stdout.split()
 
 
@@ -194,9 +198,17 @@ def build_image(run: Run, tag: str | None = None) -> tuple[str, float]:
     previous = podman("image", "inspect", "--format", "{{.Id}}", CACHE_TAG, check=False)
     try:
         podman(
-            "build", "--quiet", "--iidfile", str(iid), "-t", tag or run.image_tag,
-            "-t", CACHE_TAG, str(ROOT), timeout=900,
-        )  # fmt: skip
+            "build",
+            "--quiet",
+            "--iidfile",
+            str(iid),
+            "-t",
+            tag or run.image_tag,
+            "-t",
+            CACHE_TAG,
+            str(ROOT),
+            timeout=900,
+        )
         image_id = iid.read_text().strip()
     finally:
         iid.unlink(missing_ok=True)
@@ -278,10 +290,21 @@ def curl_upload(api: str, name: str, path: Path, token: str | None = None) -> di
 def curl_download(api: str, name: str, dest: Path) -> str:
     """Download through ``api`` with curl; returns the SHA-256 of the bytes received."""
     out = subprocess.run(
-        ["curl", "-sS", "--fail", "-G", "--data-urlencode", f"name={name}", "-o", str(dest),
-         f"http://{api}/download_file"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            "curl",
+            "-sS",
+            "--fail",
+            "-G",
+            "--data-urlencode",
+            f"name={name}",
+            "-o",
+            str(dest),
+            f"http://{api}/download_file",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, f"download of {name} through {api}: {out.stderr}"
     return hashlib.sha256(dest.read_bytes()).hexdigest()
 

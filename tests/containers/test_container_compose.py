@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from containertest import (
+
+from tests.containers.containertest import (
     ROOT,
     Run,
     curl_download,
@@ -78,8 +79,16 @@ def test_compose_ring_up_file_across_it_and_down(run: Run, image: str, tmp_path:
     env.update(CHORD_RING_SECRET=SECRET, CHORD_API_TOKEN=API_TOKEN, BUILDAH_FORMAT="docker")
 
     def compose_run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-        argv = [compose, "-p", project, "-f", str(ROOT / "compose.yaml"), "-f",
-                str(override_file), *args]  # fmt: skip
+        argv = [
+            compose,
+            "-p",
+            project,
+            "-f",
+            str(ROOT / "compose.yaml"),
+            "-f",
+            str(override_file),
+            *args,
+        ]
         result = subprocess.run(
             argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
         )
@@ -117,10 +126,21 @@ def test_compose_ring_up_file_across_it_and_down(run: Run, image: str, tmp_path:
         # The API token guards uploads: refused without it, accepted with it.
         assert status_of(f"http://{apis['peer1']}/upload_file") in (401, 405)
         refused = subprocess.run(
-            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-F", f"file=@{path}",
-             f"http://{apis['peer1']}/upload_file?name=across.bin"],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            [
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-F",
+                f"file=@{path}",
+                f"http://{apis['peer1']}/upload_file?name=across.bin",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert refused.stdout == "401"
         reply = curl_upload(apis["peer1"], "across.bin", path, token=API_TOKEN)
         assert reply["sha256"] == hashlib.sha256(data).hexdigest()
@@ -128,10 +148,23 @@ def test_compose_ring_up_file_across_it_and_down(run: Run, image: str, tmp_path:
         assert digest == reply["sha256"]
     finally:
         down = subprocess.run(
-            [compose, "-p", project, "-f", str(ROOT / "compose.yaml"), "-f",
-             str(override_file), "down", "-v"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
-        )  # fmt: skip
+            [
+                compose,
+                "-p",
+                project,
+                "-f",
+                str(ROOT / "compose.yaml"),
+                "-f",
+                str(override_file),
+                "down",
+                "-v",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
     assert down.returncode == 0, down.stdout + down.stderr
     left = [n for kind in ("ps", "volume", "network") for n in listed(kind) if project in n]
     assert not left, f"`down -v` left {left}"

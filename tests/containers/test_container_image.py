@@ -8,7 +8,16 @@ import os
 import time
 
 import pytest
-from containertest import CACHE_TAG, ROOT, Run, address_of, podman, status_of, wait_for
+
+from tests.containers.containertest import (
+    CACHE_TAG,
+    ROOT,
+    Run,
+    address_of,
+    podman,
+    status_of,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -47,11 +56,21 @@ def test_start_to_healthy(run: Run, image: str) -> None:
     podman("network", "create", network)
     started = time.monotonic()
     podman(
-        "run", "--detach", "--name", name, "--network", network,
-        "-v", f"{name}-data:/data", "-e", f"CHORD_ADVERTISE_HOST={name}",
-        "-e", "CHORD_RING_SECRET", image,
+        "run",
+        "--detach",
+        "--name",
+        name,
+        "--network",
+        network,
+        "-v",
+        f"{name}-data:/data",
+        "-e",
+        f"CHORD_ADVERTISE_HOST={name}",
+        "-e",
+        "CHORD_RING_SECRET",
+        image,
         env={**os.environ, "CHORD_RING_SECRET": "solo-secret-" + os.urandom(8).hex()},
-    )  # fmt: skip
+    )
     api = f"http://{address_of(name)}:17000/health"
     wait_for("healthy", lambda: status_of(api, timeout=1) == 200, 60, every=0.05)
     healthy = time.monotonic() - started

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from containertest import (
+
+from tests.containers.containertest import (
     Run,
     address_of,
     curl_download,
@@ -62,21 +63,36 @@ def start(run: Run, image: str, ring: Ring, peer: Peer, join: str | None) -> Non
     /data and /tmp, the ring secret from the environment (the first peer) or from a file
     readable by group 10001 only, as deploy/k8s mounts it (the others)."""
     args = [
-        "run", "--detach", "--name", peer.name, "--network", ring.network,
+        "run",
+        "--detach",
+        "--name",
+        peer.name,
+        "--network",
+        ring.network,
         # Docker's --read-only: nothing but the volumes is writable (podman would
         # otherwise mount tmpfs on /tmp by itself and hide a missing volume).
-        "--read-only", "--read-only-tmpfs=false",
-        "-v", f"{peer.volume}:/data", "-v", f"{peer.volume}-tmp:/tmp",
-        "-e", f"CHORD_ADVERTISE_HOST={peer.name}", "-e", f"CHORD_REPLICAS={K}",
-    ]  # fmt: skip
+        "--read-only",
+        "--read-only-tmpfs=false",
+        "-v",
+        f"{peer.volume}:/data",
+        "-v",
+        f"{peer.volume}-tmp:/tmp",
+        "-e",
+        f"CHORD_ADVERTISE_HOST={peer.name}",
+        "-e",
+        f"CHORD_REPLICAS={K}",
+    ]
     if join is None:
         args += ["-e", "CHORD_RING_SECRET"]  # its value from this process's environment
     else:
         args += [
-            "-v", f"{ring.secret_dir}:/run/secrets/chord:ro",
-            "-e", "CHORD_RING_SECRET_FILE=/run/secrets/chord/ring-secret",
-            "-e", f"CHORD_JOIN={join}",
-        ]  # fmt: skip
+            "-v",
+            f"{ring.secret_dir}:/run/secrets/chord:ro",
+            "-e",
+            "CHORD_RING_SECRET_FILE=/run/secrets/chord/ring-secret",
+            "-e",
+            f"CHORD_JOIN={join}",
+        ]
     peer.started = time.monotonic()
     podman(*args, image, env={**os.environ, "CHORD_RING_SECRET": SECRET})
     peer.address = address_of(peer.name)

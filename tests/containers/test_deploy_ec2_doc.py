@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from containertest import (
+
+from tests.containers.containertest import (
     ENV,
     NETNS_DIR,
     ROOT,
@@ -187,8 +188,16 @@ def guide(run: Run, image: str, tmp_path: Path) -> Iterator[Guide]:
     finally:
         for instance in guide.instances.values():
             if (NETNS_DIR / instance.netns).exists():
-                podman("rm", "--force", "--volumes", "--time", "0", instance.container,
-                       check=False, netns=instance.netns)  # fmt: skip
+                podman(
+                    "rm",
+                    "--force",
+                    "--volumes",
+                    "--time",
+                    "0",
+                    instance.container,
+                    check=False,
+                    netns=instance.netns,
+                )
 
 
 def make_instances(run: Run, guide: Guide) -> None:
@@ -199,8 +208,20 @@ def make_instances(run: Run, guide: Guide) -> None:
     for instance in guide.instances.values():
         ip("netns", "add", instance.netns)
         port = f"v{instance.letter}"
-        ip("-n", vpc, "link", "add", port, "type", "veth", "peer", "name", "eth0",
-           "netns", instance.netns)  # fmt: skip
+        ip(
+            "-n",
+            vpc,
+            "link",
+            "add",
+            port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            instance.netns,
+        )
         ip("-n", vpc, "link", "set", port, "master", "br0", "up")
         ip("-n", instance.netns, "addr", "add", f"{instance.address}/24", "dev", "eth0")
         ip("-n", instance.netns, "link", "set", "eth0", "up")
@@ -305,7 +326,7 @@ def test_deploy_ec2_guide(guide: Guide, tmp_path: Path) -> None:
         guide.take("git pull && sudo docker build -t chord-dht:0.2.0 .").split("&& ")[1],
         None,
         timeout=900,
-    )  # fmt: skip  (no upstream to pull from in the test's clone)
+    )  # (no upstream to pull from in the test's clone)
     guide.sh(guide.take("sudo docker stop -t 60 chord"), b, timeout=90)
     guide.sh(guide.take("sudo docker rm chord"), b)
     rerun = guide.take(
@@ -383,9 +404,13 @@ def bare_peer(guide: Guide, on: Instance) -> None:
     env = {**guide.env, "CHORD_MENU": "false"}
     process = subprocess.Popen(
         ["nsenter", f"--net={NETNS_DIR / on.netns}", *command.split()],
-        cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        cwd=workdir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait_for("the bare peer healthy", lambda: status_of_on(guide, on, "/health") == 200, 60)
     finally:

@@ -30,9 +30,16 @@ def test_hostile_clients_do_not_knock_a_peer_over(
 ) -> None:
     monkeypatch.setattr(LocalRing, "extra_args", (*LocalRing.extra_args, *QUICK))
     options = Options(
-        peers=4, replicas=3, files=24, seed=seed, clients=4, repair_interval=0.5,
-        converge_timeout=60, abuse_seconds=4.0, workdir=tmp_path / "abuse",
-    )  # fmt: skip
+        peers=4,
+        replicas=3,
+        files=24,
+        seed=seed,
+        clients=4,
+        repair_interval=0.5,
+        converge_timeout=60,
+        abuse_seconds=4.0,
+        workdir=tmp_path / "abuse",
+    )
     with Harness(options) as h:
         _, results = abuse.series(h, list(abuse.ATTACKS))
         h.converge()

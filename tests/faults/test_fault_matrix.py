@@ -19,9 +19,15 @@ pytestmark = pytest.mark.integration
 
 def small(tmp_path: Path, seed: int, **changes: Any) -> Options:
     options = Options(
-        peers=8, replicas=3, files=60, seed=seed, clients=4, repair_interval=0.5,
-        converge_timeout=60, workdir=tmp_path / "faults",
-    )  # fmt: skip
+        peers=8,
+        replicas=3,
+        files=60,
+        seed=seed,
+        clients=4,
+        repair_interval=0.5,
+        converge_timeout=60,
+        workdir=tmp_path / "faults",
+    )
     for key, value in changes.items():
         setattr(options, key, value)
     return options

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from chordtest import describe
 
 from chord.placement import replica_indexes
 from devtools.launcher import LocalRing, PeerProcess, wait_for
 from services.files.client import FileClient, FileError, FileInfo, remote_client
+from tests.integration.chordtest import describe
 
 MIB = 1 << 20
 K = 3

@@ -49,8 +49,14 @@ def peer_api(peer: PeerProcess) -> PeerApi:
 def run(
     *command: str, check: bool = True, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=cwd,
-                          env=None if env is None else {**os.environ, **env})  # fmt: skip
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env=None if env is None else {**os.environ, **env},
+    )
     if check:
         assert done.returncode == 0, (command, done.returncode, done.stdout, done.stderr)
     return done
@@ -102,10 +108,23 @@ def start_mount(peer: PeerProcess, where: Path, *extra: str) -> Mount:
     log = where.with_name(where.name + ".log")
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "client.py"), "mount", str(where), "--node", api(peer),
-             "--token", TOKEN, *extra],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                str(ROOT / "client.py"),
+                "mount",
+                str(where),
+                "--node",
+                api(peer),
+                "--token",
+                TOKEN,
+                *extra,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
+        )
     mount = Mount(where, process, log)
     if not wait_for(lambda: os.path.ismount(where) or process.poll() is not None, 20):
         mount.stop()

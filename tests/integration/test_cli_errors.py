@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from chordtest import Finished, random_address, random_host, run_node, seeded_port
 
 from chord.ids import Ring
 from config.settings import API_PORT_OFFSET
 from devtools.launcher import LocalRing, PeerProcess, free_port, port_is_free
+from tests.integration.chordtest import Finished, random_address, random_host, run_node, seeded_port
 
 pytestmark = pytest.mark.integration
 

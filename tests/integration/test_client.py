@@ -46,14 +46,21 @@ def api(peer: PeerProcess) -> str:
 
 
 def client(
-    ring: LocalRing, *args: str, node: str | None = None, token: str | None = API_TOKEN,
+    ring: LocalRing,
+    *args: str,
+    node: str | None = None,
+    token: str | None = API_TOKEN,
     cwd: Path | None = None,
-) -> subprocess.CompletedProcess[str]:  # fmt: skip
+) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "CHORD_TOKEN": token} if token else {"PATH": "/usr/bin:/bin"}
     return subprocess.run(
         [sys.executable, str(ROOT / "client.py"), "--node", node or api(ring.peers[0]), *args],
-        capture_output=True, text=True, timeout=60, env=env, cwd=cwd or ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=cwd or ROOT,
+    )
 
 
 def ok_json(result: subprocess.CompletedProcess[str]) -> Any:
@@ -178,8 +185,9 @@ def test_an_interrupted_download_resumes(
     dest = tmp_path / "resumed.bin"
     dest.with_name("resumed.bin.search").write_text(json.dumps(big))
     write_partial(dest, BIG[:1_234_567])
-    saved = ok_json(client(ring, "--json", "download", "dl/big.bin", str(dest),
-                           "--parallel", parallel))  # fmt: skip
+    saved = ok_json(
+        client(ring, "--json", "download", "dl/big.bin", str(dest), "--parallel", parallel)
+    )
     assert saved["resumed_from"] == 1_234_567
     assert sum(saved["sources"].values()) == len(BIG) - 1_234_567
     assert dest.read_bytes() == BIG
@@ -216,8 +224,9 @@ def test_upload_conflict_and_overwrite(ring: LocalRing, tmp_path: Path) -> None:
     ok_json(client(ring, "--json", "upload", str(source), "--name", "conflict.txt"))
     source.write_text("two")
     assert "409 conflict" in failed(client(ring, "upload", str(source), "--name", "conflict.txt"))
-    stored = ok_json(client(ring, "--json", "upload", str(source), "--name", "conflict.txt",
-                            "--overwrite"))  # fmt: skip
+    stored = ok_json(
+        client(ring, "--json", "upload", str(source), "--name", "conflict.txt", "--overwrite")
+    )
     assert stored["sha256"] == hashlib.sha256(b"two").hexdigest()
 
 
@@ -237,9 +246,11 @@ def test_upload_conflict_and_overwrite(ring: LocalRing, tmp_path: Path) -> None:
 )
 def test_usage_errors_exit_2(ring: LocalRing, args: list[str]) -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "client.py"), *args], capture_output=True, text=True,
+        [sys.executable, str(ROOT / "client.py"), *args],
+        capture_output=True,
+        text=True,
         timeout=30,
-    )  # fmt: skip
+    )
     assert result.returncode == 2, result.stderr
     assert "usage:" in result.stderr and "Traceback" not in result.stderr
 
@@ -298,8 +309,12 @@ def test_refused_names_are_usage_errors_and_send_nothing(
     name, says = REFUSED[case]
     source = tmp_path / "plain.txt"
     source.write_text("x")
-    for command in (["upload", str(source), "--name", name], ["download", name],
-                    ["search", name], ["rm", name]):  # fmt: skip
+    for command in (
+        ["upload", str(source), "--name", name],
+        ["download", name],
+        ["search", name],
+        ["rm", name],
+    ):
         message = failed(client(ring, *command, cwd=tmp_path), code=2)
         assert message.startswith("client.py: error: invalid file name") and says in message
     # A local file whose own name the ring refuses: named by --name, or refused.
@@ -386,8 +401,11 @@ class ProxyHandler(BaseHTTPRequestHandler):
             self.server.refused += 1
             body = b'{"error": "too-many-requests", "detail": "busy proxy"}'
             self.send_response(429)
-            for key, value in (("Retry-After", "1"), ("Content-Type", "application/json"),
-                               ("Content-Length", str(len(body)))):  # fmt: skip
+            for key, value in (
+                ("Retry-After", "1"),
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+            ):
                 self.send_header(key, value)
             self.end_headers()
             self.wfile.write(body)

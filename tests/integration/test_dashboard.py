@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rest_http import Api
 
 from devtools.launcher import ROOT, LocalRing, PeerProcess
+from tests.integration.rest_http import Api
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed: run `make install`"
@@ -41,9 +41,15 @@ TOKEN = "dashboard-test-token"
 ARGS = (*LocalRing.extra_args, "--repair-interval", "0.3", "--replicas", "3")
 # Chromium in a container, offline: no sandbox (root), no GPU, no background traffic.
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 WAIT_MS = 30_000
 ARTIFACTS = Path(os.environ.get("CHORD_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 # A valid file name that is also markup: it must show up as text and run nothing.

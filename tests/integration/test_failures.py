@@ -8,7 +8,9 @@ import random
 from collections.abc import Callable
 
 import pytest
-from chordtest import (
+
+from devtools.launcher import LocalRing, PeerProcess
+from tests.integration.chordtest import (
     build_ring,
     check_lookups,
     describe,
@@ -16,8 +18,6 @@ from chordtest import (
     random_keys,
     wait_ideal,
 )
-
-from devtools.launcher import LocalRing, PeerProcess
 
 pytestmark = pytest.mark.integration
 

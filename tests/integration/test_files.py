@@ -20,13 +20,28 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from chordtest import build_ring, describe, random_address, wait_ideal
-from filetest import (
+
+from devtools.launcher import LocalRing, PeerProcess, wait_for
+from proto import files_pb2 as fpb
+from services.files.client import (
+    FileClient,
+    FileError,
+    FileInfo,
+    NoSpace,
+    NotFound,
+    PutResult,
+    Unavailable,
+)
+from services.peer.overview import ring_files, walk_from
+from services.storage.blobs import flip_byte
+from tests.integration.chordtest import build_ring, describe, random_address, wait_ideal
+from tests.integration.filetest import (
     FAST_FILES,
     MIB,
     K,
@@ -44,21 +59,15 @@ from filetest import (
     wait_placed,
 )
 
-from devtools.launcher import LocalRing, PeerProcess, wait_for
-from proto import files_pb2 as fpb
-from services.files.client import (
-    FileClient,
-    FileError,
-    FileInfo,
-    NoSpace,
-    NotFound,
-    PutResult,
-    Unavailable,
-)
-from services.peer.overview import ring_files, walk_from
-from services.storage.blobs import flip_byte
-
 pytestmark = pytest.mark.integration
+
+
+def no_tmp_entries(peer: PeerProcess) -> bool:
+    return not tmp_entries(peer)
+
+
+def has_tmp_entries(peer: PeerProcess) -> bool:
+    return bool(tmp_entries(peer))
 
 
 def _base_seed(config: pytest.Config) -> str:
@@ -505,7 +514,7 @@ def test_a_full_peer_refuses_cleanly(
         usage = client.stub(full.ref).GetUsage(fpb.Empty2(), timeout=5)
         assert (usage.used, usage.files) == (len(small), 1), f"{where}: {usage}"
         for peer in peers:
-            assert wait_for(lambda p=peer: not tmp_entries(p), 5), (
+            assert wait_for(partial(no_tmp_entries, peer), 5), (
                 f"[seed {seed}] {where}: {peer.address} tmp/ holds {tmp_entries(peer)}"
             )
 
@@ -594,7 +603,7 @@ def test_a_holder_killed_during_an_upload_never_leads_to_a_partial_file(
             client.get(name)
         # The client paused half way; the bytes it sent may still be on their way to
         # the victim's staging file (polled, so a loaded machine does not kill too early).
-        wait_for(lambda victim=victim: bool(tmp_entries(victim)), 10)
+        wait_for(partial(has_tmp_entries, victim), 10)
         ring.kill(victim)
         victims.append((victim, tmp_entries(victim)))
         assert victims[-1][1], f"[seed {seed}] {victim.address} had no upload in progress"

@@ -48,7 +48,7 @@ class Collector:
     """Stands in for a grpc.Server to collect the handlers services register."""
 
     def __init__(self) -> None:
-        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+        self.handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
         for name, handler in handlers.items():
@@ -66,12 +66,15 @@ class Details:
     invocation_metadata: tuple[tuple[str, str], ...] = ((SECRET_METADATA_KEY, SECRET),)
 
 
-def through(interceptors: list[grpc.ServerInterceptor], handler: grpc.RpcMethodHandler,
-            method: str) -> grpc.RpcMethodHandler:  # fmt: skip
+def through(
+    interceptors: list[grpc.ServerInterceptor[Any, Any]],
+    handler: grpc.RpcMethodHandler[Any, Any],
+    method: str,
+) -> grpc.RpcMethodHandler[Any, Any]:
     """What the server runs for ``method``: the interceptors applied as grpc does (the
     first one outermost)."""
 
-    def step(index: int, details: Any) -> grpc.RpcMethodHandler | None:
+    def step(index: int, details: Any) -> grpc.RpcMethodHandler[Any, Any] | None:
         if index == len(interceptors):
             return handler
         return interceptors[index].intercept_service(lambda d: step(index + 1, d), details)
@@ -96,10 +99,14 @@ def start(tmp_path: Path, chord_threads: int = 2, transfer_workers: int = 6) -> 
     storage = StorageEngine(tmp_path / "files", None)
     files = FilesServicer(storage, RING)
     server = GrpcServer(
-        node, address, chord_threads, 8,
+        node,
+        address,
+        chord_threads,
+        8,
         services=[("chord.v1.Files", lambda s: fpb_grpc.add_FilesServicer_to_server(files, s))],
-        transfer_workers=transfer_workers, stream_idle_timeout=IDLE,
-    )  # fmt: skip
+        transfer_workers=transfer_workers,
+        stream_idle_timeout=IDLE,
+    )
     server.start()
     server.set_serving(True)
     return Peer(server, address, storage)
@@ -140,18 +147,25 @@ def test_streaming_handlers_keep_their_nature_through_every_interceptor(
     rules = '[{"action": "delay", "ms": 1, "p": 0, "direction": "in"}]'
     faults = injector_for("127.0.0.1:1", rules, None)
     assert faults is not None
-    server = GrpcServer(node, f"127.0.0.1:{free_port()}", 2, 8,
-                        security=RingSecurity(secret=SECRET))  # fmt: skip
+    server = GrpcServer(
+        node, f"127.0.0.1:{free_port()}", 2, 8, security=RingSecurity(secret=SECRET)
+    )
     interceptors = [
-        CallCounter(lambda method, code: None, lambda: __import__("contextlib").nullcontext(),
-                    frozenset()),
+        CallCounter(
+            lambda method, code: None, lambda: __import__("contextlib").nullcontext(), frozenset()
+        ),
         faults.server_interceptor(),
         *server.interceptors,
-    ]  # fmt: skip
-    streaming = {m: h for m, h in collector.handlers.items() if h.response_streaming
-                 or h.request_streaming}  # fmt: skip
-    assert {"/chord.v1.Files/Fetch", "/chord.v1.Files/Store", "/chord.v1.Files/ListRange",
-            "/grpc.health.v1.Health/Watch"} <= set(streaming), sorted(streaming)  # fmt: skip
+    ]
+    streaming = {
+        m: h for m, h in collector.handlers.items() if h.response_streaming or h.request_streaming
+    }
+    assert {
+        "/chord.v1.Files/Fetch",
+        "/chord.v1.Files/Store",
+        "/chord.v1.Files/ListRange",
+        "/grpc.health.v1.Health/Watch",
+    } <= set(streaming), sorted(streaming)
     for method, handler in streaming.items():
         final = through(interceptors, handler, method)
         before, after = behaviour_of(handler), behaviour_of(final)
@@ -177,16 +191,22 @@ def ping_ms(address: str) -> float:
 def test_open_watch_streams_hold_no_thread(peer: Peer) -> None:
     """Watch streams (one caller IP may keep 16 open) cost no thread; the 17th of the
     same caller is refused at once."""
-    channels = [grpc.insecure_channel(peer.address,
-                                      options=[("grpc.use_local_subchannel_pool", 1)])
-                for _ in range(17)]  # fmt: skip
-    calls = [health_pb2_grpc.HealthStub(c).Watch(health_pb2.HealthCheckRequest(), timeout=30)
-             for c in channels[:16]]  # fmt: skip
+    channels = [
+        grpc.insecure_channel(peer.address, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(17)
+    ]
+    calls = [
+        health_pb2_grpc.HealthStub(c).Watch(health_pb2.HealthCheckRequest(), timeout=30)
+        for c in channels[:16]
+    ]
     try:
         for call in calls:
             assert next(call).status == health_pb2.HealthCheckResponse.SERVING
-        calls.append(health_pb2_grpc.HealthStub(channels[16]).Watch(
-            health_pb2.HealthCheckRequest(), timeout=30))  # fmt: skip
+        calls.append(
+            health_pb2_grpc.HealthStub(channels[16]).Watch(
+                health_pb2.HealthCheckRequest(), timeout=30
+            )
+        )
         with pytest.raises(grpc.RpcError) as refused:
             next(calls[16])
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -209,8 +229,9 @@ def stalled_fetches(peer: Peer, count: int) -> tuple[list[Forwarder], list[Any]]
     calls = []
     for relay in relays:
         channel = grpc.insecure_channel(relay.address)
-        call = fpb_grpc.FilesStub(channel).Fetch(fpb.FetchRequest(name=BIG, to_end=True),
-                                                 timeout=60)  # fmt: skip
+        call = fpb_grpc.FilesStub(channel).Fetch(
+            fpb.FetchRequest(name=BIG, to_end=True), timeout=60
+        )
         next(call)  # the metadata message: the stream is open
         relay.stall()
         calls.append(call)
@@ -302,8 +323,7 @@ def test_a_watcher_that_stops_reading_holds_up_no_one(peer: Peer) -> None:
     hears the change, and the server stops promptly."""
     relay = Forwarder(tuple_address(peer.address), "127.0.0.31")
     stalled = grpc.insecure_channel(relay.address)
-    fetch = fpb_grpc.FilesStub(stalled).Fetch(fpb.FetchRequest(name=BIG, to_end=True),
-                                              timeout=60)  # fmt: skip
+    fetch = fpb_grpc.FilesStub(stalled).Fetch(fpb.FetchRequest(name=BIG, to_end=True), timeout=60)
     stuck_watch = health_pb2_grpc.HealthStub(stalled).Watch(
         health_pb2.HealthCheckRequest(), timeout=60
     )

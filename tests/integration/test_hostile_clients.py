@@ -11,24 +11,35 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rest_http import Api
 
 from devtools.launcher import LocalRing, PeerProcess
 from faults.attackers import connect
+from tests.integration.rest_http import Api
 
 pytestmark = pytest.mark.integration
 TOKEN = "hostile-test-token"
 ARGS = (
-    *LocalRing.extra_args, "--replicas", "1",
-    "--http-idle-timeout", "1", "--http-header-timeout", "1", "--http-body-timeout", "1",
-    "--http-send-timeout", "1", "--http-connections-per-ip", "8",
-)  # fmt: skip
+    *LocalRing.extra_args,
+    "--replicas",
+    "1",
+    "--http-idle-timeout",
+    "1",
+    "--http-header-timeout",
+    "1",
+    "--http-body-timeout",
+    "1",
+    "--http-send-timeout",
+    "1",
+    "--http-connections-per-ip",
+    "8",
+)
 
 
 @pytest.fixture(scope="module")
 def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PeerProcess]:
-    ring = LocalRing(tmp_path_factory.mktemp("hostile"), extra_args=ARGS,
-                     env={"CHORD_API_TOKEN": TOKEN})  # fmt: skip
+    ring = LocalRing(
+        tmp_path_factory.mktemp("hostile"), extra_args=ARGS, env={"CHORD_API_TOKEN": TOKEN}
+    )
     try:
         yield ring.start_ring(1, timeout=30)[0]
     finally:
@@ -73,8 +84,12 @@ def test_cross_site_writes_are_refused_with_or_without_a_token(
 ) -> None:
     client = api(peer)
     assert client.put_file("keep.txt", b"keep").status in (201, 200, 409)
-    writes = [("POST", "/upload_file"), ("POST", "/delete_file?name=keep.txt"),
-              ("DELETE", "/delete_file?name=keep.txt"), ("POST", "/shutdown")]  # fmt: skip
+    writes = [
+        ("POST", "/upload_file"),
+        ("POST", "/delete_file?name=keep.txt"),
+        ("DELETE", "/delete_file?name=keep.txt"),
+        ("POST", "/shutdown"),
+    ]
     for method, path in writes:
         reply = client.call(method, path, body=b"x", headers=headers, auth=token)
         assert reply.status == 403, (method, path, reply.status, reply.body)
@@ -110,8 +125,16 @@ HOSTILE = [
 
 
 def _json_post(path: str, body: bytes, content_type: bytes = b"application/json") -> bytes:
-    return (b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: " + content_type
-            + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
+    return (
+        b"POST "
+        + path.encode()
+        + b" HTTP/1.1\r\nHost: x\r\nContent-Type: "
+        + content_type
+        + b"\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
 
 
 HOSTILE += [
@@ -177,8 +200,11 @@ def test_one_address_gets_at_most_its_share_of_connections(peer: PeerProcess) ->
 
 def test_idle_slow_head_and_slow_body_are_cut(peer: PeerProcess) -> None:
     target = (peer.host, peer.api_port)
-    with connect(target, "127.0.0.7") as idle, connect(target, "127.0.0.7") as slow_head, \
-            connect(target, "127.0.0.7") as slow_body:  # fmt: skip
+    with (
+        connect(target, "127.0.0.7") as idle,
+        connect(target, "127.0.0.7") as slow_head,
+        connect(target, "127.0.0.7") as slow_body,
+    ):
         slow_head.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
         slow_body.sendall(
             b"POST /upload_file HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"

@@ -35,14 +35,31 @@ def menu_peer(tmp_path: Path) -> Iterator[tuple[pexpect.spawn, int, int]]:
     port_file = tmp_path / "ports.json"
     args = [
         "run_node.py",
-        "--host", "127.0.0.1", "--port", "0", "--api-port", "0", "--port-file", str(port_file),
-        "--data-dir", str(tmp_path / "menu-peer"), "--log-level", "warning", *EXTRA,
-    ]  # fmt: skip
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--api-port",
+        "0",
+        "--port-file",
+        str(port_file),
+        "--data-dir",
+        str(tmp_path / "menu-peer"),
+        "--log-level",
+        "warning",
+        *EXTRA,
+    ]
     env = {**os.environ, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
     child = pexpect.spawn(
-        sys.executable, args, cwd=str(ROOT), env=env, encoding="utf-8", timeout=20,
-        dimensions=(40, 160), logfile=open(tmp_path / "pty.log", "w"),  # noqa: SIM115
-    )  # fmt: skip
+        sys.executable,
+        args,
+        cwd=str(ROOT),
+        env=env,
+        encoding="utf-8",
+        timeout=20,
+        dimensions=(40, 160),
+        logfile=open(tmp_path / "pty.log", "w"),  # noqa: SIM115
+    )
     try:
         assert wait_for(port_file.exists, 60), "the menu's peer reported no ports"
         report = json.loads(port_file.read_text())

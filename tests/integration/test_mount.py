@@ -17,11 +17,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mounttest import MIB, TOKEN, api, eventually, peer_api, rest_download, run, sha, start_mount
 
 from clientlib.mount import fuse_problem
 from clientlib.upload import upload
 from devtools.launcher import LocalRing
+from tests.integration.mounttest import (
+    MIB,
+    TOKEN,
+    api,
+    eventually,
+    peer_api,
+    rest_download,
+    run,
+    sha,
+    start_mount,
+)
 
 pytestmark = [
     pytest.mark.integration,
@@ -158,9 +168,10 @@ def test_a_file_stays_readable_with_its_owner_killed(
     """Last: it kills a peer. The mount's own peer stays; the file's owner goes."""
     first = peer_api(ring.peers[0])
     name = next(
-        f"kill/{i}.bin" for i in range(1000)
+        f"kill/{i}.bin"
+        for i in range(1000)
         if first.get("/lookup", name=f"kill/{i}.bin")["owner"]["api"] != api(ring.peers[0])
-    )  # fmt: skip
+    )
     data = random.Random(3).randbytes(24 * MIB + 5)
     source = tmp_path / "victim.bin"
     source.write_bytes(data)

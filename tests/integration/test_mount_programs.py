@@ -14,12 +14,15 @@ import errno
 import os
 import random
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from mounttest import (
+
+from clientlib.mount import fuse_problem
+from devtools.launcher import LocalRing, PeerProcess
+from tests.integration.mounttest import (
     MIB,
     TOKEN,
     Mount,
@@ -30,9 +33,6 @@ from mounttest import (
     run,
     start_mount,
 )
-
-from clientlib.mount import fuse_problem
-from devtools.launcher import LocalRing, PeerProcess
 
 pytestmark = [
     pytest.mark.integration,
@@ -135,8 +135,17 @@ def test_append_fetches_the_stored_bytes_first(setup: Setup, tmp_path: Path) -> 
     source = tmp_path / "log.txt"
     source.write_bytes(b"from REST\n")
     peer = setup.ring.peers[1]
-    run("curl", "-sf", "-H", f"Authorization: Bearer {TOKEN}", "-F", "name=log.txt",
-        "-F", f"file=@{source}", f"http://{peer.host}:{peer.api_port}/upload_file")  # fmt: skip
+    run(
+        "curl",
+        "-sf",
+        "-H",
+        f"Authorization: Bearer {TOKEN}",
+        "-F",
+        "name=log.txt",
+        "-F",
+        f"file=@{source}",
+        f"http://{peer.host}:{peer.api_port}/upload_file",
+    )
     eventually(lambda: (setup.mnt / "log.txt").exists(), "the REST upload in the mount")
     sh(f"echo appended >> '{setup.mnt}/log.txt'")
     setup.check("log.txt", b"from REST\nappended\n")
@@ -186,8 +195,20 @@ def test_vim_edits_and_saves(setup: Setup) -> None:
     # of the write above may): vim saves only if the mtime it read has not moved, and
     # in -es mode its "changed since reading" question ends in "no" with exit code 0.
     with open(path, "ab"):
-        run("vim", "-u", "NONE", "-i", "NONE", "-n", "-es", "-c", "%s/old/new/g", "-c", "wq",
-            str(path))  # fmt: skip
+        run(
+            "vim",
+            "-u",
+            "NONE",
+            "-i",
+            "NONE",
+            "-n",
+            "-es",
+            "-c",
+            "%s/old/new/g",
+            "-c",
+            "wq",
+            str(path),
+        )
     setup.check("edit.txt", b"new line\nkeep\nnew again\n")
     assert sorted(n for n in os.listdir(setup.mnt) if "edit" in n) == ["edit.txt"]
 
@@ -291,9 +312,15 @@ def test_rsync_a_of_a_tree(setup: Setup, tree: Path) -> None:
 @needs("git")
 def test_git_init_add_commit(setup: Setup, tmp_path: Path) -> None:
     repo = setup.mnt / "repo"
-    env = {"GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "T",
-           "GIT_COMMITTER_EMAIL": "t@example.org", "GIT_CONFIG_NOSYSTEM": "1",
-           "GIT_CONFIG_GLOBAL": "/dev/null", "HOME": str(tmp_path)}  # fmt: skip
+    env = {
+        "GIT_AUTHOR_NAME": "T",
+        "GIT_AUTHOR_EMAIL": "t@example.org",
+        "GIT_COMMITTER_NAME": "T",
+        "GIT_COMMITTER_EMAIL": "t@example.org",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        "HOME": str(tmp_path),
+    }
     run("git", "-c", "init.defaultBranch=main", "init", "-q", str(repo), env=env)
     (repo / "README.md").write_bytes(b"# in the ring\n")
     (repo / "src").mkdir()
@@ -313,11 +340,12 @@ def test_git_init_add_commit(setup: Setup, tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------- errors
 def test_an_invalid_name_is_einval_and_logged(setup: Setup) -> None:
-    for attempt in (
+    attempts: tuple[Callable[[], object], ...] = (
         lambda: open(setup.mnt / "evil\u202egnp.exe", "wb").close(),
         lambda: (setup.mnt / "zero\u200bwidth").mkdir(),
         lambda: (setup.mnt / "...").mkdir(),
-    ):
+    )
+    for attempt in attempts:
         with pytest.raises(OSError) as raised:
             attempt()
         assert raised.value.errno == errno.EINVAL

@@ -156,15 +156,38 @@ class NetRing:
 
     def argv(self, host: Host, data_dir: Path, port: int = PORT) -> list[str]:
         return [
-            sys.executable, str(ROOT / "run_node.py"),
-            "--host", "0.0.0.0", "--advertise-host", host.address,
-            "--port", str(port), "--api-port", str(port + API_PORT - PORT),
-            "--data-dir", str(data_dir), "--no-menu",
-            "--successors", str(R), "--replicas", str(K), "--write-quorum", "2",
-            "--stabilize-interval", "0.2", "--fix-fingers-interval", "0.2",
-            "--check-predecessor-interval", "0.3", "--rpc-timeout", "1",
-            "--repair-interval", "1", "--merge-interval", "1",
-        ]  # fmt: skip
+            sys.executable,
+            str(ROOT / "run_node.py"),
+            "--host",
+            "0.0.0.0",
+            "--advertise-host",
+            host.address,
+            "--port",
+            str(port),
+            "--api-port",
+            str(port + API_PORT - PORT),
+            "--data-dir",
+            str(data_dir),
+            "--no-menu",
+            "--successors",
+            str(R),
+            "--replicas",
+            str(K),
+            "--write-quorum",
+            "2",
+            "--stabilize-interval",
+            "0.2",
+            "--fix-fingers-interval",
+            "0.2",
+            "--check-predecessor-interval",
+            "0.3",
+            "--rpc-timeout",
+            "1",
+            "--repair-interval",
+            "1",
+            "--merge-interval",
+            "1",
+        ]
 
     def start(self, host: Host, join: str | None) -> NetPeer:
         data_dir = self.workdir / f"h{host.index}"

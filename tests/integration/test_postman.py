@@ -76,19 +76,31 @@ def test_newman_runs_the_collection(make_ring: Callable[..., LocalRing], tmp_pat
 
     report_path = tmp_path / "newman.json"
     command = [
-        str(NEWMAN), "run", str(COLLECTION),
-        "--environment", str(ENVIRONMENT),
-        "--env-var", f"baseUrl={peers[0].api_url}",
-        "--env-var", f"otherUrl={peers[1].api_url}",
-        "--env-var", f"apiToken={API_TOKEN}",
-        "--env-var", f"adminToken={ADMIN_TOKEN}",
+        str(NEWMAN),
+        "run",
+        str(COLLECTION),
+        "--environment",
+        str(ENVIRONMENT),
+        "--env-var",
+        f"baseUrl={peers[0].api_url}",
+        "--env-var",
+        f"otherUrl={peers[1].api_url}",
+        "--env-var",
+        f"apiToken={API_TOKEN}",
+        "--env-var",
+        f"adminToken={ADMIN_TOKEN}",
         *(arg for folder in FOLDERS for arg in ("--folder", folder)),
-        "--working-dir", str(ROOT),
-        "--timeout-request", "15000",
-        "--color", "off",
-        "--reporters", "cli,json",
-        "--reporter-json-export", str(report_path),
-    ]  # fmt: skip
+        "--working-dir",
+        str(ROOT),
+        "--timeout-request",
+        "15000",
+        "--color",
+        "off",
+        "--reporters",
+        "cli,json",
+        "--reporter-json-export",
+        str(report_path),
+    ]
     try:
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     except subprocess.TimeoutExpired as exc:

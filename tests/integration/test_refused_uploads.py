@@ -12,24 +12,39 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from chordtest import random_address, wait_ideal
-from filetest import FAST_FILES, K, client_via, expected_holders, holdings
 
 from devtools.launcher import LocalRing, PeerProcess, wait_for
+from tests.integration.chordtest import random_address, wait_ideal
+from tests.integration.filetest import FAST_FILES, K, client_via, expected_holders, holdings
 
 MIB = 1 << 20
 CURL = "curl"
 
 
-def curl_upload(peer: PeerProcess, path: Path, name: str) -> tuple[int, dict]:
+def curl_upload(peer: PeerProcess, path: Path, name: str) -> tuple[int, dict[str, Any]]:
     """``curl -F file=@PATH -F name=NAME``: the file part first, as people type it."""
     done = subprocess.run(
-        [CURL, "-sS", "-o", "-", "-w", "\n%{http_code}", "-F", f"file=@{path}",
-         "-F", f"name={name}", f"{peer.api_url}/upload_file"],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+        [
+            CURL,
+            "-sS",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "-F",
+            f"file=@{path}",
+            "-F",
+            f"name={name}",
+            f"{peer.api_url}/upload_file",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     body, _, code = done.stdout.rpartition("\n")
     return int(code), json.loads(body)
 

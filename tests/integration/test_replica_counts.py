@@ -12,23 +12,40 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-
-from chordtest import random_address, wait_ideal
-from filetest import FAST_FILES, K, client_via, expected_holders, wait_placed
+from typing import Any
 
 from devtools.launcher import LocalRing, PeerProcess
+from tests.integration.chordtest import random_address, wait_ideal
+from tests.integration.filetest import FAST_FILES, K, client_via, expected_holders, wait_placed
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def upload_with_client_py(peer: PeerProcess, path: Path, name: str, replicas: int) -> dict:
+def upload_with_client_py(
+    peer: PeerProcess, path: Path, name: str, replicas: int
+) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "client.py"), "--node", f"{peer.host}:{peer.api_port}",
-         "--json", "upload", str(path), "--name", name, "--replicas", str(replicas)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "client.py"),
+            "--node",
+            f"{peer.host}:{peer.api_port}",
+            "--json",
+            "upload",
+            str(path),
+            "--name",
+            name,
+            "--replicas",
+            str(replicas),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
 
 
 def test_each_file_keeps_exactly_its_own_number_of_copies(
@@ -47,8 +64,10 @@ def test_each_file_keeps_exactly_its_own_number_of_copies(
         start()
     wait_ideal(ring, seed, timeout=30)
 
-    corpus = {name: rng.randbytes(rng.randrange(1, 300_000)) for name in
-              ("one.bin", "two.bin", "five.bin", "default.bin")}  # fmt: skip
+    corpus = {
+        name: rng.randbytes(rng.randrange(1, 300_000))
+        for name in ("one.bin", "two.bin", "five.bin", "default.bin")
+    }
     copies = {"one.bin": 1, "two.bin": 2, "five.bin": 5, "default.bin": K}
     source = tmp_path / "one.bin"
     source.write_bytes(corpus["one.bin"])

@@ -22,9 +22,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from rest_http import Api, Part, Reply, multipart
 
 from devtools.launcher import LocalRing, PeerProcess, wait_for
+from tests.integration.rest_http import Api, Part, Reply, multipart
 
 pytestmark = pytest.mark.integration
 
@@ -33,13 +33,29 @@ API_TOKEN = "rest-test-api-token"
 LIMIT_MIB = 21
 ARGS = (
     *LocalRing.extra_args,
-    "--repair-interval", "0.3", "--replicas", "3", "--max-upload-mib", str(LIMIT_MIB),
-)  # fmt: skip
+    "--repair-interval",
+    "0.3",
+    "--replicas",
+    "3",
+    "--max-upload-mib",
+    str(LIMIT_MIB),
+)
 UNICODE_NAMES = ["файл.txt", "报告 2026.pdf", "docs/2026/plan.md"]
 BAD_NAMES = [
-    "../x", "/etc/passwd", "..", "a\x00b", "bell\x07", "c1\x9b", "a//b", "x" * 256,
-    "evil\u202egnp.exe", "zero\u200bwidth", "\ufeffbom", "   ", "docs/ . /x",
-]  # fmt: skip
+    "../x",
+    "/etc/passwd",
+    "..",
+    "a\x00b",
+    "bell\x07",
+    "c1\x9b",
+    "a//b",
+    "x" * 256,
+    "evil\u202egnp.exe",
+    "zero\u200bwidth",
+    "\ufeffbom",
+    "   ",
+    "docs/ . /x",
+]
 
 
 @dataclass
@@ -93,7 +109,8 @@ def assert_error(reply: Reply, status: int, code: str) -> dict[str, str]:
     body = reply.json
     assert set(body) == {"error", "detail"} and body["error"] == code, body
     assert isinstance(body["detail"], str) and body["detail"]
-    return body
+    error: dict[str, str] = body
+    return error
 
 
 def sha1_hex(text: str) -> str:
@@ -221,9 +238,16 @@ def test_peer_endpoints(rest: RestRing) -> None:
     api = rest.api()
     status = api.get("/status").json
     assert set(status) == {
-        "node", "joined", "uptime_s", "storage", "files", "degraded", "active_transfers",
-        "replicas", "version",
-    }  # fmt: skip
+        "node",
+        "joined",
+        "uptime_s",
+        "storage",
+        "files",
+        "degraded",
+        "active_transfers",
+        "replicas",
+        "version",
+    }
     assert status["joined"] is True and status["replicas"] == 3
     assert status["storage"]["quota_bytes"] is None and status["storage"]["used_bytes"] >= 0
     degraded = api.get("/degraded_files").json
@@ -232,10 +256,16 @@ def test_peer_endpoints(rest: RestRing) -> None:
     assert metrics.status == 200 and (metrics.header("Content-Type") or "").startswith("text/plain")
     text = metrics.body.decode()
     for family in (
-        "chord_rpcs_total", "chord_lookups_total", "chord_lookup_hops_bucket",
-        "chord_bytes_in_total", "chord_bytes_out_total", "chord_stored_bytes",
-        'chord_files{role="primary"}', "chord_degraded_files", "chord_active_transfers",
-    ):  # fmt: skip
+        "chord_rpcs_total",
+        "chord_lookups_total",
+        "chord_lookup_hops_bucket",
+        "chord_bytes_in_total",
+        "chord_bytes_out_total",
+        "chord_stored_bytes",
+        'chord_files{role="primary"}',
+        "chord_degraded_files",
+        "chord_active_transfers",
+    ):
         assert family in text, family
     assert 'method="Chord/Ping"' in text
     spec = api.get("/openapi.json")
@@ -254,14 +284,21 @@ def test_ranges_and_validators(rest: RestRing) -> None:
     def get(headers: dict[str, str]) -> Reply:
         return api.call("GET", "/download_file", headers=headers, query={"name": "ranged.bin"})
 
-    cases = [("0-9", 0, 10), ("10240-", None, None), ("100-", 100, 10240), ("-5", 10235, 10240),
-             ("-99999", 0, 10240), ("10000-99999", 10000, 10240)]  # fmt: skip
+    cases = [
+        ("0-9", 0, 10),
+        ("10240-", None, None),
+        ("100-", 100, 10240),
+        ("-5", 10235, 10240),
+        ("-99999", 0, 10240),
+        ("10000-99999", 10000, 10240),
+    ]
     for spec, start, end in cases:
         reply = get({"Range": f"bytes={spec}"})
         if start is None:
             assert_error(reply, 416, "range-not-satisfiable")
             assert reply.header("Content-Range") == "bytes */10240"
             continue
+        assert end is not None
         assert reply.status == 206 and reply.body == data[start:end], spec
         assert reply.header("Content-Range") == f"bytes {start}-{end - 1}/10240"
         assert reply.header("Content-Length") == str(end - start)
@@ -425,10 +462,20 @@ def curl(rest: RestRing, *args: str, path: str = "/upload_file") -> tuple[int, A
     """Run the real curl against peer 0; its status and JSON answer."""
     peer = rest.peers[0]
     done = subprocess.run(
-        ["curl", "-sS", "-H", f"Authorization: Bearer {API_TOKEN}", "-w", "\n%{http_code}",
-         *args, f"{peer.api_url}{path}"],
-        capture_output=True, timeout=60, check=True,
-    )  # fmt: skip
+        [
+            "curl",
+            "-sS",
+            "-H",
+            f"Authorization: Bearer {API_TOKEN}",
+            "-w",
+            "\n%{http_code}",
+            *args,
+            f"{peer.api_url}{path}",
+        ],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
     body, _, status = done.stdout.rpartition(b"\n")
     return int(status), json.loads(body)
 
@@ -441,15 +488,18 @@ def payload(tmp_path: Path, rng: random.Random) -> Path:
 
 
 CURL_ORDERS = {  # curl's arguments ("?…": the query string) and the name stored
-    "fields first": (["-F", "name=ord/first.pdf", "-F", "replicas=2", "-F", "file=@{f}"],
-                     "ord/first.pdf"),
-    "fields after": (["-F", "file=@{f}", "-F", "name=ord/after.pdf", "-F", "overwrite=false"],
-                     "ord/after.pdf"),
-    "mixed": (["-F", "name=ord/mixed.pdf", "-F", "file=@{f}", "-F", "replicas=2"],
-              "ord/mixed.pdf"),
+    "fields first": (
+        ["-F", "name=ord/first.pdf", "-F", "replicas=2", "-F", "file=@{f}"],
+        "ord/first.pdf",
+    ),
+    "fields after": (
+        ["-F", "file=@{f}", "-F", "name=ord/after.pdf", "-F", "overwrite=false"],
+        "ord/after.pdf",
+    ),
+    "mixed": (["-F", "name=ord/mixed.pdf", "-F", "file=@{f}", "-F", "replicas=2"], "ord/mixed.pdf"),
     "name in the query": (["-F", "file=@{f}", "?name=ord/query.pdf"], "ord/query.pdf"),
     "no name": (["-F", "file=@{f};filename=ord-filename.pdf"], "ord-filename.pdf"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("order", list(CURL_ORDERS))
@@ -471,9 +521,16 @@ def test_a_trailing_field_that_changes_the_write_wins(rest: RestRing, payload: P
     assert first[0] == 201, first
     # Same name, other bytes: a 409 unless the overwrite after the file part is honoured.
     status, body = curl(
-        rest, "-F", "name=ord/changed.pdf", "-F", f"file=@{payload}", "-F", "overwrite=true",
-        "-F", "replicas=1",
-    )  # fmt: skip
+        rest,
+        "-F",
+        "name=ord/changed.pdf",
+        "-F",
+        f"file=@{payload}",
+        "-F",
+        "overwrite=true",
+        "-F",
+        "replicas=1",
+    )
     assert status == 201, body
     assert body["version"] == first[1]["version"] + 1 and len(body["holders"]) == 1
     assert rest.api(1).get("/download_file", name="ord/changed.pdf").body == payload.read_bytes()
@@ -483,8 +540,15 @@ def test_a_trailing_field_that_changes_the_write_wins(rest: RestRing, payload: P
     holding = [rows for rows in listings if any(r["name"] == "ord/changed.pdf" for r in rows)]
     assert len(holding) == 1, holding
     # A trailing overwrite=false over other bytes: 409 and nothing changes.
-    status, body = curl(rest, "-F", "name=ord/changed.pdf", "-F", "file=@/dev/null;filename=e",
-                        "-F", "overwrite=false")  # fmt: skip
+    status, body = curl(
+        rest,
+        "-F",
+        "name=ord/changed.pdf",
+        "-F",
+        "file=@/dev/null;filename=e",
+        "-F",
+        "overwrite=false",
+    )
     assert status == 409, body
     assert rest.api(2).get("/download_file", name="ord/changed.pdf").body == payload.read_bytes()
 
@@ -543,9 +607,13 @@ def test_a_client_gone_mid_body_leaves_no_spool(rest: RestRing) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/download_file"), ("GET", "/search_file"), ("DELETE", "/delete_file"),
-     ("GET", "/lookup")],
-)  # fmt: skip
+    [
+        ("GET", "/download_file"),
+        ("GET", "/search_file"),
+        ("DELETE", "/delete_file"),
+        ("GET", "/lookup"),
+    ],
+)
 @pytest.mark.usefixtures("unchanged")
 def test_invalid_utf8_in_a_query_name_is_refused(rest: RestRing, method: str, path: str) -> None:
     reply = rest.api().call(method, path + "?name=%C0%AE")
@@ -615,8 +683,9 @@ def test_shutdown_leaves_gracefully(rest: RestRing) -> None:
 def test_redirect_sends_curl_to_a_holder(rest: RestRing, payload: Path) -> None:
     """``redirect=true`` on a peer that holds no copy: 307 to a holder, which curl -L
     follows; the bytes are the file's. Without it, or on a holder, the peer answers."""
-    status, body = curl(rest, "-F", "name=redir/one-copy.pdf", "-F", "replicas=1",
-                        "-F", f"file=@{payload}")  # fmt: skip
+    status, body = curl(
+        rest, "-F", "name=redir/one-copy.pdf", "-F", "replicas=1", "-F", f"file=@{payload}"
+    )
     assert status == 201 and len(body["holders"]) == 1, body
     holder_api = body["holders"][0]["api"]
     holder = next(p for p in rest.peers if f"{p.host}:{p.api_port}" == holder_api)
@@ -625,19 +694,39 @@ def test_redirect_sends_curl_to_a_holder(rest: RestRing, payload: Path) -> None:
 
     def fetch(peer: PeerProcess, *args: str) -> tuple[bytes, str]:
         done = subprocess.run(
-            ["curl", "-sSf", *args, "-w", "\n%{num_redirects} %{url_effective}",
-             f"{peer.api_url}{query}"],
-            capture_output=True, timeout=60, check=True,
-        )  # fmt: skip
+            [
+                "curl",
+                "-sSf",
+                *args,
+                "-w",
+                "\n%{num_redirects} %{url_effective}",
+                f"{peer.api_url}{query}",
+            ],
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
         data, _, tail = done.stdout.rpartition(b"\n")
         return data, tail.decode()
 
     data, tail = fetch(other, "-L")
     assert data == payload.read_bytes()
     assert tail == f"1 {holder.api_url}{query}", tail
-    head = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
-                           f"{other.api_url}{query}"], capture_output=True, text=True,
-                          timeout=60, check=True).stdout  # fmt: skip
+    head = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+            f"{other.api_url}{query}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     assert head == f"307 {holder.api_url}{query}", head
     data, tail = fetch(holder)
     assert data == payload.read_bytes() and tail.startswith("0 ")

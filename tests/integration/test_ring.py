@@ -16,7 +16,11 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from chordtest import (
+
+from chord.ids import Ring, to_hex
+from config.settings import API_PORT_OFFSET
+from devtools.launcher import ROOT, LocalRing, PeerProcess, wait_for
+from tests.integration.chordtest import (
     build_ring,
     check_lookups,
     describe,
@@ -27,10 +31,6 @@ from chordtest import (
     true_owner,
     wait_ideal,
 )
-
-from chord.ids import Ring, to_hex
-from config.settings import API_PORT_OFFSET
-from devtools.launcher import ROOT, LocalRing, PeerProcess, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -224,10 +224,18 @@ def test_ancestor_positional_form(
         data_dir = ring.workdir / f"{host}_{port}"
         data_dir.mkdir(parents=True)
         command = [
-            sys.executable, str(ROOT / "run_node.py"), host, str(port), *seed_words,
-            "--stabilize-interval", "0.2", "--fix-fingers-interval", "0.2",
-            "--data-dir", str(data_dir),
-        ]  # fmt: skip
+            sys.executable,
+            str(ROOT / "run_node.py"),
+            host,
+            str(port),
+            *seed_words,
+            "--stabilize-interval",
+            "0.2",
+            "--fix-fingers-interval",
+            "0.2",
+            "--data-dir",
+            str(data_dir),
+        ]
         with open(data_dir / "peer.log", "wb") as log:
             process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT

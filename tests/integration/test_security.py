@@ -20,13 +20,13 @@ from pathlib import Path
 
 import grpc
 import pytest
-from chordtest import Finished, random_host
 
 from config.settings import API_PORT_OFFSET
 from devtools.launcher import ROOT, LocalRing, PeerProcess, free_port, wait_for
 from proto import chord_pb2 as pb
 from proto import chord_pb2_grpc as pb_grpc
 from services.rpc.security import SECRET_METADATA_KEY, RingSecurity
+from tests.integration.chordtest import Finished, random_host
 
 pytestmark = pytest.mark.integration
 
@@ -186,10 +186,20 @@ def test_a_secret_or_insecure_lets_it_start(
         args.append("--insecure")
     log = (tmp_path / "log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "run_node.py"), *args, "--no-menu", "--data-dir",
-         str(tmp_path / "d")],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "run_node.py"),
+            *args,
+            "--no-menu",
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=env,
+    )
     popen.append(process)
 
     def healthy() -> bool:
@@ -197,7 +207,8 @@ def test_a_secret_or_insecure_lets_it_start(
         with contextlib.suppress(OSError):
             url = f"http://127.0.0.1:{port + API_PORT_OFFSET}/health"
             with urllib.request.urlopen(url, timeout=1) as response:
-                return response.status == 200
+                status: int = response.status
+                return status == 200
         return False
 
     assert wait_for(healthy, 20), (tmp_path / "log").read_text()
@@ -217,10 +228,20 @@ def test_a_peer_advertising_an_address_nobody_listens_on_is_refused(
     elsewhere = random_host(rng, taken=[host, seed.host])
     port = free_port(host)
     done = run(
-        ["--host", host, "--advertise-host", elsewhere, "--port", str(port),
-         "--join", seed.address, "--rpc-timeout", "1"],
+        [
+            "--host",
+            host,
+            "--advertise-host",
+            elsewhere,
+            "--port",
+            str(port),
+            "--join",
+            seed.address,
+            "--rpc-timeout",
+            "1",
+        ],
         tmp_path / "liar",
-    )  # fmt: skip
+    )
     line = error_line(done)
     assert f"{elsewhere}:{port}" in line and "did not answer" in line, line
     # The exact reason crossed the wire (not just PERMISSION_DENIED's "permission-denied").
@@ -297,12 +318,38 @@ def make_certificates(directory: Path) -> dict[str, Path]:
         key, csr, cert = (directory / f"{ca}-peer.{x}" for x in ("key", "csr", "pem"))
         ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
         commands = [
-            ["req", "-x509", *ec, "-keyout", ca_key, "-out", ca_cert, "-days", "1",
-             "-subj", f"/CN={ca} CA"],
+            [
+                "req",
+                "-x509",
+                *ec,
+                "-keyout",
+                ca_key,
+                "-out",
+                ca_cert,
+                "-days",
+                "1",
+                "-subj",
+                f"/CN={ca} CA",
+            ],
             ["req", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=peer"],
-            ["x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key,
-             "-CAcreateserial", "-out", cert, "-days", "1", "-extfile", ext],
-        ]  # fmt: skip
+            [
+                "x509",
+                "-req",
+                "-in",
+                csr,
+                "-CA",
+                ca_cert,
+                "-CAkey",
+                ca_key,
+                "-CAcreateserial",
+                "-out",
+                cert,
+                "-days",
+                "1",
+                "-extfile",
+                ext,
+            ],
+        ]
         for args in commands:
             subprocess.run([openssl, *map(str, args)], check=True, capture_output=True)
         files.update({f"{ca}_ca": ca_cert, f"{ca}_key": key, f"{ca}_cert": cert})
@@ -345,11 +392,19 @@ def test_mutual_tls_ring(tmp_path: Path, make_ring: Callable[..., LocalRing]) ->
     }
     for name, env in cases.items():
         done = run(
-            ["--host", "127.0.0.1", "--port", str(free_port()), "--join", first.address,
-             "--join-timeout", "3"],
+            [
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(free_port()),
+                "--join",
+                first.address,
+                "--join-timeout",
+                "3",
+            ],
             tmp_path / name,
             env=env,
-        )  # fmt: skip
+        )
         line = error_line(done)
         assert first.address in line, (name, line)
         assert done.seconds < 3 + STARTUP_SLACK, (name, done.seconds)

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from mounttest import MIB, eventually, needs, rest_get, run
 
 from clientlib.mount import fuse_problem
 from devtools.launcher import LocalRing, PeerProcess
+from tests.integration.mounttest import MIB, eventually, needs, rest_get, run
 
 pytestmark = pytest.mark.integration
 
@@ -93,11 +93,15 @@ def test_litmus_suites_all_pass(drive: Drive, tmp_path: Path) -> None:
     assert drive.curl("-X", "MKCOL", drive.url + "litmus")[0] == 201  # litmus works below it
     done = subprocess.run(
         ["litmus", "-k", drive.url + "litmus/", "me", TOKEN],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
         env={**os.environ, "TESTS": " ".join(SUITES)},
-    )  # fmt: skip
-    found = re.findall(r"summary for `(\w+)': of (\d+) tests run: \d+ passed, (\d+) failed",
-                       done.stdout)  # fmt: skip
+    )
+    found = re.findall(
+        r"summary for `(\w+)': of (\d+) tests run: \d+ passed, (\d+) failed", done.stdout
+    )
     summaries = {suite: (int(ran), int(failed)) for suite, ran, failed in found}
     print(done.stdout)
     failures = [line for line in done.stdout.splitlines() if "FAIL" in line]
@@ -138,11 +142,24 @@ def test_rclone_mount_takes_cp_mv_and_rm(drive: Drive, tmp_path: Path) -> None:
     mnt.mkdir()
     env = rclone_env(drive)
     process = subprocess.Popen(
-        ["rclone", "mount", "ring:", str(mnt), "--vfs-cache-mode", "writes",
-         "--vfs-write-back", "0s", "--dir-cache-time", "1s",
-         "--cache-dir", str(tmp_path / "cache")],
-        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            "rclone",
+            "mount",
+            "ring:",
+            str(mnt),
+            "--vfs-cache-mode",
+            "writes",
+            "--vfs-write-back",
+            "0s",
+            "--dir-cache-time",
+            "1s",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         eventually(lambda: os.path.ismount(mnt), "rclone mount", timeout=20)
         local = tmp_path / "report.pdf"
@@ -175,11 +192,14 @@ def test_reads_are_anonymous_writes_need_the_token(drive: Drive, tmp_path: Path)
     body.write_bytes(b"token please\n")
     status, answer = drive.curl("-T", str(body), drive.url + "auth.txt", token=False)
     assert status == 401 and '"error"' in answer
-    headers = run("curl", "-sS", "-D", "-", "-o", "/dev/null", "-T", str(body),
-                  drive.url + "auth.txt").stdout  # fmt: skip
+    headers = run(
+        "curl", "-sS", "-D", "-", "-o", "/dev/null", "-T", str(body), drive.url + "auth.txt"
+    ).stdout
     assert re.search(r"(?i)^www-authenticate: basic", headers, re.M), headers
-    assert drive.curl("-T", str(body), "-u", "me:wrong-token", drive.url + "auth.txt",
-                      token=False)[0] == 401  # fmt: skip
+    assert (
+        drive.curl("-T", str(body), "-u", "me:wrong-token", drive.url + "auth.txt", token=False)[0]
+        == 401
+    )
     assert drive.curl("-T", str(body), drive.url + "auth.txt")[0] == 201
     bearer = ["-H", f"Authorization: Bearer {TOKEN}"]
     assert drive.curl("-T", str(body), *bearer, drive.url + "auth.txt", token=False)[0] == 204
@@ -207,19 +227,51 @@ def test_chunked_put_streams_and_range_get_reads_a_slice(drive: Drive, tmp_path:
     source.write_bytes(data)
     with source.open("rb") as stdin:
         done = subprocess.run(
-            ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-u", f"me:{TOKEN}",
-             "-H", "Transfer-Encoding: chunked", "-T", "-", drive.url + "chunked/big.bin"],
-            stdin=stdin, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            [
+                "curl",
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-u",
+                f"me:{TOKEN}",
+                "-H",
+                "Transfer-Encoding: chunked",
+                "-T",
+                "-",
+                drive.url + "chunked/big.bin",
+            ],
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert done.stdout == "409", done  # the folder does not exist yet (RFC 4918 9.7.1)
     assert drive.curl("-X", "MKCOL", drive.url + "chunked")[0] == 201
     with source.open("rb") as stdin:
         done = subprocess.run(
-            ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-u", f"me:{TOKEN}",
-             "-H", "Transfer-Encoding: chunked", "-T", "-", drive.url + "chunked/big.bin"],
-            stdin=stdin, capture_output=True, timeout=60,
-        )  # fmt: skip
-    assert done.stdout == b"201", done
+            [
+                "curl",
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-u",
+                f"me:{TOKEN}",
+                "-H",
+                "Transfer-Encoding: chunked",
+                "-T",
+                "-",
+                drive.url + "chunked/big.bin",
+            ],
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.stdout == "201", done
     drive.stored("chunked/big.bin", data)
     sliced = subprocess.run(
         ["curl", "-sS", "-r", "4194000-4194999", drive.url + "chunked/big.bin"],
@@ -255,8 +307,17 @@ def test_empty_file_and_folder_listing(drive: Drive, tmp_path: Path) -> None:
     assert hrefs == ["/dav/listing/", "/dav/listing/empty.txt", "/dav/listing/sub/"], xml
     # A file stored through REST on another peer shows up in the listing (within its TTL).
     other = drive.other
-    run("curl", "-sf", "-H", f"Authorization: Bearer {TOKEN}", "-F", "name=listing/rest.txt",
-        "-F", f"file=@{empty}", f"http://{other.host}:{other.api_port}/upload_file")  # fmt: skip
+    run(
+        "curl",
+        "-sf",
+        "-H",
+        f"Authorization: Bearer {TOKEN}",
+        "-F",
+        "name=listing/rest.txt",
+        "-F",
+        f"file=@{empty}",
+        f"http://{other.host}:{other.api_port}/upload_file",
+    )
 
     def listed() -> str:
         return drive.curl("-X", "PROPFIND", "-H", "Depth: 1", drive.url + "listing/")[1]

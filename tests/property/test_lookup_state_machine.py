@@ -77,8 +77,9 @@ def test_a_step_offers_no_excluded_peer_and_only_progress(
 ) -> None:
     net, live, _ = case
     responder = data.draw(st.sampled_from(live))
-    known = sorted({n.id for n in (*responder.state().successors, *responder.state().fingers)
-                    if n is not None})  # fmt: skip
+    known = sorted(
+        {n.id for n in (*responder.state().successors, *responder.state().fingers) if n is not None}
+    )
     exclude = frozenset(data.draw(st.sets(st.sampled_from(known or [0]))))
     answer = responder.handle_step(key, exclude)
     me, size = responder.me.id, RING.size

@@ -1,4 +1,4 @@
-"""``python -m chord.sim`` in a subprocess: the same seed and parameters give the
+"""``python -m devtools.sim`` in a subprocess: the same seed and parameters give the
 same bytes, whatever the worker count and the string-hash seed of the process; a
 different seed gives different output; the output formats; bad input is refused.
 
@@ -21,6 +21,10 @@ import pytest
 
 from chord.sim import experiments as ex
 
+# Runs python -m devtools.sim in subprocesses (about half a minute): make test runs it,
+# make check (the fast layers) leaves it out.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 120  # seconds per run; each takes well under 5 s
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -28,26 +32,52 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SMALL: dict[str, list[str]] = {
     "path-length": ["path-length", "--nodes", "8", "32", "--lookups", "5"],
     "failures": [
-        "failures", "--nodes", "50", "--successors", "5",
-        "--fractions", "0", "0.2", "0.4", "--lookups", "100",
+        "failures",
+        "--nodes",
+        "50",
+        "--successors",
+        "5",
+        "--fractions",
+        "0",
+        "0.2",
+        "0.4",
+        "--lookups",
+        "100",
     ],
     # The CLI has no option for the key count of the virtual-node rows (1,000,000 in
     # the API's default), so one --virtual value costs about 2 s: keep it to one.
     "load-balance": ["load-balance", "--nodes", "50", "--keys", "500", "1000", "--virtual", "1"],
     "churn": [
-        "churn", "--nodes", "30", "--successors", "8", "--rates", "0.1", "0.3",
-        "--lookups", "50", "--check-every", "10",
+        "churn",
+        "--nodes",
+        "30",
+        "--successors",
+        "8",
+        "--rates",
+        "0.1",
+        "0.3",
+        "--lookups",
+        "50",
+        "--check-every",
+        "10",
     ],
-}  # fmt: skip
+}
 ROW_KEYS = {
     "path-length": ["nodes", "mean", "p1", "p99"],
     "failures": [
-        "fail_fraction", "mean_path", "path_p1", "path_p99", "mean_timeouts",
-        "timeouts_p1", "timeouts_p99", "failed", "lookups",
+        "fail_fraction",
+        "mean_path",
+        "path_p1",
+        "path_p99",
+        "mean_timeouts",
+        "timeouts_p1",
+        "timeouts_p99",
+        "failed",
+        "lookups",
     ],
     "load-balance": ["keys", "virtual_nodes", "mean", "p1", "p99", "max"],
     "churn": ["rate", "mean_path", "path_p1", "path_p99", "mean_timeouts", "failed", "lookups"],
-}  # fmt: skip
+}
 POOLED = ("path-length", "failures")  # the experiments that spread tasks over --workers
 TABLES = ("path-length", "failures", "churn")
 
@@ -60,11 +90,11 @@ class Outcome:
 
 
 def run_cli(args: Sequence[str], hash_seed: int = 0) -> Outcome:
-    """One ``python -m chord.sim`` run from the repository root. ``PYTHONHASHSEED``
+    """One ``python -m devtools.sim`` run from the repository root. ``PYTHONHASHSEED``
     is set explicitly so that two runs can be made to differ in string hashing."""
     env = {**os.environ, "PYTHONHASHSEED": str(hash_seed)}
     done = subprocess.run(
-        [sys.executable, "-m", "chord.sim", *args],
+        [sys.executable, "-m", "devtools.sim", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -170,10 +200,10 @@ def test_cli_plot_writes_png(tmp_path: Path) -> None:
 @pytest.mark.filterwarnings("ignore:This figure includes Axes that are not compatible")
 @pytest.mark.parametrize("experiment", list(SMALL))
 def test_plot_draws_every_experiment(tmp_path: Path, experiment: str) -> None:
-    """Every branch of chord.sim.plot, in process on small results (the CLI test above
+    """Every branch of devtools.sim.plot, in process on small results (the CLI test above
     covers the --plot wiring)."""
     pytest.importorskip("matplotlib")
-    from chord.sim.plot import plot
+    from devtools.sim.plot import plot
 
     result = {
         "path-length": lambda: ex.path_length(sizes=[8, 16], lookups_per_node=5),

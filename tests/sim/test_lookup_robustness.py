@@ -26,8 +26,9 @@ def test_no_lookup_fails_with_half_the_ring_dead(seed: int) -> None:
 def test_no_lookup_fails_with_the_one_hop_table(seed: int) -> None:
     """The table still names peers that died (nothing repairs it here): each costs a
     timeout, never a failure; with no failures a lookup is one hop, the owner's answer."""
-    result = ex.failures(nodes=200, seed=seed, fractions=[0.0, *FRACTIONS], lookups=1000,
-                         one_hop=True)  # fmt: skip
+    result = ex.failures(
+        nodes=200, seed=seed, fractions=[0.0, *FRACTIONS], lookups=1000, one_hop=True
+    )
     for row in result.rows:
         assert row["failed"] == 0, row
     # One hop, the owner's answer (none when the lookup starts at the owner).

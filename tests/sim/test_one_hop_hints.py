@@ -1,6 +1,6 @@
 """The one-hop table's owner candidates are hints, never a stretch of the ring.
 
-Under churn (``python -m chord.sim churn --one-hop``, R = 0.4) lookups ended at the
+Under churn (``python -m devtools.sim churn --one-hop``, R = 0.4) lookups ended at the
 wrong owner: a table named peers P (dead) and C after the key but not J, a live peer
 that joined between the key and P and had not reached this table yet. The lookup found
 P dead and asked C naming P dead, as it does along a successor list (whose stretch it

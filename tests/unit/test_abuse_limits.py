@@ -31,9 +31,15 @@ def test_range_positions_longer_than_max_digits_are_400_not_500() -> None:
 
 @pytest.mark.parametrize(
     ("origin", "netloc"),
-    [("http://127.0.0.1:17000", "127.0.0.1:17000"), ("https://Peer.Example", "peer.example"),
-     ("null", None), ("file://", None), ("http://[::1", None), ("javascript:x", None)],
-)  # fmt: skip
+    [
+        ("http://127.0.0.1:17000", "127.0.0.1:17000"),
+        ("https://Peer.Example", "peer.example"),
+        ("null", None),
+        ("file://", None),
+        ("http://[::1", None),
+        ("javascript:x", None),
+    ],
+)
 def test_origins_reduce_to_host_and_port(origin: str, netloc: str | None) -> None:
     assert _netloc(origin) == netloc
 

@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 
 from chord.sim.network import SimNetwork
 from services.rest import create_app
-from tests.unit.sim_ring import ideal_sim_ring
+from tests.unit.sim_ring import ideal_sim_ring, ring_context
 
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
 
@@ -22,7 +22,7 @@ def net() -> SimNetwork:
 
 @pytest.fixture
 def client(net: SimNetwork) -> FlaskClient:
-    return create_app(net.members()[0]).test_client()
+    return create_app(ring_context(net.members()[0])).test_client()
 
 
 def assert_ref(ref: dict[str, str]) -> None:
@@ -38,7 +38,7 @@ def test_health_names_the_peer(client: FlaskClient) -> None:
 
 def test_health_is_503_while_not_joined(net: SimNetwork) -> None:
     idle = net.add("127.0.0.9:7000")
-    response = create_app(idle).test_client().get("/health")
+    response = create_app(ring_context(idle)).test_client().get("/health")
     assert response.status_code == 503
 
 

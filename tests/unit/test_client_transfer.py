@@ -80,12 +80,19 @@ class FakePeer(BaseHTTPRequestHandler):
         if url.path == "/search_file":
             refs = [{"id": "0" * 40, "address": "x:1", "api": api} for api in b.holders]
             found = query.get("name") == "f.bin"
-            self.reply_json(200, {
-                "name": query.get("name"), "found": found, "owner": refs[0] if refs else None,
-                "replicas": refs[1:], "size": len(b.content) if found else None,
-                "sha256": hashlib.sha256(b.content).hexdigest() if found else None,
-                "version": 1 if found else None, "hops": 0,
-            })  # fmt: skip
+            self.reply_json(
+                200,
+                {
+                    "name": query.get("name"),
+                    "found": found,
+                    "owner": refs[0] if refs else None,
+                    "replicas": refs[1:],
+                    "size": len(b.content) if found else None,
+                    "sha256": hashlib.sha256(b.content).hexdigest() if found else None,
+                    "version": 1 if found else None,
+                    "hops": 0,
+                },
+            )
         elif url.path == "/download_file":
             self.download(b)
         else:
@@ -344,9 +351,16 @@ def test_an_unseekable_upload_source_is_not_retried(
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [("3", 3.0), (" 0 ", 0.0), (None, 1.0), ("soon", 1.0), ("-1", 1.0),
-     ("Wed, 21 Oct 2015 07:28:10 GMT", 10.0), ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0)],
-)  # fmt: skip
+    [
+        ("3", 3.0),
+        (" 0 ", 0.0),
+        (None, 1.0),
+        ("soon", 1.0),
+        ("-1", 1.0),
+        ("Wed, 21 Oct 2015 07:28:10 GMT", 10.0),
+        ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),
+    ],
+)
 def test_retry_after_values(value: str | None, seconds: float) -> None:
     now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
     assert retry_after(value, now) == seconds

@@ -40,8 +40,9 @@ def test_listing_shows_files_and_implied_and_made_folders() -> None:
     listing = RingListing(lambda: walked, 2.0, Clock())
     assert [e.path for e in listing.children("")] == ["a.txt", "docs"]
     assert [(e.path, e.is_folder) for e in listing.children("docs")] == [
-        ("docs/b.txt", False), ("docs/deep", True),
-    ]  # fmt: skip
+        ("docs/b.txt", False),
+        ("docs/deep", True),
+    ]
     assert listing.is_folder("docs/deep") and not listing.is_folder("a.txt")
     listing.make_folder("empty/inner")
     assert listing.is_folder("empty") and listing.is_folder("empty/inner")
@@ -184,8 +185,13 @@ class Called:
 
 
 def call(app: Any, method: str, **headers: str) -> tuple[str, dict[str, str], bytes]:
-    environ = {"REQUEST_METHOD": method, "REMOTE_ADDR": "10.0.0.1", "PATH_INFO": "/dav/f",
-               "HTTP_HOST": "peer:17000", **headers}  # fmt: skip
+    environ = {
+        "REQUEST_METHOD": method,
+        "REMOTE_ADDR": "10.0.0.1",
+        "PATH_INFO": "/dav/f",
+        "HTTP_HOST": "peer:17000",
+        **headers,
+    }
     answer: dict[str, Any] = {}
 
     def start_response(status: str, headers: list[tuple[str, str]]) -> None:

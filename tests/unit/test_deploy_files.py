@@ -17,6 +17,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,6 +38,7 @@ from config.settings import (
     is_loopback,
 )
 from services.rpc.security import RingSecurity
+from tests.unit.sim_ring import full_peer_app
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -51,20 +53,22 @@ STAND_IN_SECRET = "stand-in-ring-secret-0123456789"
 
 # --------------------------------------------------------------------------- helpers
 def rest_routes() -> set[str]:
-    """Every path the REST blueprints register (read from the source: no app needed)."""
-    pattern = re.compile(r"@routes\.(?:get|post|put|delete|route)\(\s*\"(/[^\"]*)\"")
-    routes: set[str] = set()
-    for path in (ROOT / "services" / "rest").glob("*.py"):
-        routes.update(pattern.findall(path.read_text(encoding="utf-8")))
-    return routes
+    """Every path a full peer's REST app routes."""
+    with (
+        tempfile.TemporaryDirectory() as data_dir,
+        full_peer_app(Path(data_dir), "api-token", "admin-token") as app,
+    ):
+        return {rule.rule for rule in app.url_map.iter_rules() if rule.endpoint != "static"}
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
     text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
-    joined = re.sub(r"\\\n", " ", "\n".join(
-        line for line in text.splitlines() if not line.lstrip().startswith("#")
-    ))  # fmt: skip
+    joined = re.sub(
+        r"\\\n",
+        " ",
+        "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#")),
+    )
     result = []
     for line in joined.splitlines():
         if line.strip():

@@ -6,12 +6,12 @@ from flask import jsonify
 
 from services.rest import create_app
 from services.rest.shapes import ref_json
-from tests.unit.sim_ring import ideal_sim_ring
+from tests.unit.sim_ring import ideal_sim_ring, ring_context
 
 
 def test_fast_health_equals_the_flask_answer_joined_or_not() -> None:
     node = ideal_sim_ring(2).members()[0]
-    app = create_app(node)
+    app = create_app(ring_context(node))
     client = app.test_client()
     with app.app_context():
         expected = jsonify(status="ok", node=ref_json(node.me)).get_data()

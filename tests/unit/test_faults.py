@@ -9,21 +9,17 @@ import os
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from config.settings import ConfigError, Settings, validate
-from devtools.fault_injection import (
-    FaultInjector,
-    FaultRuleError,
-    InjectedError,
-    caller_address,
-    injector_for,
-    parse_rules,
-    short_method,
-)
+from devtools.fault_injection import FaultInjector, InjectedError, caller_address, injector_for
+from devtools.fault_rules import FaultRuleError, parse_rules
+from services.rpc.grpc_types import ServerInterceptor
+from services.rpc.interceptors import short_method
 
 ME = "127.0.0.1:7001"
 
@@ -38,8 +34,11 @@ def test_json_and_compact_forms_parse_to_the_same_rules() -> None:
     delay, drop = as_json.rules
     assert (delay.action, delay.ms, delay.probability, delay.peer) == ("delay", 200, 0.3, ("*",))
     assert (drop.action, drop.method, drop.peer, drop.direction) == (
-        "drop", "*", ("127.0.0.1:7003",), "out",
-    )  # fmt: skip
+        "drop",
+        "*",
+        ("127.0.0.1:7003",),
+        "out",
+    )
 
 
 def test_object_form_carries_a_seed() -> None:
@@ -174,11 +173,11 @@ def test_names() -> None:
 
 # ------------------------------------------------------------- real gRPC calls
 @pytest.fixture
-def health_server() -> Iterator[tuple[str, list[grpc.ServerInterceptor]]]:
+def health_server() -> Iterator[tuple[str, list[grpc.ServerInterceptor[Any, Any]]]]:
     """A health server on a free port; interceptors appended before it starts serve."""
-    interceptors: list[grpc.ServerInterceptor] = []
+    interceptors: list[grpc.ServerInterceptor[Any, Any]] = []
 
-    class Late(grpc.ServerInterceptor):
+    class Late(ServerInterceptor):
         def intercept_service(self, continuation, details):  # type: ignore[no-untyped-def]
             for interceptor in interceptors:
                 return interceptor.intercept_service(continuation, details)
@@ -202,7 +201,7 @@ def check(channel: grpc.Channel) -> grpc.StatusCode:
 
 
 def test_client_interceptor_on_a_real_channel(
-    health_server: tuple[str, list[grpc.ServerInterceptor]],
+    health_server: tuple[str, list[grpc.ServerInterceptor[Any, Any]]],
 ) -> None:
     address, _ = health_server
     for rules, code in [
@@ -219,7 +218,7 @@ def test_client_interceptor_on_a_real_channel(
 
 
 def test_server_interceptor_faults_incoming_calls(
-    health_server: tuple[str, list[grpc.ServerInterceptor]],
+    health_server: tuple[str, list[grpc.ServerInterceptor[Any, Any]]],
 ) -> None:
     address, interceptors = health_server
     injector = FaultInjector(ME, parse_rules("fail direction=in code=INTERNAL peer=127.0.0.1:*"))

@@ -83,8 +83,13 @@ def test_request_bodies_stream_to_the_app(server: ApiServer, chunked: bool) -> N
     data = bytes(range(256)) * 20_000  # 5 MB: more than the server buffers before pausing
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     if chunked:
-        connection.request("POST", "/echo_sha", body=iter([data[:1000], data[1000:]]),
-                           encode_chunked=True, headers={"Expect": "100-continue"})  # fmt: skip
+        connection.request(
+            "POST",
+            "/echo_sha",
+            body=iter([data[:1000], data[1000:]]),
+            encode_chunked=True,
+            headers={"Expect": "100-continue"},
+        )
     else:
         connection.request("POST", "/echo_sha", body=data)
     answer = connection.getresponse().read()

@@ -182,10 +182,20 @@ def test_upload_and_download_round_trip(peer: SimPeer, tmp_path: Path) -> None:
     taken = tmp_path / "out" / "taken"
     taken.write_bytes(b"mine")
     answers: list[str | type[BaseException]] = [
-        "6", str(tmp_path / "missing"), str(tmp_path), "\x00", str(source), "../x", "",
-        "7", "отчёт 2026.txt", str(taken), str(tmp_path / "nowhere" / "f"), str(tmp_path / "out"),
+        "6",
+        str(tmp_path / "missing"),
+        str(tmp_path),
+        "\x00",
+        str(source),
+        "../x",
+        "",
+        "7",
+        "отчёт 2026.txt",
+        str(taken),
+        str(tmp_path / "nowhere" / "f"),
+        str(tmp_path / "out"),
         LEAVE,
-    ]  # fmt: skip
+    ]
     text = run(peer, answers)
     assert text.count("No such file") == 2 and "is a folder" in text
     assert "Not a valid file name" in text

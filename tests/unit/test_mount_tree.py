@@ -13,8 +13,10 @@ class FakeApi:
 
     def call(self, method: str, path: str, query: Any = None) -> Any:
         self.calls += 1
-        rows = [{"name": n, "size": len(n), "sha256": "ab", "version": 1, "created": 1e9}
-                for n in self.names]  # fmt: skip
+        rows = [
+            {"name": n, "size": len(n), "sha256": "ab", "version": 1, "created": 1e9}
+            for n in self.names
+        ]
         return {"files": rows, "peers": 1}
 
 

@@ -52,13 +52,41 @@ def test_good_names_are_returned_unchanged(name: str) -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        "", "../x", "/etc/passwd", "..", ".", "a/../b", "a/./b", "a//b", "a/", "a\x00b",
-        "tab\there", "new\nline", "del\x7f", "c1\x85", "back\\slash", "x" * 256, "é" * 128,
-        "\ud800", 5, None, ["a"],
-        "evil\u202egnp.exe", "zero\u200bwidth", "\ufeffbom", "join\u200dme", "word\u2060joiner",
-        "line\u2028sep", " ", "   ", "a/ /b", "...", "a/. ./b", "soft\u00adhyphen",
+        "",
+        "../x",
+        "/etc/passwd",
+        "..",
+        ".",
+        "a/../b",
+        "a/./b",
+        "a//b",
+        "a/",
+        "a\x00b",
+        "tab\there",
+        "new\nline",
+        "del\x7f",
+        "c1\x85",
+        "back\\slash",
+        "x" * 256,
+        "é" * 128,
+        "\ud800",
+        5,
+        None,
+        ["a"],
+        "evil\u202egnp.exe",
+        "zero\u200bwidth",
+        "\ufeffbom",
+        "join\u200dme",
+        "word\u2060joiner",
+        "line\u2028sep",
+        " ",
+        "   ",
+        "a/ /b",
+        "...",
+        "a/. ./b",
+        "soft\u00adhyphen",
     ],
-)  # fmt: skip
+)
 def test_bad_names_are_refused(name: object) -> None:
     with pytest.raises(InvalidName):
         validate_name(name)
@@ -210,9 +238,11 @@ def test_fields_then_file_in_pieces() -> None:
 
 def test_fields_after_the_file_are_read_by_tail() -> None:
     data = body(
-        ("replicas", b"2", None), ("file", b"abc", "x.bin"), ("name", b"docs/x.bin", None),
+        ("replicas", b"2", None),
+        ("file", b"abc", "x.bin"),
+        ("name", b"docs/x.bin", None),
         ("overwrite", b"yes", None),
-    )  # fmt: skip
+    )
     head, filename, content, every = read_all(reader(data))
     assert head == {"replicas": "2"} and filename == "x.bin" and content == b"abc"
     assert every == {"replicas": "2", "name": "docs/x.bin", "overwrite": "yes"}
@@ -323,8 +353,12 @@ def test_token_settings_from_flags_env_and_validation() -> None:
     settings = parse_args(argv, {"CHORD_ADMIN_TOKEN": "admin-token-1"}).settings
     assert (settings.api_token, settings.admin_token) == ("api-token-1", "admin-token-1")
     assert settings.max_upload_mib == 5 and Settings().max_upload_mib == 10240
-    for bad in ({"api_token": "short"}, {"admin_token": "has space in"}, {"max_upload_mib": "0"},
-                {"api_token": "same-token", "admin_token": "same-token"}):  # fmt: skip
+    for bad in (
+        {"api_token": "short"},
+        {"admin_token": "has space in"},
+        {"max_upload_mib": "0"},
+        {"api_token": "same-token", "admin_token": "same-token"},
+    ):
         with pytest.raises(ConfigError):
             load_settings(bad, None, {})
 

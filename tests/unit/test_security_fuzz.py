@@ -99,8 +99,11 @@ def test_range_headers_give_a_range_in_the_file_or_a_documented_error(
 
 
 @FAST
-@given(st.integers(1, 10**12).flatmap(lambda size: st.tuples(
-    st.just(size), st.integers(0, size - 1), st.integers(0, size - 1))))  # fmt: skip
+@given(
+    st.integers(1, 10**12).flatmap(
+        lambda size: st.tuples(st.just(size), st.integers(0, size - 1), st.integers(0, size - 1))
+    )
+)
 def test_valid_ranges_round_trip(case: tuple[int, int, int]) -> None:
     size, a, b = case
     start, last = min(a, b), max(a, b)
@@ -132,6 +135,7 @@ def test_replicas_parse_or_answer_400(text: str, most: int) -> None:
     except ApiError as exc:
         assert exc.status == 400
         return
+    assert value is not None and most is not None
     assert 1 <= value <= most and text.strip().isascii()
 
 

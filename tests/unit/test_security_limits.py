@@ -3,6 +3,8 @@ cap on concurrent transfers per client; both answer 429 with Retry-After."""
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import pytest
 
 from services.rest.errors import ApiError
@@ -55,6 +57,7 @@ def test_a_slot_is_released_when_the_stream_ends_or_is_closed() -> None:
     limits = ClientLimits(max_transfers=1)
     slot = limits.transfer("a")
     stream = slot.held_over(iter([b"1", b"2"]))
+    assert isinstance(stream, Generator)
     assert next(stream) == b"1"
     stream.close()  # the client went away mid-download
     assert limits.active("a") == 0

@@ -26,7 +26,7 @@ def test_a_refused_notify_does_not_break_stabilize() -> None:
         state = real_get_state(peer, caller)
         return PeerState(state.node, None, state.successors)
 
-    node.transport.notify = refuse  # type: ignore[method-assign]
+    node.transport.notify = refuse  # type: ignore[method-assign,assignment]
     node.transport.get_state = forgetful  # type: ignore[method-assign]
     for _ in range(3):
         node.stabilize()
@@ -39,7 +39,7 @@ def test_no_notify_to_a_successor_that_already_names_us() -> None:
     net = ideal_sim_ring(4)
     node = net.members()[0]
     sent: list[NodeRef] = []
-    node.transport.notify = lambda peer, me: sent.append(peer)  # type: ignore[method-assign]
+    node.transport.notify = lambda peer, me: sent.append(peer)  # type: ignore[method-assign,assignment]
     node.stabilize()
     assert sent == []
 

@@ -23,7 +23,7 @@ from services.files.replication import Replicator
 from services.rest import ApiContext, PeerServices, create_app
 from services.rest import store as store_module
 from services.rest.auth import Tokens
-from services.rest.spool import empty_dir
+from services.rest.spool import Spool, empty_dir
 from services.rpc.transport import GrpcTransport
 from services.storage import StorageEngine
 from tests.unit.sim_ring import ideal_sim_ring
@@ -48,10 +48,15 @@ class FakeFiles:
     early_conflicts: bool = False  # refuse a taken name after the first piece, unread rest
 
     def put(
-        self, name: str, data: Iterable[bytes], *, size: int | None = None,
-        replicas: int | None = None, overwrite: bool = False,
+        self,
+        name: str,
+        data: Iterable[bytes],
+        *,
+        size: int | None = None,
+        replicas: int | None = None,
+        overwrite: bool = False,
         settle: Callable[[], tuple[int | None, bool]] | None = None,
-    ) -> PutResult:  # fmt: skip
+    ) -> PutResult:
         call = Call(name, replicas, overwrite)
         self.calls.append(call)
         received = bytearray()
@@ -95,7 +100,7 @@ def peer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Peer]:
     spool.mkdir()
     spooled: list[Path] = []
 
-    class RecordedSpool(store_module.Spool):
+    class RecordedSpool(Spool):
         def __init__(self, directory: Path | None) -> None:
             super().__init__(directory)
             spooled.append(self.path)

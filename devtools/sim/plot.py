@@ -39,8 +39,10 @@ def plot(result: ExperimentResult, path: str) -> None:
             [r["keys"] for r in plain],
             [r["mean"] for r in plain],
             yerr=[[r["mean"] - r["p1"] for r in plain], [r["p99"] - r["mean"] for r in plain]],
-            fmt="o-", capsize=4, label="keys per peer: mean, 1st-99th pct",
-        )  # fmt: skip
+            fmt="o-",
+            capsize=4,
+            label="keys per peer: mean, 1st-99th pct",
+        )
         axes.set_xlabel("total keys")
         axes.set_ylabel("keys per peer")
         axes.set_title("Load balance under consistent hashing")

@@ -1,11 +1,11 @@
-"""``python -m chord.sim EXPERIMENT``: the Chord paper's experiments on the real core.
+"""``python -m devtools.sim EXPERIMENT``: the Chord paper's experiments on the real core.
 
-    python -m chord.sim path-length                     # N = 2^3 .. 2^14
-    python -m chord.sim path-length --nodes 64 128 --json
-    python -m chord.sim failures --nodes 1000 --successors 20 --plot failures.png
-    python -m chord.sim load-balance
-    python -m chord.sim churn --rates 0.05 0.4 --lookups 2000
-    python -m chord.sim upkeep --nodes 1000 --backoffs 1 8 --rates 0 0.05
+    python -m devtools.sim path-length                     # N = 2^3 .. 2^14
+    python -m devtools.sim path-length --nodes 64 128 --json
+    python -m devtools.sim failures --nodes 1000 --successors 20 --plot failures.png
+    python -m devtools.sim load-balance
+    python -m devtools.sim churn --rates 0.05 0.4 --lookups 2000
+    python -m devtools.sim upkeep --nodes 1000 --backoffs 1 8 --rates 0 0.05
 
 Same seed and parameters, same output, byte for byte, whatever --workers is:
 work is cut into fixed tasks that each seed their own random stream, and the
@@ -33,16 +33,19 @@ EXPERIMENTS = ("path-length", "failures", "load-balance", "churn", "upkeep")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m chord.sim",
+        prog="python -m devtools.sim",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("experiment", choices=EXPERIMENTS)
     parser.add_argument(
-        "--nodes", type=int, nargs="+", metavar="N",
+        "--nodes",
+        type=int,
+        nargs="+",
+        metavar="N",
         help="peers (path-length: a list of sizes; default 2^3..2^14; failures and churn: "
         "1000; load-balance: 10000)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--successors",
         type=int,
@@ -101,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--virtual", type=int, nargs="+", help="load-balance: virtual peers per real peer"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    return parser  # fmt: skip
+    return parser
 
 
 def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -212,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = run(args, parser)
     except ex.InvariantViolated as exc:
-        print(f"python -m chord.sim: invariant violated: {exc}", file=sys.stderr)
+        print(f"python -m devtools.sim: invariant violated: {exc}", file=sys.stderr)
         return 1
     if args.json:
         print(result.to_json())
@@ -220,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = result.rows
         print(tabulate([list(r.values()) for r in rows], headers=list(rows[0]) if rows else []))
     if args.plot:
-        from chord.sim.plot import plot
+        from devtools.sim.plot import plot
 
         plot(result, args.plot)
     return 0
