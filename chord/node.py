@@ -21,7 +21,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
 
-from chord.fingers import FingerTable, RoutingIndex
+from chord.fingers import FingerTable, KeyPredecessor, RoutingIndex
 from chord.ids import Ring, between, between_right
 from chord.lookup import LookupFailed, LookupMachine, LookupResult, drive, iterative_lookup
 from chord.membership import DEFAULT_TTL, Membership
@@ -184,9 +184,10 @@ class ChordNode:
             between_right(predecessor.id, key, self.me.id) or predecessor.id in exclude
         ):
             return StepAnswer(True, (self.me, *index.successors), predecessor)
-        owners, closer, beyond = index.route(key, STEP_CANDIDATES, exclude)
-        if owners is not None:
-            return StepAnswer(True, owners, self.me)
+        route = index.route(key, STEP_CANDIDATES, exclude)
+        if isinstance(route, KeyPredecessor):
+            return StepAnswer(True, route.owners, self.me)
+        closer, beyond = route.closer, route.beyond
         hints: tuple[NodeRef, ...] = ()
         if self.membership is not None:
             closer, hints = self._table_candidates(key, exclude, closer, bool(beyond))
