@@ -253,3 +253,50 @@ def test_concurrent_joins_with_random_latency_keep_the_invariants(seed: int) -> 
     for _ in range(2 * len(members)):  # quiet rounds, no latency left in flight
         net.run_maintenance_round()
     assert not ideal_violations([n.state() for n in members], r)
+
+
+def _fixed_delay_ring(size: int, delay: float) -> SimNetwork:
+    net = SimNetwork(RING, successors=3, latency=Latency(SimRandom(5), delay, delay))
+    net.build_ideal(net.random_addresses(size, SimRandom(6)))
+    return net
+
+
+def test_a_peer_runs_one_operation_at_a_time() -> None:
+    """A second operation of the same peer that comes due while the first waits for a
+    reply starts when the first ends; another peer's runs inside that wait."""
+    net = _fixed_delay_ring(5, 0.1)
+    a, b = net.members()[:2]
+    seen: list[tuple[str, float]] = []
+
+    def operation(name: str, node: ChordNode) -> Callable[[], None]:
+        def run() -> None:
+            seen.append((f"{name} starts", net.clock.now()))
+            node.stabilize()  # at least one round trip: 0.2 s
+            seen.append((f"{name} ends", net.clock.now()))
+
+        return run
+
+    net.start(a, operation("a1", a))
+    net.start(a, operation("a2", a), delay=0.05)
+    net.start(b, operation("b", b), delay=0.05)
+    net.scheduler.run()
+    names = [name for name, _ in seen]
+    assert names.index("a2 starts") > names.index("a1 ends")
+    assert names.index("a1 starts") < names.index("b starts") < names.index("a1 ends")
+
+
+def test_a_peer_that_crashes_while_waiting_sends_nothing_more() -> None:
+    """An operation pings two peers in turn: the peer crashes before the first reply
+    (a round trip of 0.2 s), so the second ping is never sent."""
+    net = _fixed_delay_ring(5, 0.1)
+    node, first, second = net.members()[:3]
+
+    def two_pings() -> None:
+        node.transport.ping(first.me)
+        node.transport.ping(second.me)
+
+    net.start(node, two_pings)
+    net.scheduler.at(0.15, lambda: net.crash(node.me.address))
+    net.scheduler.run()
+    assert net.counters.messages == 1  # the first ping, delivered at 0.1 s
+    assert net.clock.now() == pytest.approx(0.2)
