@@ -34,7 +34,7 @@ from chord.node import ChordNode
 from chord.node_ref import NodeRef
 from chord.placement import successor_index
 from chord.sim.rng import SimRandom
-from chord.sim.scheduler import Latency, Scheduler, VirtualClock
+from chord.sim.scheduler import DEFAULT_TIMEOUT, Latency, Scheduler, VirtualClock
 from chord.transport import NotReady, PeerState, PeerUnreachable, StepAnswer
 
 __all__ = ["CallerCrashed", "Counters", "SimNetwork", "SimTransport", "VirtualClock"]
@@ -275,7 +275,7 @@ class SimNetwork:
         ``on_timeout`` is called at the deadline whether or not the reply came (the
         caller ignores whichever comes second)."""
         latency = self.latency
-        timeout = latency.timeout if latency is not None else 1.0
+        timeout = latency.timeout if latency is not None else DEFAULT_TIMEOUT
         there = latency.draw() if latency is not None else 0.0
         scheduler = self.scheduler
 
