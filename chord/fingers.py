@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 from chord.ids import Ring, between_right
 from chord.node_ref import NodeRef
@@ -64,16 +63,14 @@ class FingerTable:
         return index.closest_preceding(key, limit)
 
 
-@dataclass(frozen=True, slots=True)
-class KeyPredecessor:
+class KeyPredecessor(NamedTuple):
     """The routing peer is the key's immediate predecessor: ``owners`` is its successor
     list, the owner first."""
 
     owners: tuple[NodeRef, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Forward:
+class Forward(NamedTuple):
     """The key lies further: ``closer`` are known peers strictly between the routing
     peer and the key, nearest the key first; ``beyond``, if the key falls deeper
     inside the successor list, the entries from its owner on (owner candidates)."""

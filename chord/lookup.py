@@ -42,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from heapq import heappop, heappush
-from typing import Protocol, TypeAlias
+from typing import NamedTuple, Protocol, TypeAlias
 
 from chord.ids import Ring
 from chord.node_ref import NodeRef
@@ -82,12 +82,12 @@ class LookupResult:
     timeouts: int  # peers that were contacted and did not answer
 
 
-@dataclass(frozen=True, eq=False)
-class StepRequest:
+class StepRequest(NamedTuple):
     """One step the lookup wants asked: ``peer``'s answer for ``key``, offering none of
     ``exclude``. ``local``: ``peer`` is the caller's own peer, answered from its own
-    tables (not a hop, never late). Compared by identity: a reply or timeout is matched
-    to the very request it answers, so a late reply to an older request is recognised."""
+    tables (not a hop, never late). The machine matches a reply or timeout to the very
+    request object it answers (``is``), so a late reply to an older request is ignored
+    even if it asked the same."""
 
     peer: NodeRef
     key: int
