@@ -26,6 +26,7 @@ from chord.sim.network import LookupDone, SimNetwork
 from chord.sim.rng import SimRandom
 from chord.sim.scheduler import Latency, Scheduler, VirtualClock
 from chord.transport import PeerUnreachable, StepAnswer
+from tests.support.assumptions import crash_allowed
 
 RING = Ring(MAX_BITS)
 T = TypeVar("T")
@@ -208,38 +209,50 @@ def _maintain_forever(net: SimNetwork, node: ChordNode, rng: SimRandom, until: f
     net.scheduler.after(rng.uniform(0.0, 1.0), again)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 4])
-def test_concurrent_joins_with_random_latency_keep_the_invariants(seed: int) -> None:
-    """Twenty peers join a ring of five within one second, every message delayed at
+@pytest.mark.parametrize(("seed", "crashes"), [(1, 0), (2, 0), (3, 0), (1, 6), (2, 6), (3, 6)])
+def test_concurrent_joins_with_random_latency_keep_the_invariants(seed: int, crashes: int) -> None:
+    """Twenty peers join a ring of eight within a few seconds, every message delayed at
     random (a join's lookup and admission interleave with the others' and with
-    maintenance), while every member keeps stabilizing. Zave's invariants hold at every
-    check, and once joins stop the ring becomes Ideal."""
+    maintenance), while every member keeps stabilizing and, in some runs, peers crash
+    meanwhile (each crash only if Zave's operating assumption allows it then). Zave's
+    invariants hold at every check, and once it all stops the ring becomes Ideal."""
     rng = SimRandom(seed)
     r = 3
     net = SimNetwork(RING, successors=r, latency=Latency(rng.fork(1), 0.01, 0.3))
-    first, *others = (net.add(a) for a in net.random_addresses(5, rng.fork(0)))
+    first, *others = (net.add(a) for a in net.random_addresses(8, rng.fork(0)))
     first.create()
     for node in others:
         node.join(first.me.address)
         for _ in range(3):
             net.run_maintenance_round()
-    until = 60.0
+    until = net.clock.now() + 60.0
     for node in net.members():
         _maintain_forever(net, node, rng.fork(node.me.id % 1000), until)
     joined: list[ChordNode] = []
 
-    def join(node: ChordNode, seed_address: str) -> None:
+    def join(node: ChordNode) -> None:
+        seed_node = rng.choice([m for m in net.members() if m is not node])
         try:
-            node.join(seed_address)
+            node.join(seed_node.me.address)
         except (JoinFailed, PeerUnreachable):
             return  # a real peer retries later; the test counts the ones that made it
         joined.append(node)
         _maintain_forever(net, node, rng.fork(node.me.id % 1000 + 1), until)
 
+    crashed: list[ChordNode] = []
+
+    def crash() -> None:
+        members = net.members()
+        victim = rng.choice(members)
+        if crash_allowed(members, victim, r):
+            net.crash(victim.me.address)
+            crashed.append(victim)
+
     for address in net.random_addresses(20, rng.fork(2)):
         node = net.add(address)
-        seed_node = rng.choice([first, *others])
-        net.start(node, partial(join, node, seed_node.me.address), rng.uniform(0, 1))
+        net.start(node, partial(join, node), rng.uniform(0, 5))
+    for _ in range(crashes):
+        net.scheduler.after(rng.uniform(0, 20), crash)
 
     checks = 0
     while net.scheduler.next_due() is not None:
@@ -248,6 +261,7 @@ def test_concurrent_joins_with_random_latency_keep_the_invariants(seed: int) -> 
         assert not problems, (net.clock.now(), problems[:3])
         checks += 1
     assert len(joined) >= 15, len(joined)
+    assert len(crashed) >= crashes // 2, len(crashed)
     assert checks > 50
     members = net.members()
     for _ in range(2 * len(members)):  # quiet rounds, no latency left in flight
