@@ -114,7 +114,9 @@ class _Routing:
     method that needs a peer's answer yields a :class:`StepRequest` and is sent the
     answer (None: no answer). :class:`LookupMachine` is its public face."""
 
-    def __init__(self, ring: Ring, key: int, max_hops: int, local: NodeRef | None, verify: bool):
+    def __init__(
+        self, ring: Ring, key: int, max_hops: int, local: NodeRef | None, verify: bool
+    ) -> None:
         self.key = key
         self.size = ring.size
         self.max_hops = max_hops
