@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable
+from typing import NamedTuple, TypeAlias
 
 from chord.ids import Ring, between_right
 from chord.node_ref import NodeRef
@@ -82,6 +83,26 @@ class FingerTable:
         return index.closest_preceding(key, limit)
 
 
+class KeyPredecessor(NamedTuple):
+    """The routing peer is the key's immediate predecessor: ``owners`` is its successor
+    list, the owner first."""
+
+    owners: tuple[NodeRef, ...]
+
+
+class Forward(NamedTuple):
+    """The key lies further: ``closer`` are known peers strictly between the routing
+    peer and the key, nearest the key first; ``beyond``, if the key falls deeper
+    inside the successor list, the entries from its owner on (owner candidates)."""
+
+    closer: tuple[NodeRef, ...]
+    beyond: tuple[NodeRef, ...] = ()
+
+
+# One routing decision (RoutingIndex.route).
+Route: TypeAlias = KeyPredecessor | Forward
+
+
 class RoutingIndex:
     """Every peer one node knows (fingers and successors), sorted by clockwise distance
     from it, so a routing step is two binary searches instead of a scan of m fingers.
@@ -111,17 +132,14 @@ class RoutingIndex:
         self.nodes = sorted(known, key=known.__getitem__)
         self.distances = [known[node] for node in self.nodes]
 
-    def route(
-        self, key: int, limit: int, exclude: frozenset[int] = frozenset()
-    ) -> tuple[tuple[NodeRef, ...] | None, tuple[NodeRef, ...], tuple[NodeRef, ...]]:
+    def route(self, key: int, limit: int, exclude: frozenset[int] = frozenset()) -> Route:
         """One routing decision for ``key``, ignoring the peers in ``exclude`` (the
         caller found them dead).
 
-        Returns ``(owners, (), ())`` when the key lies in (me, successor]: this peer is
-        the key's predecessor and ``owners`` is its successor list, the owner first.
-        Otherwise ``(None, closer, beyond)``: up to ``limit`` known peers strictly in
-        (me, key), closest to the key first, and, if the key falls deeper inside the
-        successor list, the entries from its owner on (owner candidates). Strictness
+        :class:`KeyPredecessor` when the key lies in (me, successor]: this peer is the
+        key's predecessor. Otherwise :class:`Forward`: up to ``limit`` known peers
+        strictly in (me, key), closest to the key first, and, if the key falls deeper
+        inside the successor list, the entries from its owner on. Strictness
         is what the ancestor got wrong: a peer outside the open interval can hand the
         key straight back and loop forever.
 
@@ -139,10 +157,10 @@ class RoutingIndex:
         if distance:  # a key equal to our own ID is routed like any key we do not hold
             i = bisect_left(self.successor_distances, distance)
             if i == 0 and self.successors:
-                return self.successors, (), ()
+                return KeyPredecessor(self.successors)
             if i < len(self.successors):
                 beyond = self.successors[i:]
-        return None, self._closer(distance, limit), beyond
+        return Forward(self._closer(distance, limit), beyond)
 
     def _without(self, exclude: frozenset[int]) -> RoutingIndex:
         """This index minus the excluded peers (built per request: exclusions are rare,

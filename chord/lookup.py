@@ -6,6 +6,11 @@ ancestor's recursive lookups did, and froze the whole ring). Every step must mak
 strict progress towards the key, and the number of hops is capped, so a lookup
 always ends: with an owner, or with :class:`LookupFailed`.
 
+The lookup itself is a pure state machine (:class:`LookupMachine`: next request,
+then its reply or its timeout) that never calls out; :func:`iterative_lookup` drives
+it with blocking calls (real peers, over the gRPC transport), the simulator with
+message events on a virtual clock, where replies can be late and interleave.
+
 A lookup never gives up while a live peer it has heard of is closer to the key:
 peers found dead are remembered for the rest of the lookup (never contacted twice,
 and named to every later responder so that it offers others instead), and a live
@@ -34,10 +39,10 @@ Two ways to end (``verify``):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from heapq import heappop, heappush
-from typing import Protocol
+from typing import NamedTuple, Protocol, TypeAlias
 
 from chord.ids import Ring
 from chord.node_ref import NodeRef
@@ -77,6 +82,23 @@ class LookupResult:
     timeouts: int  # peers that were contacted and did not answer
 
 
+class StepRequest(NamedTuple):
+    """One step the lookup wants asked: ``peer``'s answer for ``key``, offering none of
+    ``exclude``. ``local``: ``peer`` is the caller's own peer, answered from its own
+    tables (not a hop, never late). The machine matches a reply or timeout to the very
+    request object it answers (``is``), so a late reply to an older request is ignored
+    even if it asked the same."""
+
+    peer: NodeRef
+    key: int
+    exclude: frozenset[int]
+    local: bool
+
+
+# What the routing coroutine receives for a request: the answer, or None (no answer).
+_Steps: TypeAlias = Generator[StepRequest, StepAnswer | None, LookupResult | None]
+
+
 # Heap entries: (distance to the key, kind, order, peer, siblings, next sibling, limit).
 # A candidate entry (kind ASK) stands for the best not yet asked candidate of one
 # answer; popping it queues its next sibling (a k-way merge: the closest known peer is
@@ -87,25 +109,18 @@ ASK, REASK = 0, 1
 _Entry = tuple[int, int, int, NodeRef, tuple[NodeRef, ...], int, int]
 
 
-class _Lookup:
-    """The state of one lookup; :func:`iterative_lookup` is its entry point."""
+class _Routing:
+    """The state of one lookup and its routing rules, written as a coroutine: each
+    method that needs a peer's answer yields a :class:`StepRequest` and is sent the
+    answer (None: no answer). :class:`LookupMachine` is its public face."""
 
     def __init__(
-        self,
-        ring: Ring,
-        key: int,
-        ask: AskStep,
-        max_hops: int,
-        local: NodeRef | None,
-        on_dead: Callable[[NodeRef], None] | None,
-        verify: bool,
+        self, ring: Ring, key: int, max_hops: int, local: NodeRef | None, verify: bool
     ) -> None:
         self.key = key
         self.size = ring.size
-        self.ask = ask
         self.max_hops = max_hops
         self.local_id = local.id if local is not None else -1  # ints compare faster
-        self.on_dead = on_dead
         self.verify = verify
         self.heap: list[_Entry] = []
         self.seen: set[int] = set()  # IDs ever queued: no peer is queued or asked twice
@@ -117,6 +132,7 @@ class _Lookup:
         self.hops = 0
         self.timeouts = 0
         self.last_problem = ""  # the last unreachable peer and why, for LookupFailed
+        self.timeout_reason = ""  # why the request now being answered got no answer
         # Unverified lookups: the owner candidates offered by the responder closest to
         # the key, used once every peer between it and the key is found dead.
         self.fallback: tuple[int, NodeRef, tuple[NodeRef, ...]] | None = None
@@ -159,23 +175,20 @@ class _Lookup:
             inside = sorted(inside, key=lambda d: (key - d) % size)[:MAX_EXCLUDE]
         return frozenset(inside)
 
-    def found_dead(self, peer: NodeRef) -> None:
-        self.timeouts += 1
-        self.dead.add(peer.id)
-        if self.on_dead is not None:
-            self.on_dead(peer)
-
-    def call(self, peer: NodeRef, exclude: frozenset[int] = NO_EXCLUSIONS) -> StepAnswer | None:
+    def call(
+        self, peer: NodeRef, exclude: frozenset[int] = NO_EXCLUSIONS
+    ) -> Generator[StepRequest, StepAnswer | None, StepAnswer | None]:
         """One step RPC (a local call for our own peer, not a hop); None if ``peer``
         did not answer."""
         remote = peer.id != self.local_id
         if remote and self.hops + self.timeouts >= self.max_hops:
             raise LookupFailed(f"hop cap {self.max_hops} reached for key {self.key:x}")
-        try:
-            answer = self.ask(peer, self.key, exclude) if exclude else self.ask(peer, self.key)
-        except PeerUnreachable as exc:
-            self.found_dead(peer)
-            self.last_problem = f"{peer.address}: {exc.reason}" if exc.reason else peer.address
+        answer = yield StepRequest(peer, self.key, exclude, not remote)
+        if answer is None:
+            self.timeouts += 1
+            self.dead.add(peer.id)
+            reason = self.timeout_reason
+            self.last_problem = f"{peer.address}: {reason}" if reason else peer.address
             return None
         if remote:
             self.hops += 1
@@ -185,7 +198,7 @@ class _Lookup:
         return LookupResult(self.key, nodes[0], nodes, predecessor, self.hops, self.timeouts)
 
     # ------------------------------------------------------------------ routing
-    def run(self, start: Iterable[NodeRef]) -> LookupResult:
+    def run(self, start: Iterable[NodeRef]) -> _Steps:
         size = self.size
         for node in start:  # not sorted by closeness, so each is queued on its own
             self.queue_next((node,), 0, size + 1)  # any start peer, even one on the key
@@ -194,7 +207,7 @@ class _Lookup:
             # Peers farther from the key than the fallback's responder cannot know that
             # stretch of the ring better than it does: use the fallback before them.
             if self.fallback is not None and heap[0][0] >= self.fallback[0]:
-                result = self.take_fallback()
+                result: LookupResult | None = self.take_fallback()
                 if result is not None:
                     return result
                 continue  # all dead: keep looking further back
@@ -203,7 +216,7 @@ class _Lookup:
                 self.queue_next(siblings, next_sibling, limit)
             elif len(self.dead_between(distance or size)) <= self.told[peer.id]:
                 continue  # nothing it could name has died since it answered: no news
-            result = self.step(peer, distance)
+            result = yield from self.step(peer, distance)
             if result is not None:
                 return result
         if self.fallback is not None:
@@ -221,15 +234,15 @@ class _Lookup:
             f"({self.hops} answered, {self.timeouts} unreachable{last})"
         )
 
-    def step(self, peer: NodeRef, distance: int) -> LookupResult | None:
+    def step(self, peer: NodeRef, distance: int) -> _Steps:
         """Ask ``peer`` (at ``distance`` from the key) for one step; the result if it
         ends the lookup."""
         exclude = self.dead_between(distance or self.size)
-        answer = self.call(peer, exclude)
+        answer = yield from self.call(peer, exclude)
         if answer is None:
             return None
         if answer.done and answer.nodes:
-            return self.finish(peer, answer)
+            return (yield from self.finish(peer, answer))
         # A peer sitting on the key (distance 0) may send us anywhere but back to itself.
         self.queue_next(answer.nodes, 0, distance or self.size)
         self.told[peer.id] = len(exclude)
@@ -239,21 +252,21 @@ class _Lookup:
             if self.verify:
                 # Its list reaches past the key: ask those peers now. If all are dead,
                 # the peers it offered before the key (queued above) know further.
-                return self.verified(answer.owners, peer)
+                return (yield from self.verified(answer.owners, peer))
             if self.fallback is None or distance < self.fallback[0]:
                 self.fallback = (distance, peer, answer.owners)
         elif answer.hints and self.verify:
             # Its table names the owner: one hop if the table is right.
-            return self.verified(answer.hints, peer, listed=False)
+            return (yield from self.verified(answer.hints, peer, listed=False))
         return None
 
-    def finish(self, peer: NodeRef, answer: StepAnswer) -> LookupResult | None:
+    def finish(self, peer: NodeRef, answer: StepAnswer) -> _Steps:
         """``peer`` named the owner: itself (it owns the key), or its successor (it is
         the key's predecessor)."""
         if self.verify:
             if answer.nodes[0] == peer:
                 return self.result(answer.nodes, answer.predecessor or peer)
-            return self.verified(answer.nodes, peer)
+            return (yield from self.verified(answer.nodes, peer))
         live = self.first_known_live(answer.nodes)
         if live is None:
             return None
@@ -284,7 +297,7 @@ class _Lookup:
 
     def verified(
         self, candidates: tuple[NodeRef, ...], responder: NodeRef, listed: bool = True
-    ) -> LookupResult | None:
+    ) -> _Steps:
         """Ask ``candidates`` (peers at or after the key, nearest first, as ``responder``
         lists them) in turn until one answers, then settle who owns the key with it.
         None if every one is dead, or the one that answered could not tell.
@@ -298,9 +311,9 @@ class _Lookup:
             if not listed:
                 if candidate.id in self.unconfirmed or candidate.id in self.unsure:
                     return None  # alive, not the owner: no later hint is either
-                answer = self.call(candidate)  # naming no one: the hints vouch for nothing
+                answer = yield from self.call(candidate)  # naming no one: hints vouch for nothing
                 if answer is not None:
-                    return self.settle(candidate, answer, chain, responder, listed=False)
+                    return (yield from self.settle(candidate, answer, chain, responder, False))
                 continue
             if candidate.id in self.unsure:
                 # It answered before without knowing its predecessor; now a second
@@ -308,9 +321,9 @@ class _Lookup:
                 return self.result(chain, responder)
             if self.vouched(candidate):
                 return self.result(chain, responder)
-            answer = self.call(candidate, self.dead_before(candidate))
+            answer = yield from self.call(candidate, self.dead_before(candidate))
             if answer is not None:
-                return self.settle(candidate, answer, chain, responder)
+                return (yield from self.settle(candidate, answer, chain, responder))
         return None
 
     def settle(
@@ -320,7 +333,7 @@ class _Lookup:
         chain: tuple[NodeRef, ...],
         responder: NodeRef,
         listed: bool = True,
-    ) -> LookupResult | None:
+    ) -> _Steps:
         """``candidate``, the first live peer at or after the key in ``responder``'s
         list ``chain``, answered. It owns the key if the key lies in (its predecessor,
         itself], or if its predecessor is among the dead peers we named (every peer the
@@ -341,7 +354,7 @@ class _Lookup:
                     return self.result(answer.nodes, answer.predecessor or responder)
                 # It sees itself before the key (a list that disagrees with the IDs):
                 # its successors are the candidates then.
-                return self.verified(answer.nodes, candidate)
+                return (yield from self.verified(answer.nodes, candidate))
             before = answer.predecessor
             if before is None or not 0 <= (before.id - key) % size < (candidate.id - key) % size:
                 break
@@ -349,15 +362,17 @@ class _Lookup:
                 if not listed:
                     break
                 return self.result(chain, responder)
-            closer = self.call(before, self.dead_before(before) if listed else NO_EXCLUSIONS)
+            closer = yield from self.call(
+                before, self.dead_before(before) if listed else NO_EXCLUSIONS
+            )
             if closer is not None:
                 candidate, answer, chain = before, closer, (before, *chain)
                 continue
             if not listed:
                 break
-            again = self.call(candidate, self.dead_before(candidate))
+            again = yield from self.call(candidate, self.dead_before(candidate))
             if again is None:  # died in the meantime: the list goes on after it
-                return self.verified(chain[1:], responder)
+                return (yield from self.verified(chain[1:], responder))
             answer = again
         if listed:
             self.unsure[candidate.id] = (chain, responder)
@@ -373,6 +388,105 @@ class _Lookup:
             return False
         before = self.unconfirmed[candidate.id]
         return before is not None and before.id in self.dead_before(candidate)
+
+
+class LookupMachine:
+    """One lookup as a pure state machine: no I/O, no clock, no threads. The driver
+    sends what :meth:`next_request` returns, then reports the answer with
+    :meth:`on_reply`, or the silence with :meth:`on_timeout`, until :attr:`done`;
+    :meth:`outcome` then gives the owner, or raises :class:`LookupFailed`.
+
+    Real peers drive it with a blocking loop (:func:`iterative_lookup`), the simulator
+    with message events on its virtual clock (chord.sim.scheduler), so replies may come
+    late or out of order: a reply or timeout for a request the machine no longer waits
+    for is ignored. One request is in flight at a time; each answer decides the next.
+    """
+
+    def __init__(
+        self,
+        ring: Ring,
+        key: int,
+        start: Iterable[NodeRef],
+        max_hops: int,
+        local: NodeRef | None = None,
+        verify: bool = False,
+    ) -> None:
+        self.key = key
+        self._routing = _Routing(ring, key, max_hops, local, verify)
+        self._steps = self._routing.run(start)
+        self._ready: StepRequest | None = None  # yielded, not yet handed to the driver
+        self._waiting: StepRequest | None = None  # handed out, not yet answered
+        self._result: LookupResult | None = None
+        self._failure: LookupFailed | None = None
+        self._resume(None)
+
+    @property
+    def done(self) -> bool:
+        return self._result is not None or self._failure is not None
+
+    def next_request(self) -> StepRequest | None:
+        """The step to send now (each is handed out once); None while one is in flight
+        or once the lookup is done."""
+        request, self._ready = self._ready, None
+        if request is not None:
+            self._waiting = request
+        return request
+
+    def on_reply(self, request: StepRequest, answer: StepAnswer) -> bool:
+        """``request``'s peer answered. False if the machine no longer waited for it
+        (it timed out before, or the lookup ended): the answer is ignored."""
+        if request is not self._waiting:
+            return False
+        self._waiting = None
+        self._resume(answer)
+        return True
+
+    def on_timeout(self, request: StepRequest, reason: str = "") -> bool:
+        """``request``'s peer did not answer in time (``reason``, for the failure's
+        message): it is dead for the rest of the lookup. False if ignored (see
+        :meth:`on_reply`)."""
+        if request is not self._waiting:
+            return False
+        self._waiting = None
+        self._routing.timeout_reason = reason
+        self._resume(None)
+        return True
+
+    def outcome(self) -> LookupResult:
+        """The result of a finished lookup; raises :class:`LookupFailed` if it failed."""
+        if self._failure is not None:
+            raise self._failure
+        if self._result is None:
+            raise RuntimeError(f"the lookup of key {self.key:x} has not finished")
+        return self._result
+
+    def _resume(self, answer: StepAnswer | None) -> None:
+        try:
+            self._ready = self._steps.send(answer)  # send(None) starts the coroutine
+        except StopIteration as finished:
+            self._result = finished.value
+        except LookupFailed as exc:
+            self._failure = exc
+
+
+def drive(
+    machine: LookupMachine, ask: AskStep, on_dead: Callable[[NodeRef], None] | None = None
+) -> LookupResult:
+    """Run ``machine`` to its end with blocking calls: ``ask`` answers each request
+    (raising :class:`PeerUnreachable` for a peer that does not), ``on_dead`` hears of
+    every peer found dead, before the next request is asked."""
+    key = machine.key
+    while (request := machine.next_request()) is not None:
+        peer, exclude = request.peer, request.exclude
+        try:
+            answer = ask(peer, key, exclude) if exclude else ask(peer, key)
+        except PeerUnreachable as exc:
+            machine.on_timeout(request, exc.reason)
+            if on_dead is not None:
+                on_dead(peer)
+            continue
+        machine.on_reply(request, answer)
+    return machine.outcome()
 
 
 def iterative_lookup(
@@ -397,4 +511,4 @@ def iterative_lookup(
     module's docstring); each owner candidate found dead is a timeout. Without it the
     owner is reported as the key's predecessor names it.
     """
-    return _Lookup(ring, key, ask, max_hops, local, on_dead, verify).run(start)
+    return drive(LookupMachine(ring, key, start, max_hops, local, verify), ask, on_dead)

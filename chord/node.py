@@ -41,9 +41,9 @@ from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from chord.fingers import FingerTable, RoutingIndex
+from chord.fingers import FingerTable, KeyPredecessor, RoutingIndex
 from chord.ids import Ring, between, between_right
-from chord.lookup import LookupFailed, LookupResult, iterative_lookup
+from chord.lookup import LookupFailed, LookupMachine, LookupResult, drive, iterative_lookup
 from chord.membership import DEFAULT_TTL, Membership
 from chord.node_ref import NodeRef
 from chord.refusals import Refusal
@@ -220,9 +220,10 @@ class ChordNode:
             between_right(predecessor.id, key, self.me.id) or predecessor.id in exclude
         ):
             return StepAnswer(True, (self.me, *index.successors), predecessor)
-        owners, closer, beyond = index.route(key, STEP_CANDIDATES, exclude)
-        if owners is not None:
-            return StepAnswer(True, owners, self.me)
+        route = index.route(key, STEP_CANDIDATES, exclude)
+        if isinstance(route, KeyPredecessor):
+            return StepAnswer(True, route.owners, self.me)
+        closer, beyond = route.closer, route.beyond
         hints: tuple[NodeRef, ...] = ()
         if self.membership is not None:
             closer, hints = self._table_candidates(key, exclude, closer, bool(beyond))
@@ -519,16 +520,26 @@ class ChordNode:
         answered that the key is in (its predecessor, itself] (chord.lookup, verified),
         as every client about to use the owner wants.
         """
-        return iterative_lookup(
-            self.ring,
-            key,
-            [self.me],
-            self._ask_step,
-            self.max_hops,
-            local=self.me,
-            on_dead=self._forget_finger if forget_dead else None,
-            verify=confirm_owner,
+        machine = self.start_lookup(key, confirm_owner=confirm_owner)
+        return drive(machine, self._ask_step, self._forget_finger if forget_dead else None)
+
+    def start_lookup(self, key: int, *, confirm_owner: bool = False) -> LookupMachine:
+        """The lookup of :meth:`lookup` as a state machine, for a caller that sends the
+        steps itself (the simulator's message events): a request marked ``local`` is
+        answered by :meth:`handle_step`; report each remote answer to
+        :meth:`step_answered` and each silence to :meth:`step_unanswered`."""
+        return LookupMachine(
+            self.ring, key, [self.me], self.max_hops, local=self.me, verify=confirm_owner
         )
+
+    def step_answered(self, peer: NodeRef) -> None:
+        """``peer`` answered a lookup step of ours: alive (news for the one-hop table)."""
+        if self.membership is not None:
+            self._heard_from(peer)
+
+    def step_unanswered(self, peer: NodeRef) -> None:
+        """``peer`` did not answer a lookup step of ours: no longer a finger."""
+        self._forget_finger(peer)
 
     def leave(self) -> None:
         """Leave gracefully: stop routing, let storage hand keys off to the successor,
@@ -688,8 +699,7 @@ class ChordNode:
         if peer == self.me:
             return self.handle_step(key, exclude)
         answer = self.transport.find_successor_step(peer, key, exclude)
-        if self.membership is not None:
-            self._heard_from(peer)
+        self.step_answered(peer)
         return answer
 
     def _is_alive(self, peer: NodeRef) -> bool:
