@@ -219,6 +219,10 @@ class _Routing:
             result = yield from self.step(peer, distance)
             if result is not None:
                 return result
+        return self.conclude()
+
+    def conclude(self) -> LookupResult:
+        """Routing ran out of peers to ask: the fallback's owners, else the best we heard."""
         if self.fallback is not None:
             result = self.take_fallback()
             if result is not None:
@@ -374,11 +378,23 @@ class _Routing:
             if again is None:  # died in the meantime: the list goes on after it
                 return (yield from self.verified(chain[1:], responder))
             answer = again
+        self.remember_unsettled(candidate, answer, chain, responder, listed)
+        return None
+
+    def remember_unsettled(
+        self,
+        candidate: NodeRef,
+        answer: StepAnswer,
+        chain: tuple[NodeRef, ...],
+        responder: NodeRef,
+        listed: bool,
+    ) -> None:
+        """``candidate`` could not be confirmed: a listed one is the best guess yet, a
+        hinted one is remembered with the predecessor it named."""
         if listed:
             self.unsure[candidate.id] = (chain, responder)
         else:
             self.unconfirmed[candidate.id] = answer.predecessor
-        return None
 
     def vouched(self, candidate: NodeRef) -> bool:
         """Whether ``candidate``, first live in a successor list, already answered (as a
