@@ -257,7 +257,13 @@ class Keeper(Generic[H]):
     def _place(self, record: H, holders: tuple[NodeRef, ...]) -> None:
         """Keep ``record`` as a replica if this peer is one of ``holders``; else hand it
         to every holder and drop it."""
-        if self.node.me in holders or answer_predates(self.node.me, holders, self.wanted(record)):
+        me = self.node.me
+        if me in holders and self._superseded(record, holders, holders.index(me)):
+            self._busy = True
+            self.store.drop(record.name)
+            self._event(f"dropped {record.name} v{record.version}: superseded, fewer copies")
+            return
+        if me in holders or answer_predates(me, holders, self.wanted(record)):
             if self.store.role_of(record) != Role.REPLICA:
                 self.store.set_role(record.name, Role.REPLICA)
             return
@@ -267,6 +273,22 @@ class Keeper(Generic[H]):
             self._event(
                 f"dropped {record.name}: now held by {', '.join(h.address for h in holders)}"
             )
+
+    def _superseded(self, record: H, holders: tuple[NodeRef, ...], position: int) -> bool:
+        """Our copy sits at ``position`` among the holders its own count names, beyond
+        the ring's default count, where the owner's anti-entropy does not reach unless
+        a file needs it: is there a newer version there that no longer wants a copy
+        here (an overwrite lowered the count while we were unreachable)? Asked of the
+        owner, and only for such copies (rare: files kept above the default count)."""
+        if position < self.copies:
+            return False  # the owner's anti-entropy visits us and drops it if so
+        owner = holders[0]
+        answer = self.files.stat_all(record.name, [owner]).get(owner)
+        return (
+            answer is not None
+            and answer.version > record.version
+            and self.wanted(answer) <= position
+        )
 
     def _all_hold(self, record: H, holders: tuple[NodeRef, ...]) -> bool:
         """Every holder has this version (or newer), pushing ours where it is missing."""

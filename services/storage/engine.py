@@ -27,6 +27,7 @@ from typing import BinaryIO, NoReturn
 
 from chord.ids import between_right
 from chord.names import validate_name
+from chord.replication.digest import range_digest
 from chord.replication.versions import delete_refusal, store_refusal
 
 from .blobs import BlobStore
@@ -46,8 +47,6 @@ from .record import (
 from .writer import BlobWriter
 
 log = logging.getLogger(__name__)
-
-_DIGEST_DOMAIN = b"chord-storage-digest/1\n"
 
 
 def _lock_dir(data_dir: Path) -> BinaryIO:
@@ -403,22 +402,10 @@ class StorageEngine:
     def digest(
         self, start: int, end: int, include: Callable[[FileRecord], bool] | None = None
     ) -> str:
-        """Order-independent of how the rows were stored: entries sorted by (key, name bytes),
-        each length-prefixed so no name can forge a boundary. Role is left out (a primary
-        and its replicas holding the same versions must agree); damage is in, so that a
-        corrupted copy makes digests differ and anti-entropy repairs it. ``include``
-        narrows the range to some records (those a given replica holder must have)."""
-        records = [r for r in self.in_range(start, end) if include is None or include(r)]
-        entries = sorted(records, key=lambda r: (r.key, r.name.encode()))
-        h = hashlib.sha256(_DIGEST_DOMAIN)
-        for r in entries:
-            name = r.name.encode()
-            fields = (
-                f"{r.key_hex} {r.version} {r.sha256 or '-'} {int(r.deleted)} {int(r.damaged)}"
-                f" {len(name)}:"
-            )
-            h.update(fields.encode() + name + b"\n")
-        return h.hexdigest()
+        """The replication core's range digest (chord.replication.digest) of the records
+        in (start, end]; ``include`` narrows it to some records (those a given replica
+        holder must have)."""
+        return range_digest(r for r in self.in_range(start, end) if include is None or include(r))
 
     def usage(self) -> tuple[int, int | None]:
         with self._lock:
