@@ -57,6 +57,7 @@ class FileRing:
     mergers: dict[str, RingMerger] = field(default_factory=dict)
     acked: dict[str, SimCopy] = field(default_factory=dict)  # last acknowledged state
     changes: int = 0  # membership changes since every file was last repaired
+    failures: int = 0  # of which peers gone (crashed or left): copies lost since
     # From a partition until the rings have merged again after it healed: each side
     # still writes versions the other does not know of, so clients wait.
     partitioned: bool = False
@@ -160,6 +161,7 @@ class FileRing:
         for node in victims:
             self.net.crash(node.me.address)
         self.changes += size
+        self.failures += size
         self.tally.crashes += size
         self.log.append(f"crash {[n.me.id for n in victims]}")
         return True
@@ -172,6 +174,7 @@ class FileRing:
         node.leave()  # hands its primary range to its successor first
         self.net.crash(node.me.address)
         self.changes += 1
+        self.failures += 1
         self.tally.leaves += 1
         self.log.append(f"leave {node.me.id}")
         return True
@@ -257,6 +260,24 @@ class FileRing:
                 )
         return found
 
+    def thin(self) -> list[str]:
+        """Files with fewer live copies of their acknowledged state than the failures
+        since they were last whole can explain: every acknowledged version starts on
+        all its k holders (the write quorum is k), and only a crash or a leave may take
+        a copy away; repair never drops one before its holders all have it."""
+        found = []
+        members = len(self.members())
+        for name, want in sorted(self.acked.items()):
+            copies = sum(
+                1
+                for c in self.files.holding(name).values()
+                if (c.version, c.sha256, c.deleted) == (want.version, want.sha256, want.deleted)
+            )
+            floor = min(copies_wanted(want.replicas, self.k), members) - self.failures
+            if copies < floor:
+                found.append(f"{name} v{want.version}: {copies} live copies, at least {floor}")
+        return found
+
     def misplaced(self) -> list[str]:
         return self.files.misplaced(self.names())
 
@@ -268,7 +289,7 @@ class FileRing:
             self.partitioned = False  # one ring again
             self.log.append("merged")
         if self.changes and self.settled():
-            self.changes = 0
+            self.changes = self.failures = 0
 
     def converge(self, limit: int = CONVERGENCE_ROUNDS) -> int:
         """Rounds until settled (failures have stopped); AssertionError past ``limit``."""
@@ -276,7 +297,7 @@ class FileRing:
             self.heal()
         for rounds in range(limit + 1):
             if self.settled():
-                self.changes = 0
+                self.changes = self.failures = 0
                 return rounds
             self.round()
         raise AssertionError(
@@ -321,11 +342,12 @@ def _step(ring: FileRing, rng: SimRandom) -> None:
 def _run(peers: int, k: int, seed: int, steps: int) -> Row:
     ring = FileRing.ideal(peers, seed, k)
     rng = ring.rng.fork(2)
-    lost_seen = 0
+    lost_seen = thin_seen = 0
     for _ in range(steps):
         _step(ring, rng)
         ring.round()
         lost_seen += len(ring.problems())
+        thin_seen += len(ring.thin())
     rounds = ring.converge()
     held = [ring.files.holding(n) for n in ring.names()]
     live = [n for n in ring.names() if not ring.acked[n].deleted]
@@ -344,6 +366,7 @@ def _run(peers: int, k: int, seed: int, steps: int) -> Row:
         "partitions": t.partitions,
         "lost": lost_seen,
         "lost_end": len(ring.problems()),
+        "thin": thin_seen,
         "files_live": len(live),
         "converge_rounds": rounds,
         "converged": not ring.misplaced(),
