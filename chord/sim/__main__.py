@@ -6,6 +6,7 @@
     python -m chord.sim load-balance
     python -m chord.sim churn --rates 0.05 0.4 --lookups 2000
     python -m chord.sim upkeep --nodes 1000 --backoffs 1 8 --rates 0 0.05
+    python -m chord.sim file-churn --nodes 12 --runs 5 --steps 400   # files, k = 3
 
 Same seed and parameters, same output, byte for byte, whatever --workers is:
 work is cut into fixed tasks that each seed their own random stream, and the
@@ -23,12 +24,13 @@ from typing import TypeVar
 from tabulate import tabulate
 
 from chord.sim import experiments as ex
+from chord.sim.file_churn import file_churn
 from chord.sim.upkeep import UPKEEP_BACKOFFS, UPKEEP_RATES, upkeep
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-EXPERIMENTS = ("path-length", "failures", "load-balance", "churn", "upkeep")
+EXPERIMENTS = ("path-length", "failures", "load-balance", "churn", "upkeep", "file-churn")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--virtual", type=int, nargs="+", help="load-balance: virtual peers per real peer"
     )
+    parser.add_argument(
+        "--steps", type=int, default=400, help="file-churn: steps (one event + a round) per run"
+    )
+    parser.add_argument("--runs", type=int, default=5, help="file-churn: runs (seeds from --seed)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return parser  # fmt: skip
 
@@ -109,7 +115,7 @@ def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     for name in ("nodes", "keys", "virtual"):
         if any(v < 1 for v in getattr(args, name) or ()):
             parser.error(f"--{name} values must be positive")
-    for name in ("successors", "workers", "lookups", "virtual_keys"):
+    for name in ("successors", "workers", "lookups", "virtual_keys", "steps", "runs"):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -176,6 +182,14 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ex.Experim
                 key_counts=args.keys or ex.LOAD_KEYS,
                 virtual_nodes=args.virtual or ex.VIRTUAL_NODES,
                 virtual_keys=args.virtual_keys,
+                progress=progress,
+            )
+        if args.experiment == "file-churn":
+            return file_churn(
+                peers=single(args.nodes, 12, parser),
+                seeds=args.runs,
+                seed=args.seed,
+                steps=args.steps,
                 progress=progress,
             )
         if args.experiment == "upkeep":
