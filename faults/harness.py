@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 from chord.placement import replica_indexes
 from chord.transport import PeerUnreachable
 from config.settings import API_PORT_OFFSET
@@ -267,7 +265,7 @@ class Harness:
                             Op(kind, name, False, time.monotonic() - started, attempt, error)
                         )
                 return self._log(Op(kind, name, True, time.monotonic() - started, attempt))
-            except (FileError, grpc.RpcError, PeerUnreachable, Exception) as exc:
+            except (FileError, PeerUnreachable, Exception) as exc:
                 error = f"{type(exc).__name__}: {exc}"[:300]
             if attempt < self.options.attempts:
                 time.sleep(min(self.options.backoff * 2 ** (attempt - 1), 2.0))
@@ -365,7 +363,7 @@ class Harness:
             client = self.client(peer)
             try:
                 files = client.list_peer(peer.ref, timeout=10.0)
-            except grpc.RpcError:
+            except FileError:
                 return peer.address, None
             return peer.address, {info.name: info for info in files}
 
@@ -464,7 +462,7 @@ class Harness:
                 try:
                     _, stream = self.client(entry).get(name)
                     got = b"".join(stream)
-                except (FileError, grpc.RpcError, PeerUnreachable, Exception) as exc:
+                except (FileError, PeerUnreachable, Exception) as exc:
                     errors.append(type(exc).__name__)
                     if errors[-1] != "NotFound":
                         time.sleep(min(0.2 * 2**attempt, 1.0))

@@ -351,6 +351,43 @@ class _Churn:
             )
 
 
+def _run_churn(
+    run: _Churn, rate: float, successors: int, check_every: float, lookups: int
+) -> tuple[list[int], list[int], int, int]:
+    """Play ``run``'s events until ``lookups`` lookups were made: the lookups' path
+    lengths and timeouts, how many failed, how many were made."""
+    net = run.net
+    paths: list[int] = []
+    timeouts: list[int] = []
+    failed = made = 0
+    while made < lookups:
+        moment, _, kind, target = heappop(run.queue)
+        net.clock.advance_to(moment)
+        if kind == "maintain" and target is not None:
+            run.maintain(target)
+        elif kind == "join":
+            run.join()
+            run.schedule(run.rng.expovariate(rate), "join")
+        elif kind == "fail":
+            if len(run.members) > successors + 1:
+                run.fail()
+            run.schedule(run.rng.expovariate(rate), "fail")
+        elif kind == "check":
+            run.check()
+            run.schedule(check_every, "check")
+        elif kind == "lookup":
+            made += 1
+            outcome = run.lookup()
+            if outcome is None:
+                failed += 1
+            else:
+                paths.append(outcome[0])
+                timeouts.append(outcome[1])
+                failed += not outcome[2]
+            run.schedule(run.rng.expovariate(1.0), "lookup")
+    return paths, timeouts, failed, made
+
+
 def churn(
     nodes: int = 1000,
     successors: int = 20,
@@ -383,34 +420,7 @@ def churn(
         for kind, interval in (("join", rate), ("fail", rate), ("lookup", 1.0)):
             run.schedule(run.rng.expovariate(interval), kind)
         run.schedule(check_every, "check")
-        paths: list[int] = []
-        timeouts: list[int] = []
-        failed = made = 0
-        while made < lookups:
-            moment, _, kind, target = heappop(run.queue)
-            net.clock.advance_to(moment)
-            if kind == "maintain" and target is not None:
-                run.maintain(target)
-            elif kind == "join":
-                run.join()
-                run.schedule(run.rng.expovariate(rate), "join")
-            elif kind == "fail":
-                if len(run.members) > successors + 1:
-                    run.fail()
-                run.schedule(run.rng.expovariate(rate), "fail")
-            elif kind == "check":
-                run.check()
-                run.schedule(check_every, "check")
-            elif kind == "lookup":
-                made += 1
-                outcome = run.lookup()
-                if outcome is None:
-                    failed += 1
-                else:
-                    paths.append(outcome[0])
-                    timeouts.append(outcome[1])
-                    failed += not outcome[2]
-                run.schedule(run.rng.expovariate(1.0), "lookup")
+        paths, timeouts, failed, made = _run_churn(run, rate, successors, check_every, lookups)
         run.check()
         paths.sort()
         rows.append({

@@ -6,6 +6,7 @@
     python -m devtools.sim load-balance
     python -m devtools.sim churn --rates 0.05 0.4 --lookups 2000
     python -m devtools.sim upkeep --nodes 1000 --backoffs 1 8 --rates 0 0.05
+    python -m devtools.sim file-churn --nodes 12 --runs 5 --steps 400   # files, k = 3
 
 Same seed and parameters, same output, byte for byte, whatever --workers is:
 work is cut into fixed tasks that each seed their own random stream, and the
@@ -23,12 +24,13 @@ from typing import TypeVar
 from tabulate import tabulate
 
 from chord.sim import experiments as ex
+from chord.sim.file_churn import file_churn
 from chord.sim.upkeep import UPKEEP_BACKOFFS, UPKEEP_RATES, upkeep
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-EXPERIMENTS = ("path-length", "failures", "load-balance", "churn", "upkeep")
+EXPERIMENTS = ("path-length", "failures", "load-balance", "churn", "upkeep", "file-churn")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--virtual", type=int, nargs="+", help="load-balance: virtual peers per real peer"
     )
+    parser.add_argument(
+        "--steps", type=int, default=400, help="file-churn: steps (one event + a round) per run"
+    )
+    parser.add_argument("--runs", type=int, default=5, help="file-churn: runs (seeds from --seed)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return parser
 
@@ -112,7 +118,7 @@ def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     for name in ("nodes", "keys", "virtual"):
         if any(v < 1 for v in getattr(args, name) or ()):
             parser.error(f"--{name} values must be positive")
-    for name in ("successors", "workers", "lookups", "virtual_keys"):
+    for name in ("successors", "workers", "lookups", "virtual_keys", "steps", "runs"):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -142,6 +148,14 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ex.Experim
         if not args.quiet:
             print(message, file=sys.stderr, flush=True)
 
+    if args.experiment == "file-churn":  # files over the replication core, one process
+        return file_churn(
+            peers=single(args.nodes, 12, parser),
+            seeds=args.runs,
+            seed=args.seed,
+            steps=args.steps,
+            progress=progress,
+        )
     workers = args.workers or multiprocessing.cpu_count()
     parallel = args.experiment in ("path-length", "failures")  # the ones made of tasks
     pool = multiprocessing.get_context("fork").Pool(workers) if parallel and workers > 1 else None
@@ -152,60 +166,70 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ex.Experim
         return pool.imap(function, tasks)
 
     try:
-        if args.experiment == "path-length":
-            return ex.path_length(
-                sizes=args.nodes or ex.PATH_LENGTH_SIZES,
-                successors=args.successors or 8,
-                seed=args.seed,
-                lookups_per_node=100 if args.lookups is None else args.lookups,
-                progress=progress,
-                map_tasks=map_tasks,
-            )
-        if args.experiment == "failures":
-            return ex.failures(
-                nodes=single(args.nodes, 1000, parser),
-                successors=args.successors or 20,
-                seed=args.seed,
-                fractions=args.fractions or ex.FAIL_FRACTIONS,
-                lookups=10_000 if args.lookups is None else args.lookups,
-                progress=progress,
-                map_tasks=map_tasks,
-                one_hop=args.one_hop,
-            )
-        if args.experiment == "load-balance":
-            return ex.load_balance(
-                nodes=single(args.nodes, 10_000, parser),
-                seed=args.seed,
-                key_counts=args.keys or ex.LOAD_KEYS,
-                virtual_nodes=args.virtual or ex.VIRTUAL_NODES,
-                virtual_keys=args.virtual_keys,
-                progress=progress,
-            )
-        if args.experiment == "upkeep":
-            return upkeep(
-                nodes=single(args.nodes, 1000, parser),
-                successors=args.successors or 8,
-                seed=args.seed,
-                backoffs=args.backoffs or UPKEEP_BACKOFFS,
-                rates=UPKEEP_RATES if args.rates is None else args.rates,
-                duration=args.duration,
-                progress=progress,
-            )
-        return ex.churn(
-            nodes=single(args.nodes, 1000, parser),
-            successors=args.successors or 20,
-            seed=args.seed,
-            rates=args.rates or ex.CHURN_RATES,
-            lookups=10_000 if args.lookups is None else args.lookups,
-            check_every=args.check_every,
-            graceful=args.graceful,
-            progress=progress,
-            one_hop=args.one_hop,
-        )
+        return experiment(args, parser, progress, map_tasks)
     finally:
         if pool is not None:
             pool.close()
             pool.join()
+
+
+def experiment(
+    args: argparse.Namespace,
+    parser: argparse.ArgumentParser,
+    progress: Callable[[str], None],
+    map_tasks: ex.MapTasks,
+) -> ex.ExperimentResult:
+    """Run the experiment the arguments name (file-churn is run before a pool exists)."""
+    if args.experiment == "path-length":
+        return ex.path_length(
+            sizes=args.nodes or ex.PATH_LENGTH_SIZES,
+            successors=args.successors or 8,
+            seed=args.seed,
+            lookups_per_node=100 if args.lookups is None else args.lookups,
+            progress=progress,
+            map_tasks=map_tasks,
+        )
+    if args.experiment == "failures":
+        return ex.failures(
+            nodes=single(args.nodes, 1000, parser),
+            successors=args.successors or 20,
+            seed=args.seed,
+            fractions=args.fractions or ex.FAIL_FRACTIONS,
+            lookups=10_000 if args.lookups is None else args.lookups,
+            progress=progress,
+            map_tasks=map_tasks,
+            one_hop=args.one_hop,
+        )
+    if args.experiment == "load-balance":
+        return ex.load_balance(
+            nodes=single(args.nodes, 10_000, parser),
+            seed=args.seed,
+            key_counts=args.keys or ex.LOAD_KEYS,
+            virtual_nodes=args.virtual or ex.VIRTUAL_NODES,
+            virtual_keys=args.virtual_keys,
+            progress=progress,
+        )
+    if args.experiment == "upkeep":
+        return upkeep(
+            nodes=single(args.nodes, 1000, parser),
+            successors=args.successors or 8,
+            seed=args.seed,
+            backoffs=args.backoffs or UPKEEP_BACKOFFS,
+            rates=UPKEEP_RATES if args.rates is None else args.rates,
+            duration=args.duration,
+            progress=progress,
+        )
+    return ex.churn(
+        nodes=single(args.nodes, 1000, parser),
+        successors=args.successors or 20,
+        seed=args.seed,
+        rates=args.rates or ex.CHURN_RATES,
+        lookups=10_000 if args.lookups is None else args.lookups,
+        check_every=args.check_every,
+        graceful=args.graceful,
+        progress=progress,
+        one_hop=args.one_hop,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

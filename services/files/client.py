@@ -23,18 +23,47 @@ from typing import Any, TypeVar
 
 import grpc
 
-from chord.ids import Ring, from_hex, to_hex
+from chord.ids import Ring, to_hex
 from chord.lookup import LookupResult, iterative_lookup
 from chord.node_ref import NodeRef
-from chord.placement import copies_wanted, holders_of
+from chord.placement import copies_wanted
+from chord.replication import (
+    Decision,
+    Refusal,
+    Role,
+    current,
+    decide,
+    holders_found,
+    newest,
+    plan_delete,
+    plan_write,
+    write_quorum,
+)
 from proto import files_pb2 as fpb
 from proto import files_pb2_grpc as fpb_grpc
+from services.files.info import FileInfo
 from services.files.local_holder import local_write
 from services.files.servicer import meta_to_pb
 from services.files.small_read import SMALL_FILE, LocalReads, intact
 from services.files.write import TwoPhaseWrite, status_of
 from services.rpc.transport import ChannelPool, GrpcTransport
-from services.storage import FileRecord, StorageEngine, StorageError
+from services.storage import FileRecord, StorageError
+
+__all__ = [
+    "ChecksumMismatch",
+    "Conflict",
+    "FileClient",
+    "FileError",
+    "FileInfo",
+    "NoSpace",
+    "NotFound",
+    "PeerCallFailed",
+    "PutResult",
+    "SearchResult",
+    "Unavailable",
+    "holders_found",
+    "remote_client",
+]
 
 SEGMENT_CHUNKS = 8  # chunks per parallel download task (8 MiB: read-ahead stays bounded)
 DEADLINE = grpc.StatusCode.DEADLINE_EXCEEDED
@@ -95,27 +124,30 @@ class ChecksumMismatch(FileError):
     code = "checksum-mismatch"
 
 
-@dataclass(frozen=True)
-class FileInfo:
-    name: str
-    key: int
-    version: int
-    size: int
-    sha256: str
-    chunk_size: int
-    chunk_hashes: tuple[str, ...]
-    deleted: bool
-    damaged: bool = False
-    created: float = 0.0  # Unix time the answering holder stored this version
-    replicas: int = 0  # copies the ring keeps of this version (0: the ring's default)
+class PeerCallFailed(Unavailable):
+    """A call to one named peer failed (a listing, its health): what gRPC said."""
 
-    @classmethod
-    def from_pb(cls, meta: fpb.FileMeta) -> FileInfo:
-        return cls(
-            meta.name, from_hex(meta.key), meta.version, meta.size, meta.sha256,
-            meta.chunk_size, tuple(meta.chunk_hashes), meta.deleted, meta.damaged, meta.created,
-            meta.replicas,
-        )  # fmt: skip
+    def __init__(self, peer: NodeRef, exc: grpc.RpcError) -> None:
+        code, details = status_of(exc)
+        super().__init__(f"a peer failed the call ({code}): {details}")
+        self.peer = peer
+        self.details = details  # the peer's own words, without the status
+
+
+# The holder's refusals that stop a whole write, as the replication core names them.
+REFUSALS = {
+    grpc.StatusCode.ALREADY_EXISTS: Refusal.CONFLICT,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: Refusal.NO_SPACE,
+    grpc.StatusCode.DATA_LOSS: Refusal.DAMAGED,
+}
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Whole chunks of one version, fetched by one download task."""
+
+    first: int  # index of chunks[0] in the file
+    chunks: list[bytes]
 
 
 @dataclass(frozen=True)
@@ -134,17 +166,6 @@ class SearchResult:
     replicas: tuple[NodeRef, ...]  # holders after the owner that hold the newest version
     hops: int
     info: FileInfo | None
-
-
-def holders_found(found: LookupResult, copies: int) -> tuple[NodeRef, ...]:
-    """The key's holders from a lookup's answer: the owner and the next copies-1 peers.
-    The answer is the successor list of the key's predecessor, and a successor list
-    never names its own peer: in a ring of at most ``copies`` peers that predecessor is
-    a holder too, and only it can be missing."""
-    holders = holders_of(found.successors, copies)
-    if len(holders) < copies:
-        holders = holders_of((*found.successors, found.predecessor), copies)
-    return holders
 
 
 class FileClient:
@@ -215,8 +236,7 @@ class FileClient:
 
     @staticmethod
     def newest(answers: dict[NodeRef, FileInfo | None]) -> FileInfo | None:
-        known = [info for info in answers.values() if info is not None]
-        return max(known, key=lambda info: (info.version, not info.damaged)) if known else None
+        return newest(answers.values())
 
     # -------------------------------------------------------------------- put
     def put(
@@ -246,18 +266,12 @@ class FileClient:
         bytes: Conflict) and the stage is thrown away. The final count travels in the
         trailer: a lower one releases the extra holders, a higher one is completed by
         repair."""
-        key, found, current = self._current_version(name, replicas)
+        key, found, held = self._current_version(name, replicas)
         tentative = overwrite or settle is not None
-        if current is None:
-            version = 1
-        elif current.deleted or tentative:
-            version = current.version + 1
-        else:
-            version = current.version  # accepted only for identical bytes: else Conflict
-        inherited = current.replicas if current is not None and not current.deleted else 0
-        copies = replicas or inherited or self.replicas
+        plan = plan_write(held, replicas=replicas, default=self.replicas, tentative=tentative)
+        version, copies, inherited = plan.version, plan.copies, plan.inherited
         holders = holders_found(found, copies)
-        quorum = min(self.write_quorum or copies, len(holders))
+        quorum = write_quorum(self.write_quorum, copies, len(holders))
         header = fpb.StoreHeader(name=name, key=to_hex(key), version=version, replicas=copies)
         local = None
         if self.local is not None and self._local_write is not None:
@@ -280,12 +294,12 @@ class FileClient:
             if copies < len(holders):
                 write.release(holders[copies:])
                 holders = holders[:copies]
-                quorum = min(self.write_quorum or copies, len(holders))
-            if not final_overwrite and current is not None and not current.deleted:
+                quorum = write_quorum(self.write_quorum, copies, len(holders))
+            if not final_overwrite and held is not None and not held.deleted:
                 write.decide(commit=False)
-                if write.sha256 == current.sha256 and not write.refused():
-                    kept = holders_found(found, copies_wanted(current.replicas, self.replicas))
-                    return PutResult(current, kept, found.hops)
+                if write.sha256 == held.sha256 and not write.refused():
+                    kept = holders_found(found, copies_wanted(held.replicas, self.replicas))
+                    return PutResult(held, kept, found.hops)
                 raise Conflict(f"{name!r} already exists with other content (use overwrite)")
         refusal = self._refusal(name, write, quorum)
         write.decide(commit=refusal is None)
@@ -298,11 +312,11 @@ class FileClient:
             )
         assert committed[0].committed is not None
         info = FileInfo.from_pb(committed[0].committed)
-        if current is not None:
+        if held is not None:
             # An overwrite that lowered the count: the old version's last holders are no
             # longer holders, and nothing else would visit them (repair reaches as far
             # as a file's count). Anti-entropy drops them too when it meets them.
-            previous = holders_found(found, copies_wanted(current.replicas, self.replicas))
+            previous = holders_found(found, copies_wanted(held.replicas, self.replicas))
             self.drop_older(name, version, previous[len(holders) :])
         return PutResult(info, tuple(h.peer for h in committed), found.hops)
 
@@ -325,37 +339,31 @@ class FileClient:
         return "; ".join(f"{p.address}: {d}" for p, (_, d) in write.problems().items())
 
     def _refusal(self, name: str, write: TwoPhaseWrite, quorum: int) -> FileError | None:
-        """Why the write must be aborted (None: commit). A holder refusing the version
-        stops it whatever the others did, so one full holder means no holder keeps it."""
-        codes = {code for code, _ in write.problems().values()}
-        detail = self._problems(write)
-        if grpc.StatusCode.ALREADY_EXISTS in codes:
-            return Conflict(f"{name!r} already exists with other content (use overwrite)")
-        if grpc.StatusCode.RESOURCE_EXHAUSTED in codes:
-            return NoSpace(f"a holder of {name!r} is full, so no holder stored it: {detail}")
-        if grpc.StatusCode.DATA_LOSS in codes:
-            return ChecksumMismatch(f"{name!r} arrived damaged: {detail}")
+        """Why the write must be aborted (None: commit), as the replication core decides
+        it: a holder refusing the version stops it whatever the others did, so one full
+        holder means no holder keeps it."""
+        refusals = {REFUSALS[code] for code, _ in write.problems().values() if code in REFUSALS}
         staged = len(write.staged())
-        if staged < quorum:
+        decision = decide(refusals, staged, quorum)
+        detail = self._problems(write)
+        if decision is Decision.CONFLICT:
+            return Conflict(f"{name!r} already exists with other content (use overwrite)")
+        if decision is Decision.NO_SPACE:
+            return NoSpace(f"a holder of {name!r} is full, so no holder stored it: {detail}")
+        if decision is Decision.DAMAGED:
+            return ChecksumMismatch(f"{name!r} arrived damaged: {detail}")
+        if decision is Decision.TOO_FEW:
             return Unavailable(f"{staged} of {quorum} holders could store {name!r}: {detail}")
         return None
 
     # -------------------------------------------------------------------- get
-    @classmethod
+    @staticmethod
     def _current(
-        cls, answers: dict[NodeRef, FileInfo | None]
+        answers: dict[NodeRef, FileInfo | None],
     ) -> tuple[FileInfo | None, list[NodeRef]]:
         """The newest live version (None if absent or deleted) and the holders with an
         undamaged copy of it, in the order asked (owner first)."""
-        newest = cls.newest(answers)
-        if newest is None or newest.deleted:
-            return None, []
-        having = [
-            peer
-            for peer, info in answers.items()
-            if info is not None and info.version == newest.version and not info.damaged
-        ]
-        return newest, having
+        return current(answers)
 
     def stat(self, name: str) -> tuple[FileInfo, list[NodeRef], LookupResult]:
         """The newest live version and the holders that have it, owner first."""
@@ -445,7 +453,7 @@ class FileClient:
         first_chunk, last_chunk = offset // info.chunk_size, (end - 1) // info.chunk_size
         segments = _segments(first_chunk, last_chunk + 1)
         with futures.ThreadPoolExecutor(max_workers=len(having)) as pool:
-            pending: list[futures.Future[list[bytes]]] = []
+            pending: list[futures.Future[Segment]] = []
             # Segments fetched beyond the one being read: none for the first RAMP_BYTES,
             # then one more each time the reader had to wait, up to one per holder. A
             # reader that stops early (an HTTP client that stopped reading, once the
@@ -464,12 +472,11 @@ class FileClient:
                 yield from self._trim(task.result(), info, offset, end)
 
     @staticmethod
-    def _trim(chunks: list[bytes], info: FileInfo, offset: int, end: int) -> Iterator[bytes]:
-        """The parts of whole chunks that fall inside [offset, end); whole chunks are
-        passed on as they are (no copy). ``chunks[0]`` is preceded by its index."""
-        index = int.from_bytes(chunks[0], "big")
-        for position, chunk in enumerate(chunks[1:]):
-            start = (index + position) * info.chunk_size
+    def _trim(segment: Segment, info: FileInfo, offset: int, end: int) -> Iterator[bytes]:
+        """The parts of a segment's whole chunks that fall inside [offset, end); whole
+        chunks are passed on as they are (no copy)."""
+        for position, chunk in enumerate(segment.chunks):
+            start = (segment.first + position) * info.chunk_size
             low, high = max(offset, start), min(end, start + len(chunk))
             if high - low == len(chunk):
                 yield chunk
@@ -478,7 +485,7 @@ class FileClient:
 
     def _fetch_segment(
         self, info: FileInfo, having: list[NodeRef], index: int, low: int, high: int
-    ) -> list[bytes]:
+    ) -> Segment:
         """Chunks [low, high) from the holder this segment is assigned to, or from the
         others in turn if it fails; each chunk's SHA-256 is checked as it arrives."""
         start = low * info.chunk_size
@@ -495,7 +502,7 @@ class FileClient:
                 problems.append(f"{peer.address}: {exc}")
                 self._holder_checks(peer, info, start, length)
                 continue
-            return [low.to_bytes(8, "big"), *chunks]
+            return Segment(low, chunks)
         raise Unavailable(f"no holder served chunks {low}-{high - 1} of {info.name!r}: {problems}")
 
     def _fetch_chunks(
@@ -597,18 +604,18 @@ class FileClient:
         return SearchResult(name, key, True, owner, replicas, hops, newest)
 
     def delete(self, name: str) -> FileInfo:
-        key, found, newest = self._current_version(name, None)
-        if newest is None or newest.deleted:
+        key, found, held = self._current_version(name, None)
+        plan = plan_delete(held, self.replicas)
+        if plan is None:
             raise NotFound(f"{name!r} is not in the ring")
         # The tombstone goes to the deleted version's holders, with its count.
-        copies = copies_wanted(newest.replicas, self.replicas)
-        holders = holders_found(found, copies)
+        holders = holders_found(found, plan.copies)
         request = fpb.DeleteRequest(
-            name=name, key=to_hex(key), version=newest.version + 1, replicas=copies
+            name=name, key=to_hex(key), version=plan.version, replicas=plan.copies
         )
         done: list[FileInfo] = []
         for index, peer in enumerate(holders):
-            request.role = "primary" if index == 0 else "replica"
+            request.role = Role.at(index).value
             try:
                 done.append(
                     FileInfo.from_pb(self.stub(peer).Delete(request, timeout=self.rpc_timeout))
@@ -622,54 +629,20 @@ class FileClient:
     def health(self, peer: NodeRef) -> list[tuple[str, int, int, int]]:
         """(name, version, copies, wanted) for each file ``peer`` is primary for; copies
         below wanted means degraded (until the peer's anti-entropy repairs it)."""
-        reply = self.stub(peer).Health(fpb.Empty2(), timeout=self.rpc_timeout)
+        try:
+            reply = self.stub(peer).Health(fpb.Empty2(), timeout=self.rpc_timeout)
+        except grpc.RpcError as exc:
+            raise PeerCallFailed(peer, exc) from None
         return [(f.name, f.version, f.copies, f.wanted) for f in reply.files]
 
     def list_peer(self, peer: NodeRef, timeout: float | None = None) -> list[FileInfo]:
         """Everything ``peer`` holds (primary and replica), tombstones included."""
         request = fpb.RangeRequest(start=WHOLE_RING, end=WHOLE_RING)
-        stream = self.stub(peer).ListRange(request, timeout=timeout or self.transfer_timeout)
-        return [FileInfo.from_pb(meta) for meta in stream]
-
-    # ------------------------------------------------------- peer-to-peer copies
-    def push(self, engine: StorageEngine, record: FileRecord, peer: NodeRef, role: str) -> FileInfo:
-        """Send our copy of ``record`` (bytes, or its tombstone) to ``peer``."""
-        stub = self.stub(peer)
-        if record.deleted:
-            request = fpb.DeleteRequest(
-                name=record.name, key=to_hex(record.key), version=record.version, role=role,
-                replicas=record.replicas,
-            )  # fmt: skip
-            return FileInfo.from_pb(stub.Delete(request, timeout=self.rpc_timeout))
-
-        def requests() -> Iterator[fpb.StoreRequest]:
-            yield fpb.StoreRequest(
-                header=fpb.StoreHeader(
-                    name=record.name, key=to_hex(record.key), version=record.version,
-                    role=role, size=record.size, size_known=True, replicas=record.replicas,
-                )
-            )  # fmt: skip
-            for piece in engine.read(record):
-                yield fpb.StoreRequest(data=piece)
-            yield fpb.StoreRequest(trailer=fpb.StoreTrailer(sha256=record.sha256, size=record.size))
-
-        return FileInfo.from_pb(stub.Store(requests(), timeout=self.transfer_timeout))
-
-    def pull(self, peer: NodeRef, info: FileInfo, engine: StorageEngine, role: str) -> FileRecord:
-        """Copy ``peer``'s version ``info`` into our own storage (bytes or tombstone)."""
-        if info.deleted:
-            return engine.delete(
-                info.name, info.key, info.version, role=role, replicas=info.replicas
-            )
-        request = fpb.FetchRequest(name=info.name, version=info.version, to_end=True)
-        with engine.writer(
-            info.name, info.key, info.version, role=role, expected_size=info.size,
-            expected_sha256=info.sha256, replicas=info.replicas,
-        ) as writer:  # fmt: skip
-            for reply in self.stub(peer).Fetch(request, timeout=self.transfer_timeout):
-                if reply.WhichOneof("part") == "data":
-                    writer.write(reply.data)
-            return writer.commit()
+        try:
+            stream = self.stub(peer).ListRange(request, timeout=timeout or self.transfer_timeout)
+            return [FileInfo.from_pb(meta) for meta in stream]
+        except grpc.RpcError as exc:
+            raise PeerCallFailed(peer, exc) from None
 
 
 def _segments(first: int, stop: int) -> list[tuple[int, int]]:

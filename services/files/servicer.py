@@ -17,6 +17,7 @@ import grpc
 
 from chord.ids import Ring, from_hex, to_hex
 from chord.placement import copies_wanted
+from chord.replication import Role
 from proto import files_pb2 as fpb
 from proto import files_pb2_grpc as fpb_grpc
 from services.files.small_read import NotOwner, TooLarge, read_owned
@@ -35,7 +36,7 @@ from services.storage.record import check_replicas, check_version
 T = TypeVar("T")
 
 log = logging.getLogger("chord.files")
-ROLES = ("primary", "replica")
+ROLES = tuple(role.value for role in Role)  # what a header may name
 
 
 def meta_to_pb(record: FileRecord) -> fpb.FileMeta:

@@ -18,6 +18,7 @@ decision taken, once for all:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import queue
 import threading
@@ -29,6 +30,7 @@ from typing import Any
 import grpc
 
 from chord.node_ref import NodeRef
+from chord.replication import Role
 from proto import files_pb2 as fpb
 from services.files.local_holder import LocalAbort, LocalWrite
 
@@ -57,7 +59,7 @@ class HolderWrite:
     """One holder's side of the write, filled in by its sending thread."""
 
     peer: NodeRef
-    role: str
+    role: Role
     local: bool = False  # this process's own storage: messages go unserialized, no gRPC
     feed: queue.Queue[fpb.StoreRequest | bytes | None] = field(  # bytes: serialized
         default_factory=lambda: queue.Queue(QUEUE_DEPTH)
@@ -97,12 +99,14 @@ class TwoPhaseWrite:
         self._header = header
         self._quorum = quorum
         self._timeout = timeout
-        self._changed = threading.Event()  # some holder staged, committed or failed
+        # Notified whenever some holder staged, committed or failed; the holders' fields
+        # are written before the notification, so a waiter that checks them holding this
+        # condition's lock never misses one.
+        self._changed = threading.Condition()
         self.holders = [
-            HolderWrite(peer, "primary" if index == 0 else "replica",
-                        local=local is not None and peer == local[0])
+            HolderWrite(peer, Role.at(index), local=local is not None and peer == local[0])
             for index, peer in enumerate(holders)
-        ]  # fmt: skip
+        ]
         self._threads: list[threading.Thread] = []
         self.sha256 = ""  # of the staged bytes, once stage() has read them all
 
@@ -120,7 +124,7 @@ class TwoPhaseWrite:
             self._threads.append(thread)
             header = fpb.StoreHeader()
             header.CopyFrom(self._header)
-            header.role = holder.role
+            header.role = holder.role.value
             header.size, header.size_known = size or 0, size is not None
             self._deliver(fpb.StoreRequest(header=header), [holder])
         digest = hashlib.sha256()
@@ -205,19 +209,24 @@ class TwoPhaseWrite:
 
     def _wait(self, complete: Callable[[], bool], enough: Callable[[], bool]) -> None:
         """Until ``complete()``, or ``enough()`` has held for STRAGGLER_GRACE, or the
-        transfer deadline."""
+        transfer deadline; woken by each holder's news, not by polling."""
         deadline = time.monotonic() + self._timeout
         enough_since: float | None = None
-        while not complete():
-            now = time.monotonic()
-            if enough():
-                enough_since = enough_since or now
-                if now - enough_since >= STRAGGLER_GRACE:
+        with self._changed:
+            while not complete():
+                now = time.monotonic()
+                until = deadline
+                if enough():
+                    enough_since = enough_since or now
+                    until = min(deadline, enough_since + STRAGGLER_GRACE)
+                if now >= until:
                     return
-            if now >= deadline:
-                return
-            self._changed.wait(0.1)
-            self._changed.clear()
+                self._changed.wait(until - now)
+
+    def _news(self) -> None:
+        """A holder staged, committed or failed: wake the writer waiting in _wait."""
+        with self._changed:
+            self._changed.notify_all()
 
     def _deliver(self, message: fpb.StoreRequest | None, holders: list[HolderWrite]) -> None:
         """``message`` to each of ``holders``: as it is to our own, serialized once for
@@ -228,32 +237,32 @@ class TwoPhaseWrite:
             if message is not None and not holder.local:
                 wire = wire if wire is not None else message.SerializeToString()
                 item = wire
-            while not holder.done.is_set():  # a holder that failed stops being fed
-                try:
-                    holder.feed.put(item, timeout=0.2)
-                    break
-                except queue.Full:
-                    continue
+            # A holder that failed stops being fed. A put blocked on its full queue is
+            # released when its sending thread ends: it empties the queue (_send).
+            if not holder.done.is_set():
+                holder.feed.put(item)
 
     def _join(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(deadline - time.monotonic(), 0))
 
-    def _send(self, holder: HolderWrite) -> None:
-        def requests() -> Iterator[Any]:
-            # The write's deadline holds here too: our own holder has no gRPC deadline,
-            # and a remote call's request thread must not wait for a message forever.
-            deadline = time.monotonic() + self._timeout
-            while True:
-                try:
-                    message = holder.feed.get(timeout=max(deadline - time.monotonic(), 0))
-                except queue.Empty:
-                    raise TimeoutError("the writer sent nothing before its deadline") from None
-                if message is None:
-                    return
-                yield message
+    def _requests(self, holder: HolderWrite) -> Iterator[Any]:
+        """The messages fed for ``holder``, until the end mark (None)."""
+        # The write's deadline holds here too: our own holder has no gRPC deadline,
+        # and a remote call's request thread must not wait for a message forever.
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                message = holder.feed.get(timeout=max(deadline - time.monotonic(), 0))
+            except queue.Empty:
+                raise TimeoutError("the writer sent nothing before its deadline") from None
+            if message is None:
+                return
+            yield message
 
+    def _send(self, holder: HolderWrite) -> None:
+        requests = functools.partial(self._requests, holder)
         try:
             if holder.local and self._local is not None:
                 replies: Iterable[fpb.WriteReply] = self._local[1](requests())
@@ -269,7 +278,7 @@ class TwoPhaseWrite:
                     holder.committed = reply.meta
                 else:
                     holder.staged = reply.meta
-                self._changed.set()
+                self._news()
         except grpc.RpcError as exc:
             holder.problem = status_of(exc)
         except LocalAbort as exc:
@@ -278,4 +287,14 @@ class TwoPhaseWrite:
             holder.problem = (grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
         finally:
             holder.done.set()
-            self._changed.set()
+            _empty(holder.feed)  # frees a writer blocked on this full queue (_deliver)
+            self._news()
+
+
+def _empty(feed: queue.Queue[fpb.StoreRequest | bytes | None]) -> None:
+    """Discard what ``feed`` holds: its consumer is gone."""
+    while True:
+        try:
+            feed.get_nowait()
+        except queue.Empty:
+            return

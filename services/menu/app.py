@@ -14,14 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-import grpc
 from tabulate import tabulate
 
 from chord.ids import from_hex, to_hex
 from chord.lookup import LookupFailed
 from chord.names import name_problem
 from chord.transport import PeerUnreachable
-from services.files.client import Conflict, FileError
+from services.files.client import Conflict, FileError, PeerCallFailed
 from services.menu import tables, transfers
 from services.menu.transfers import Cancelled, ProgressFactory
 from services.peer import overview
@@ -39,6 +38,8 @@ class Back(Exception):
 
 def explain(exc: BaseException) -> str:
     """A sentence for an error that ends an action (the peer keeps running)."""
+    if isinstance(exc, PeerCallFailed):
+        return f"A peer did not answer: {exc.details}"
     if isinstance(exc, FileError):
         label = exc.code.replace("-", " ").capitalize()
         return f"{label}: {exc}"
@@ -46,9 +47,6 @@ def explain(exc: BaseException) -> str:
         return f"Lookup failed: {exc}"
     if isinstance(exc, PeerUnreachable):
         return f"A peer did not answer: {exc}"
-    if isinstance(exc, grpc.RpcError):
-        detail = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-        return f"A peer did not answer: {detail}"
     if isinstance(exc, OSError):
         return f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
     return f"Unexpected error ({type(exc).__name__}: {exc}); the peer keeps running"

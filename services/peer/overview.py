@@ -10,13 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-import grpc
-
 from chord.ids import between_right
 from chord.node import ChordNode
 from chord.node_ref import NodeRef
 from chord.transport import PeerState, PeerUnreachable, Transport
-from services.files.client import FileClient, FileInfo
+from services.files.client import FileClient, FileInfo, PeerCallFailed
 from services.files.replication import Health, Replicator
 from services.storage import StorageEngine
 
@@ -136,9 +134,8 @@ def walk_from(
         candidates = list(state.successors)
         try:
             listing = files.list_peer(peer, timeout=list_timeout)
-        except grpc.RpcError as exc:
-            detail = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-            walked.append(RingPeer(state.node, reachable=False, detail=detail or "no answer"))
+        except PeerCallFailed as exc:
+            walked.append(RingPeer(state.node, reachable=False, detail=exc.details or "no answer"))
             continue
         primary, replica = _count(state, listing)
         walked.append(RingPeer(state.node, True, primary, replica, files=tuple(listing)))

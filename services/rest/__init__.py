@@ -7,7 +7,7 @@ dashboard (the web UI at /; the ring walk itself is services.peer.overview).
 
 May import chord/, services.files, services.storage, services.common, services.dav (served
 under /dav/), services.peer.overview, services.rpc.transport, and Flask, werkzeug,
-prometheus_client, PyYAML (the OpenAPI document) and grpc (errors from FileClient).
+prometheus_client and PyYAML (the OpenAPI document); never grpc (FileClient raises FileError).
 """
 
 from services.rest.app import create_app

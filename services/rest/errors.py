@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-import grpc
 from flask import Response, jsonify
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -89,10 +88,6 @@ def from_exception(exc: Exception) -> ApiError | None:
         return ApiError(503, f"the lookup failed: {exc}", "lookup-failed")
     if isinstance(exc, PeerUnreachable):
         return ApiError(503, f"a peer did not answer: {exc}", "unavailable")
-    if isinstance(exc, grpc.RpcError):
-        code = exc.code() if isinstance(exc, grpc.Call) else None
-        details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-        return ApiError(503, f"a peer failed the call ({code}): {details}", "unavailable")
     return None
 
 

@@ -3,7 +3,8 @@
 Bytes live in content-addressed blobs (``blobs/<sha[:2]>/<sha256>``), metadata in sqlite
 (``index.sqlite3``). Local only: the gRPC file service, replication, migration and repair
 call into :class:`StorageEngine`. See engine.py for the locking and crash-safety design.
-Imports the standard library (sqlite3 among it) and chord's ``ids`` and ``names`` only.
+Imports the standard library (sqlite3 among it) and chord's ``ids``, ``names`` and the
+replication core's rules (``chord.replication``: which versions a holder accepts, digests) only.
 """
 
 from .engine import StorageEngine

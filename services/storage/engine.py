@@ -27,6 +27,8 @@ from typing import BinaryIO, NoReturn
 
 from chord.ids import between_right
 from chord.names import validate_name
+from chord.replication.digest import range_digest
+from chord.replication.versions import delete_refusal, store_refusal
 
 from .blobs import BlobStore
 from .errors import CorruptData, QuotaExceeded, StaleVersion, StorageError
@@ -46,8 +48,6 @@ from .writer import BlobWriter
 
 log = logging.getLogger(__name__)
 
-_DIGEST_DOMAIN = b"chord-storage-digest/1\n"
-
 
 def _lock_dir(data_dir: Path) -> BinaryIO:
     """One engine per data dir: a second one would empty tmp/ under the first one's writers.
@@ -62,15 +62,11 @@ def _lock_dir(data_dir: Path) -> BinaryIO:
 
 
 def _check_newer(current: FileRecord | None, version: int, sha256: str | None) -> None:
-    """StaleVersion unless ``version`` (with content ``sha256``, if known) may be stored."""
-    if current is None or version > current.version:
-        return
-    if version < current.version:
-        raise StaleVersion(f"{current.name!r}: v{version} is older than held v{current.version}")
-    if current.deleted:
-        raise StaleVersion(f"{current.name!r}: v{version} was deleted")
-    if sha256 is not None and sha256 != current.sha256:
-        raise StaleVersion(f"{current.name!r}: v{version} is held with different content")
+    """StaleVersion unless ``version`` (with content ``sha256``, if known) may be stored
+    (the replication core's rule)."""
+    refusal = store_refusal(current, version, sha256)
+    if refusal is not None:
+        raise StaleVersion(refusal)
 
 
 def _check_count(value: int | None, what: str) -> None:
@@ -149,7 +145,7 @@ class StorageEngine:
         validate_name(name)  # new content obeys the ring's name rules (reads stay lenient)
         check_key(key)
         check_version(version)
-        check_role(role)
+        role = check_role(role)
         check_replicas(replicas)
         _check_count(expected_size, "expected_size")
         if expected_sha256 is not None:
@@ -313,22 +309,20 @@ class StorageEngine:
         check_name(name)
         check_key(key)
         check_version(version)
-        check_role(role)
+        role = check_role(role)
         check_replicas(replicas)
         with self._lock:
             self._check_open()
             current = self._index.get(name)
             now = time.time()
-            if current is not None:
-                if current.version > version:
-                    raise StaleVersion(
-                        f"{name!r}: delete of v{version} but v{current.version} is held"
-                    )
-                if current.version == version and current.deleted:
-                    if current.role != role:
-                        self._index.set_role(name, role, now)
-                        current = replace(current, role=role, updated=now)
-                    return current
+            refusal = delete_refusal(current, version)
+            if refusal is not None:
+                raise StaleVersion(refusal)
+            if current is not None and current.version == version and current.deleted:
+                if current.role != role:
+                    self._index.set_role(name, role, now)
+                    current = replace(current, role=role, updated=now)
+                return current
             tombstone = FileRecord(
                 name=name,
                 key=key,
@@ -408,22 +402,10 @@ class StorageEngine:
     def digest(
         self, start: int, end: int, include: Callable[[FileRecord], bool] | None = None
     ) -> str:
-        """Order-independent of how the rows were stored: entries sorted by (key, name bytes),
-        each length-prefixed so no name can forge a boundary. Role is left out (a primary
-        and its replicas holding the same versions must agree); damage is in, so that a
-        corrupted copy makes digests differ and anti-entropy repairs it. ``include``
-        narrows the range to some records (those a given replica holder must have)."""
-        records = [r for r in self.in_range(start, end) if include is None or include(r)]
-        entries = sorted(records, key=lambda r: (r.key, r.name.encode()))
-        h = hashlib.sha256(_DIGEST_DOMAIN)
-        for r in entries:
-            name = r.name.encode()
-            fields = (
-                f"{r.key_hex} {r.version} {r.sha256 or '-'} {int(r.deleted)} {int(r.damaged)}"
-                f" {len(name)}:"
-            )
-            h.update(fields.encode() + name + b"\n")
-        return h.hexdigest()
+        """The replication core's range digest (chord.replication.digest) of the records
+        in (start, end]; ``include`` narrows it to some records (those a given replica
+        holder must have)."""
+        return range_digest(r for r in self.in_range(start, end) if include is None or include(r))
 
     def usage(self) -> tuple[int, int | None]:
         with self._lock:

@@ -16,7 +16,7 @@ from typing import Any
 from chord.ids import from_hex, to_hex
 
 from .errors import StorageError
-from .record import FileRecord
+from .record import FileRecord, Role
 
 SCHEMA_VERSION = 2
 
@@ -80,7 +80,7 @@ def _from_row(row: tuple[Any, ...]) -> FileRecord:
         sha256=sha,
         chunk_size=chunk_size,
         chunk_hashes=tuple(raw[i : i + 32].hex() for i in range(0, len(raw), 32)),
-        role=role,
+        role=Role(role),
         created=created,
         updated=updated,
         deleted=bool(dl),

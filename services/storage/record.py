@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chord.ids import MAX_BITS, to_hex
+from chord.replication.versions import Role as Role
 
 CHUNK_SIZE = 1 << 20  # logical chunk for hashing / ranged, parallel transfer
 MAX_NAME_BYTES = 255
-PRIMARY = "primary"
-REPLICA = "replica"
-ROLES = frozenset({PRIMARY, REPLICA})
+PRIMARY = Role.PRIMARY
+REPLICA = Role.REPLICA
+ROLES = frozenset(Role)
 KEY_LIMIT = 1 << MAX_BITS
 
 
@@ -25,7 +26,7 @@ class FileRecord:
     sha256: str  # hex of the whole content; "" for a tombstone (it has no content)
     chunk_size: int
     chunk_hashes: tuple[str, ...]
-    role: str
+    role: Role  # stored as its value ("primary", "replica")
     created: float  # when this version was first stored here
     updated: float  # last metadata change here (role, damage, repair)
     deleted: bool
@@ -74,10 +75,10 @@ def check_version(version: int) -> int:
     return version
 
 
-def check_role(role: str) -> str:
+def check_role(role: str) -> Role:
     if role not in ROLES:
-        raise ValueError(f"role must be one of {sorted(ROLES)}, got {role!r}")
-    return role
+        raise ValueError(f"role must be one of {sorted(r.value for r in Role)}, got {role!r}")
+    return Role(role)
 
 
 MAX_REPLICAS = 1 << 16  # far above any successor list; only bounds what a caller can send

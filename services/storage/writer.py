@@ -10,7 +10,7 @@ from typing import BinaryIO, Protocol
 
 from .errors import IntegrityError, QuotaExceeded, StorageError
 from .hashing import ChunkHasher
-from .record import FileRecord, check_sha256
+from .record import FileRecord, Role, check_sha256
 
 
 class WriterHost(Protocol):
@@ -47,7 +47,7 @@ class BlobWriter:
         name: str,
         key: int,
         version: int,
-        role: str,
+        role: Role,
         replicas: int,
         chunk_size: int,
         expected_size: int | None,

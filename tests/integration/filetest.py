@@ -17,8 +17,6 @@ from concurrent import futures
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 from chord.placement import replica_indexes
 from devtools.launcher import LocalRing, PeerProcess, wait_for
 from services.files.client import FileClient, FileError, FileInfo, remote_client
@@ -69,7 +67,7 @@ def holdings(client: FileClient, peers: Iterable[PeerProcess]) -> dict[str, dict
     for peer in peers:
         try:
             held[peer.address] = {info.name: info for info in client.list_peer(peer.ref)}
-        except grpc.RpcError:
+        except FileError:
             continue
     return held
 
@@ -159,7 +157,7 @@ def download_problems(
         for name in chosen:
             try:
                 got = download(client, name)
-            except (FileError, grpc.RpcError) as exc:
+            except FileError as exc:
                 wrong.append(f"{name!r} via {entry.address}: {type(exc).__name__}: {exc}")
                 continue
             if got != corpus[name]:

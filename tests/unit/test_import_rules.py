@@ -87,7 +87,9 @@ RULES: dict[str, Rule] = {
     "clientlib": rule("clientlib", "chord.names", third_party=("tqdm", "mfusepy")),
     "services": rule("services"),
     "services.common": rule("services.common"),
-    "services.storage": rule("services.storage", "chord.ids", "chord.names"),
+    "services.storage": rule(
+        "services.storage", "chord.ids", "chord.names", "chord.replication"
+    ),
     "services.rpc": rule(
         "services.rpc", "services.common", "chord", "config", "proto",
         third_party=("grpc", "grpc_health", "grpc_reflection"),
@@ -99,7 +101,7 @@ RULES: dict[str, Rule] = {
     "services.rest": rule(
         "services.rest", "services.files", "services.storage", "services.common",
         "services.dav", "services.peer.overview", "services.rpc.transport", "chord",
-        third_party=("flask", "werkzeug", "prometheus_client", "yaml", "grpc"),
+        third_party=("flask", "werkzeug", "prometheus_client", "yaml"),
     ),
     "services.dav": rule(
         "services.dav", "services.files.client", "services.peer.overview",
@@ -113,7 +115,7 @@ RULES: dict[str, Rule] = {
     ),
     "services.menu": rule(
         "services.menu", "services.files", "services.peer.overview", "services.common",
-        "chord", "clientlib.progress", third_party=("grpc", "tabulate"),
+        "chord", "clientlib.progress", third_party=("tabulate",),
     ),
     "services.peer": rule(
         "services", "chord", "config", "proto", "devtools.fault_injection",

@@ -24,7 +24,7 @@ from types import TracebackType
 import pytest
 
 import chord.node
-from chord.fingers import RoutingIndex
+from chord.fingers import Forward, RoutingIndex
 from chord.ids import Ring
 from chord.node import STEP_CANDIDATES, ChordNode
 from chord.sim.network import SimNetwork
@@ -44,10 +44,14 @@ def ideal_ring(count: int, successors: int = 3, one_hop: bool = False) -> SimNet
     return net
 
 
-def fresh_answer(node: ChordNode, key: int) -> tuple[object, ...]:
-    """The routing decision an index built now, from the node's current tables, makes."""
+def fresh_answer(node: ChordNode, key: int) -> Forward:
+    """The routing decision an index built now, from the node's current tables, makes
+    (a key half the ring away: forwarded, never the key's predecessor here)."""
     state = node.state()
-    return RoutingIndex(RING, node.me, state.successors, state.fingers).route(key, STEP_CANDIDATES)
+    route = RoutingIndex(RING, node.me, state.successors, state.fingers)
+    decision = route.route(key, STEP_CANDIDATES)
+    assert isinstance(decision, Forward)
+    return decision
 
 
 def far_key(node: ChordNode) -> int:
@@ -87,7 +91,7 @@ def test_a_finger_filled_during_an_index_rebuild_is_not_lost(
     current = fresh_answer(node, key)
     assert current != stale, "the refresh changed nothing: the test proves nothing"
     answer = node.handle_step(key)
-    assert (answer.nodes, answer.owners) == (current[1], current[2])
+    assert (answer.nodes, answer.owners) == (current.closer, current.beyond)
 
 
 class ReentryDetector:

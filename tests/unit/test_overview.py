@@ -8,7 +8,7 @@ import grpc
 
 from chord.node_ref import NodeRef
 from chord.transport import PeerState
-from services.files.client import FileInfo
+from services.files.client import FileInfo, PeerCallFailed
 from services.files.replication import Health, Replicator
 from services.peer.overview import local_files, peer_status, ring_walk
 from services.storage import StorageEngine
@@ -30,7 +30,7 @@ class FakeFiles:
     def list_peer(self, peer: NodeRef, timeout: float | None = None) -> list[FileInfo]:
         self.timeouts.append(timeout)
         if peer.address in self.broken:
-            raise grpc.RpcError("boom")
+            raise PeerCallFailed(peer, grpc.RpcError("boom"))
         return self.held.get(peer.address, [])
 
 
