@@ -34,9 +34,6 @@ class VirtualClock:
     def advance_to(self, moment: float) -> None:
         self._now = max(self._now, moment)
 
-    def advance(self, seconds: float) -> None:
-        self._now += seconds
-
 
 class Scheduler:
     """A priority queue of events on a :class:`VirtualClock`."""

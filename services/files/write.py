@@ -204,9 +204,6 @@ class TwoPhaseWrite:
     def _timeout_short(self) -> float:
         return min(self._timeout, 10.0)
 
-    def _staged_enough(self) -> bool:
-        return len(self.staged()) >= self._quorum or self.refused()
-
     def _wait(self, complete: Callable[[], bool], enough: Callable[[], bool]) -> None:
         """Until ``complete()``, or ``enough()`` has held for STRAGGLER_GRACE, or the
         transfer deadline; woken by each holder's news, not by polling."""
